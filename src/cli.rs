@@ -1,0 +1,179 @@
+//! Command line: osqueryd's autoload flags plus our own, and the two modes.
+
+use crate::engine::Engine;
+use crate::sources;
+use crate::store::StoreConfig;
+use crate::users::SystemUsers;
+use clap::Parser;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Where osqueryd listens by default on Linux and macOS.
+pub const DEFAULT_SOCKET: &str = "/var/osquery/osquery.em";
+
+/// osqueryd autoloads an extension as
+/// `PATH [--verbose] --socket P --timeout N --interval N`; those flags are
+/// accepted exactly as it passes them, in any order, next to ours.
+#[derive(Parser, Debug, Clone)]
+#[command(
+    name = "kerberos_cache_access",
+    version,
+    about = "osquery extension: process executions that touch Kerberos credential caches"
+)]
+pub struct Args {
+    /// Path of osqueryd's extension manager socket.
+    #[arg(long, value_name = "PATH", default_value = DEFAULT_SOCKET)]
+    pub socket: PathBuf,
+
+    /// Seconds to wait for the socket to appear.
+    #[arg(long, value_name = "SECONDS", default_value_t = 3)]
+    pub timeout: u64,
+
+    /// Seconds between health checks of osqueryd.
+    #[arg(long, value_name = "SECONDS", default_value_t = 3)]
+    pub interval: u64,
+
+    /// Log at debug level (osqueryd passes this when it is verbose itself).
+    #[arg(long)]
+    pub verbose: bool,
+
+    /// Accepted for compatibility with osqueryd builds that pass it.
+    #[arg(long, hide = true)]
+    pub noverbose: bool,
+
+    /// Run without osqueryd and print each new row as one JSON object per line.
+    #[arg(long)]
+    pub standalone: bool,
+
+    /// Event sources, comma-separated: auto, or snapshot (more sources are
+    /// added per platform).
+    #[arg(long, value_name = "LIST", default_value = "auto")]
+    pub source: String,
+
+    /// Keep at most this many rows; the oldest are evicted first.
+    #[arg(long, value_name = "N", default_value_t = 100_000)]
+    pub max_rows: usize,
+
+    /// Evict rows stored longer ago than this many seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 24 * 3600)]
+    pub retention: u64,
+
+    /// Seconds between process snapshots; 0 scans only at start (and, under
+    /// osqueryd, before each query).
+    #[arg(long, value_name = "SECONDS", default_value_t = 10)]
+    pub snapshot_interval: u64,
+}
+
+impl Args {
+    pub fn store_config(&self) -> StoreConfig {
+        StoreConfig {
+            max_rows: self.max_rows.max(1),
+            retention: Duration::from_secs(self.retention),
+        }
+    }
+}
+
+/// SIGTERM and SIGINT set `stop`; every loop polls it.
+fn install_signal_handlers(stop: &Arc<AtomicBool>) -> anyhow::Result<()> {
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(sig, Arc::clone(stop))?;
+    }
+    Ok(())
+}
+
+fn init_logging(verbose: bool) {
+    let level = if verbose { "debug" } else { "info" };
+    let env = env_logger::Env::default().default_filter_or(level);
+    // Logs go to stderr: osqueryd does not redirect an extension's output,
+    // so they land wherever osqueryd's own stderr goes.
+    let _ = env_logger::Builder::from_env(env)
+        .target(env_logger::Target::Stderr)
+        .try_init();
+}
+
+/// Runs the program and returns its exit code.
+pub fn main() -> i32 {
+    let args = Args::parse();
+    init_logging(args.verbose && !args.noverbose);
+    match run(&args) {
+        Ok(code) => code,
+        Err(e) => {
+            log::error!("{e:#}");
+            1
+        }
+    }
+}
+
+pub fn run(args: &Args) -> anyhow::Result<i32> {
+    let specs = sources::parse_list(&args.source)?;
+    let engine = Arc::new(Engine::new(
+        args.store_config(),
+        Box::new(SystemUsers::new()),
+    ));
+    let stop = Arc::new(AtomicBool::new(false));
+    install_signal_handlers(&stop)?;
+    let options = sources::Options {
+        snapshot_interval: Duration::from_secs(args.snapshot_interval),
+    };
+    if args.standalone {
+        crate::standalone::run(&engine, &specs, options, &stop)
+    } else {
+        crate::osquery::run_extension(args, &engine, &specs, options, &stop)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_osqueryd_autoload_argv() {
+        let a = Args::try_parse_from([
+            "kerberos_cache_access.ext",
+            "--verbose",
+            "--socket",
+            "/var/osquery/osquery.em",
+            "--timeout",
+            "3",
+            "--interval",
+            "5",
+        ])
+        .unwrap();
+        assert!(a.verbose);
+        assert_eq!(a.socket, PathBuf::from("/var/osquery/osquery.em"));
+        assert_eq!((a.timeout, a.interval), (3, 5));
+        assert!(!a.standalone);
+        assert_eq!(a.source, "auto");
+    }
+
+    #[test]
+    fn accepts_our_flags_alongside_in_any_order() {
+        let a = Args::try_parse_from([
+            "x",
+            "--interval",
+            "1",
+            "--source",
+            "snapshot",
+            "--socket",
+            "/tmp/s",
+            "--max-rows",
+            "10",
+            "--retention",
+            "60",
+            "--timeout",
+            "2",
+            "--noverbose",
+        ])
+        .unwrap();
+        assert_eq!(a.store_config().max_rows, 10);
+        assert_eq!(a.store_config().retention, Duration::from_secs(60));
+        assert!(a.noverbose);
+    }
+
+    #[test]
+    fn rejects_bad_numbers() {
+        assert!(Args::try_parse_from(["x", "--timeout", "soon"]).is_err());
+    }
+}

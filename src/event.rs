@@ -1,0 +1,90 @@
+//! The normalized exec event: what every source produces, whatever it reads.
+//!
+//! Fields keep raw bytes because argv and paths are not guaranteed UTF-8; the
+//! conversion to text happens once, when a row is made (see `row`).
+
+/// Which event source produced an event or row. The names are the `source`
+/// column values and the `--source` names.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum SourceKind {
+    #[default]
+    Snapshot,
+    LinuxAudit,
+    ProcConnector,
+    Eslogger,
+    OsqueryEs,
+    Bsm,
+}
+
+impl SourceKind {
+    pub const ALL: [SourceKind; 6] = [
+        SourceKind::Snapshot,
+        SourceKind::LinuxAudit,
+        SourceKind::ProcConnector,
+        SourceKind::Eslogger,
+        SourceKind::OsqueryEs,
+        SourceKind::Bsm,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceKind::Snapshot => "snapshot",
+            SourceKind::LinuxAudit => "linux_audit",
+            SourceKind::ProcConnector => "proc_connector",
+            SourceKind::Eslogger => "eslogger",
+            SourceKind::OsqueryEs => "osquery_es",
+            SourceKind::Bsm => "bsm",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<SourceKind> {
+        SourceKind::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+}
+
+impl std::fmt::Display for SourceKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The executable's code identity, when the source knows it (Endpoint
+/// Security and eslogger do; a Linux snapshot does not).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CodeIdentity {
+    pub signing_id: String,
+    pub team_id: String,
+    pub platform_binary: Option<bool>,
+    pub sha256: String,
+}
+
+/// One process execution, as seen by one source.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExecEvent {
+    /// Exec time, unix seconds. For a snapshot, the process start time.
+    pub time: i64,
+    /// Sub-second part of the exec time, when the source has it. Only used to
+    /// make the event id unique; it is not a column.
+    pub time_nanos: u32,
+    pub pid: i64,
+    /// Parent pid at exec time.
+    pub ppid: i64,
+    /// Executable path.
+    pub path: Vec<u8>,
+    /// argv, argv[0] first.
+    pub argv: Vec<Vec<u8>>,
+    pub cwd: Option<Vec<u8>>,
+    pub uid: Option<i64>,
+    pub euid: Option<i64>,
+    pub gid: Option<i64>,
+    pub egid: Option<i64>,
+    pub auid: Option<i64>,
+    pub parent_path: Option<Vec<u8>>,
+    pub parent_argv: Option<Vec<Vec<u8>>>,
+    pub code: CodeIdentity,
+    pub source: SourceKind,
+    /// A source-specific discriminator (an audit serial, an ES sequence
+    /// number, a snapshot's process start time) that keeps two execs with the
+    /// same pid and second apart in the event id.
+    pub discriminator: u64,
+}

@@ -1,0 +1,23 @@
+//! kerberos_cache_access: an osquery extension that records process
+//! executions touching Kerberos credential caches (`kcc copy_cred_cache` and
+//! friends) and serves them as the `kerberos_cache_access` table.
+//!
+//! Data flows one way: [`sources`] produce normalized [`event::ExecEvent`]s,
+//! the [`engine`] runs them through the [`classify`]er into frozen
+//! [`row::Row`]s kept in the [`store`], and the [`table`]s serve them to
+//! osqueryd (through the [`osquery`] binding) or to `--standalone`.
+
+pub mod classify;
+pub mod cli;
+pub mod constraints;
+pub mod engine;
+pub mod event;
+pub mod osquery;
+pub mod row;
+pub mod schema;
+pub mod sources;
+pub mod standalone;
+pub mod status;
+pub mod store;
+pub mod table;
+pub mod users;

@@ -1,0 +1,3 @@
+fn main() {
+    std::process::exit(kerberos_cache_access::cli::main());
+}

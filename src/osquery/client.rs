@@ -1,0 +1,307 @@
+//! A blocking Thrift client for osqueryd's extension manager socket, and for
+//! an extension's own `<socket>.<uuid>` (the manager service includes the
+//! extension methods, so one client serves both).
+//!
+//! Wire format as osqueryd uses it: Unix stream socket, buffered (unframed)
+//! transport, binary protocol writing the strict version header and reading
+//! either form.
+
+use crate::osquery::thrift_gen::{
+    ExtensionManagerSyncClient, ExtensionResponse, ExtensionStatus, InternalExtensionInfo,
+    InternalOptionInfo, TExtensionManagerSyncClient, TExtensionSyncClient,
+};
+use anyhow::{anyhow, bail, Context, Result};
+use std::collections::BTreeMap;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use thrift::protocol::{TBinaryInputProtocol, TBinaryOutputProtocol};
+use thrift::transport::{TBufferedReadTransport, TBufferedWriteTransport};
+
+/// A call's status as osqueryd reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Status {
+    pub code: i32,
+    pub message: String,
+    pub uuid: i64,
+}
+
+impl Status {
+    pub fn is_ok(&self) -> bool {
+        self.code == 0
+    }
+}
+
+/// What `extensions()` reports for one registered extension.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ExtensionInfo {
+    pub name: String,
+    pub version: String,
+    pub sdk_version: String,
+    pub min_sdk_version: String,
+}
+
+/// One osqueryd flag as `options()` reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct OptionInfo {
+    pub value: String,
+    pub default_value: String,
+    /// osqueryd's flag type name, e.g. "bool", "string", "uint64".
+    pub value_type: String,
+}
+
+pub type PluginRows = Vec<BTreeMap<String, String>>;
+
+/// What an extension offers at registration: registry name ("table", ...)
+/// → item name → route info (for a table: one row per column).
+pub type Registry = BTreeMap<String, BTreeMap<String, PluginRows>>;
+
+type Client = ExtensionManagerSyncClient<
+    TBinaryInputProtocol<TBufferedReadTransport<UnixStream>>,
+    TBinaryOutputProtocol<TBufferedWriteTransport<UnixStream>>,
+>;
+
+pub struct ManagerClient {
+    client: Client,
+    path: PathBuf,
+    /// Set after a transport or protocol error: the stream may hold half a
+    /// reply, so later calls would read garbage.
+    broken: bool,
+}
+
+impl std::fmt::Debug for ManagerClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ManagerClient")
+            .field("path", &self.path)
+            .field("broken", &self.broken)
+            .finish()
+    }
+}
+
+impl ManagerClient {
+    /// Connects to a Unix socket (osqueryd's manager socket, or an
+    /// extension's `<socket>.<uuid>`). Every read and write is bounded by
+    /// `timeout` so a hung peer cannot hang the caller; a zero timeout is
+    /// rejected because the OS would read it as "no timeout".
+    pub fn connect(path: &Path, timeout: Duration) -> Result<ManagerClient> {
+        if timeout.is_zero() {
+            bail!(
+                "cannot connect to {}: the Thrift timeout must be greater than zero",
+                path.display()
+            );
+        }
+        let stream = UnixStream::connect(path)
+            .with_context(|| format!("cannot connect to osquery socket {}", path.display()))?;
+        stream
+            .set_read_timeout(Some(timeout))
+            .and_then(|()| stream.set_write_timeout(Some(timeout)))
+            .with_context(|| format!("cannot set timeouts on socket {}", path.display()))?;
+        let reader = stream
+            .try_clone()
+            .with_context(|| format!("cannot clone the stream of socket {}", path.display()))?;
+        // strict_read = false, strict_write = true: osqueryd's defaults.
+        let input = TBinaryInputProtocol::new(TBufferedReadTransport::new(reader), false);
+        let output = TBinaryOutputProtocol::new(TBufferedWriteTransport::new(stream), true);
+        Ok(ManagerClient {
+            client: ExtensionManagerSyncClient::new(input, output),
+            path: path.to_path_buf(),
+            broken: false,
+        })
+    }
+
+    /// The socket this client talks to.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs one RPC, turning Thrift errors into context-rich errors and
+    /// refusing to reuse a stream that failed mid-call.
+    fn rpc<T>(
+        &mut self,
+        what: &str,
+        f: impl FnOnce(&mut Client) -> thrift::Result<T>,
+    ) -> Result<T> {
+        if self.broken {
+            bail!(
+                "osquery {what} call not sent: the connection to {} failed earlier; reconnect",
+                self.path.display()
+            );
+        }
+        f(&mut self.client).map_err(|e| {
+            // An application error is a whole reply; anything else may have
+            // left the stream mid-message.
+            if !matches!(e, thrift::Error::Application(_)) {
+                self.broken = true;
+            }
+            anyhow!(e).context(format!(
+                "osquery {what} call on {} failed",
+                self.path.display()
+            ))
+        })
+    }
+
+    pub fn ping(&mut self) -> Result<Status> {
+        self.rpc("ping()", |c| c.ping()).map(status_from)
+    }
+
+    /// Registered extensions by uuid (osqueryd itself, uuid 0, is not listed).
+    pub fn extensions(&mut self) -> Result<BTreeMap<i64, ExtensionInfo>> {
+        let list = self.rpc("extensions()", |c| c.extensions())?;
+        Ok(list
+            .into_iter()
+            .map(|(uuid, info)| (uuid, info_from(info)))
+            .collect())
+    }
+
+    /// osqueryd's flags by name.
+    pub fn options(&mut self) -> Result<BTreeMap<String, OptionInfo>> {
+        let list = self.rpc("options()", |c| c.options())?;
+        Ok(list
+            .into_iter()
+            .map(|(name, o)| (name, option_from(o)))
+            .collect())
+    }
+
+    /// Registers an extension; on success the status carries the new uuid.
+    /// A refusal (e.g. "Duplicate extension registered") is a status with a
+    /// non-zero code, not an Err.
+    pub fn register(&mut self, info: ExtensionInfo, registry: Registry) -> Result<Status> {
+        let info = InternalExtensionInfo::new(
+            info.name,
+            info.version,
+            info.sdk_version,
+            info.min_sdk_version,
+        );
+        self.rpc("registerExtension()", |c| {
+            c.register_extension(info, registry)
+        })
+        .map(status_from)
+    }
+
+    pub fn deregister(&mut self, uuid: i64) -> Result<Status> {
+        self.rpc("deregisterExtension()", |c| c.deregister_extension(uuid))
+            .map(status_from)
+    }
+
+    /// Runs SQL in osqueryd; Err (with osqueryd's message) when status code != 0.
+    pub fn query(&mut self, sql: &str) -> Result<PluginRows> {
+        let (status, rows) = self
+            .rpc("query()", |c| c.query(sql.to_owned()))
+            .map(response_from)?;
+        if !status.is_ok() {
+            bail!(
+                "osqueryd query failed (code {}): {}",
+                status.code,
+                status.message
+            );
+        }
+        Ok(rows)
+    }
+
+    /// The result columns of `sql`, one `{name: TYPE}` map per column; Err
+    /// (with osqueryd's message) when status code != 0.
+    pub fn query_columns(&mut self, sql: &str) -> Result<PluginRows> {
+        let (status, rows) = self
+            .rpc("getQueryColumns()", |c| c.get_query_columns(sql.to_owned()))
+            .map(response_from)?;
+        if !status.is_ok() {
+            bail!(
+                "osqueryd getQueryColumns failed (code {}): {}",
+                status.code,
+                status.message
+            );
+        }
+        Ok(rows)
+    }
+
+    /// Calls a plugin (e.g. an extension's table). Returns the status and rows as they came.
+    pub fn call(
+        &mut self,
+        registry: &str,
+        item: &str,
+        request: BTreeMap<String, String>,
+    ) -> Result<(Status, PluginRows)> {
+        self.rpc("call()", |c| {
+            c.call(registry.to_owned(), item.to_owned(), request)
+        })
+        .map(response_from)
+    }
+
+    /// Asks the peer to shut down (what osqueryd sends an extension when it stops).
+    pub fn shutdown(&mut self) -> Result<()> {
+        self.rpc("shutdown()", |c| c.shutdown())
+    }
+}
+
+// Thrift decodes absent optional fields as None; they mean the defaults.
+
+fn status_from(s: ExtensionStatus) -> Status {
+    Status {
+        code: s.code.unwrap_or_default(),
+        message: s.message.unwrap_or_default(),
+        uuid: s.uuid.unwrap_or_default(),
+    }
+}
+
+fn response_from(r: ExtensionResponse) -> (Status, PluginRows) {
+    (
+        r.status.map(status_from).unwrap_or_default(),
+        r.response.unwrap_or_default(),
+    )
+}
+
+fn info_from(i: InternalExtensionInfo) -> ExtensionInfo {
+    ExtensionInfo {
+        name: i.name.unwrap_or_default(),
+        version: i.version.unwrap_or_default(),
+        sdk_version: i.sdk_version.unwrap_or_default(),
+        min_sdk_version: i.min_sdk_version.unwrap_or_default(),
+    }
+}
+
+fn option_from(o: InternalOptionInfo) -> OptionInfo {
+    OptionInfo {
+        value: o.value.unwrap_or_default(),
+        default_value: o.default_value.unwrap_or_default(),
+        value_type: o.type_.unwrap_or_default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_fields_become_defaults() {
+        let r = ExtensionResponse {
+            status: None,
+            response: None,
+        };
+        assert_eq!(response_from(r), (Status::default(), Vec::new()));
+        let s = ExtensionStatus::new(None, Some("x".to_owned()), None);
+        assert_eq!(
+            status_from(s),
+            Status {
+                code: 0,
+                message: "x".into(),
+                uuid: 0
+            }
+        );
+        let i = InternalExtensionInfo::new(Some("n".to_owned()), None, None, None);
+        assert_eq!(info_from(i).name, "n");
+    }
+
+    #[test]
+    fn zero_timeout_is_rejected() {
+        let err = ManagerClient::connect(Path::new("/nonexistent.sock"), Duration::ZERO)
+            .expect_err("zero timeout");
+        assert!(err.to_string().contains("timeout"), "{err}");
+    }
+
+    #[test]
+    fn missing_socket_names_the_path() {
+        let err = ManagerClient::connect(Path::new("/nonexistent.sock"), Duration::from_secs(1))
+            .expect_err("no socket");
+        assert!(err.to_string().contains("/nonexistent.sock"), "{err:#}");
+    }
+}

@@ -1,0 +1,169 @@
+//! Per-source health: state, a reason a person can read, and counters. It is
+//! what `kerberos_cache_access_status` shows, so Fleet can see where the
+//! detection is blind.
+
+use crate::event::SourceKind;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// Delivering events.
+    Active,
+    /// Cannot run on this host or with these privileges (not an error of ours).
+    Unavailable,
+    /// Was supposed to run and broke.
+    Failed,
+}
+
+impl State {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Active => "active",
+            State::Unavailable => "unavailable",
+            State::Failed => "failed",
+        }
+    }
+}
+
+/// Counters a source updates on its hot path without taking a lock.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Exec events the source delivered (or, for the snapshot, new process
+    /// images it examined).
+    pub events_seen: AtomicU64,
+    /// Rows this source added to the store.
+    pub rows_added: AtomicU64,
+    /// Events the source knows it lost (kernel buffer overruns, unreadable
+    /// records) or could not turn into rows.
+    pub dropped: AtomicU64,
+    /// Exec time of the latest event, unix seconds; 0 when none yet.
+    pub last_event_time: AtomicI64,
+}
+
+impl Counters {
+    pub fn saw(&self, time: i64) {
+        self.events_seen.fetch_add(1, Ordering::Relaxed);
+        self.last_event_time.fetch_max(time, Ordering::Relaxed);
+    }
+
+    pub fn drop_events(&self, n: u64) {
+        self.dropped.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+#[derive(Debug)]
+struct Entry {
+    state: State,
+    reason: String,
+    counters: Arc<Counters>,
+}
+
+/// A snapshot of one source's status (one row of the status table).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceStatus {
+    pub source: SourceKind,
+    pub state: State,
+    pub reason: String,
+    pub events_seen: u64,
+    pub rows_added: u64,
+    pub dropped: u64,
+    pub last_event_time: Option<i64>,
+}
+
+#[derive(Debug, Default)]
+pub struct StatusBoard {
+    sources: Mutex<BTreeMap<SourceKind, Entry>>,
+}
+
+impl StatusBoard {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<SourceKind, Entry>> {
+        self.sources.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Sets a source's state and reason, creating its entry if needed, and
+    /// returns its counters.
+    pub fn set(
+        &self,
+        source: SourceKind,
+        state: State,
+        reason: impl Into<String>,
+    ) -> Arc<Counters> {
+        let reason = reason.into();
+        let mut map = self.lock();
+        let entry = map.entry(source).or_insert_with(|| Entry {
+            state,
+            reason: String::new(),
+            counters: Arc::default(),
+        });
+        if entry.state != state || entry.reason != reason {
+            match state {
+                State::Active => log::info!("source {source}: {reason}"),
+                State::Unavailable | State::Failed => {
+                    log::warn!("source {source} {}: {reason}", state.as_str());
+                }
+            }
+        }
+        entry.state = state;
+        entry.reason = reason;
+        Arc::clone(&entry.counters)
+    }
+
+    pub fn counters(&self, source: SourceKind) -> Arc<Counters> {
+        let mut map = self.lock();
+        let entry = map.entry(source).or_insert_with(|| Entry {
+            state: State::Unavailable,
+            reason: "not started".into(),
+            counters: Arc::default(),
+        });
+        Arc::clone(&entry.counters)
+    }
+
+    pub fn get(&self, source: SourceKind) -> Option<SourceStatus> {
+        self.snapshot().into_iter().find(|s| s.source == source)
+    }
+
+    pub fn snapshot(&self) -> Vec<SourceStatus> {
+        self.lock()
+            .iter()
+            .map(|(source, e)| {
+                let last = e.counters.last_event_time.load(Ordering::Relaxed);
+                SourceStatus {
+                    source: *source,
+                    state: e.state,
+                    reason: e.reason.clone(),
+                    events_seen: e.counters.events_seen.load(Ordering::Relaxed),
+                    rows_added: e.counters.rows_added.load(Ordering::Relaxed),
+                    dropped: e.counters.dropped.load(Ordering::Relaxed),
+                    last_event_time: (last != 0).then_some(last),
+                }
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_and_counters_are_reported() {
+        let board = StatusBoard::default();
+        let c = board.set(SourceKind::Snapshot, State::Active, "scanning");
+        c.saw(100);
+        c.saw(90);
+        c.drop_events(2);
+        board.set(SourceKind::LinuxAudit, State::Unavailable, "not root");
+        let rows = board.snapshot();
+        assert_eq!(rows.len(), 2);
+        let snap = board.get(SourceKind::Snapshot).unwrap();
+        assert_eq!(snap.events_seen, 2);
+        assert_eq!(snap.dropped, 2);
+        assert_eq!(snap.last_event_time, Some(100));
+        let audit = board.get(SourceKind::LinuxAudit).unwrap();
+        assert_eq!(audit.state, State::Unavailable);
+        assert_eq!(audit.reason, "not root");
+        assert_eq!(audit.last_event_time, None);
+    }
+}
