@@ -6,9 +6,13 @@
 mod common;
 
 use kerberos_cache_access::engine::unix_now;
-use kerberos_cache_access::sources::snapshot::{system::SystemProcesses, ProcessTable};
+use kerberos_cache_access::engine::Engine;
+use kerberos_cache_access::sources::snapshot::{system::SystemProcesses, ProcessTable, Snapshot};
+use kerberos_cache_access::store::StoreConfig;
 use kerberos_cache_access::table::{ExecTable, Table};
+use kerberos_cache_access::users::FixedUsers;
 use std::hint::black_box;
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 fn percentiles(name: &str, iterations: usize, mut f: impl FnMut() -> usize) {
@@ -70,26 +74,70 @@ fn main() {
         );
     }
 
-    println!("\nsnapshot on this host");
+    println!("\nsnapshot on this host, with 500 extra idle processes");
+    snapshot_scaling();
+}
+
+/// Children that live until dropped.
+struct Procs(Vec<Child>);
+
+impl Drop for Procs {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn spawn(program: &std::path::Path, n: usize) -> Procs {
+    Procs(
+        (0..n)
+            .filter_map(|_| Command::new(program).arg("600").spawn().ok())
+            .collect(),
+    )
+}
+
+/// A scan's cost should follow the number of candidates (Kerberos tool
+/// names), not the number of processes: compare with reading every process
+/// in full.
+fn snapshot_scaling() {
+    let dir = std::env::temp_dir().join(format!("kca-bench-{}", std::process::id()));
+    let _ = std::fs::create_dir_all(&dir);
+    let kcc = dir.join("kcc");
+    if std::fs::copy("/bin/sleep", &kcc).is_err() {
+        println!("cannot copy /bin/sleep; skipped");
+        return;
+    }
+    let _idle = spawn(std::path::Path::new("/bin/sleep"), 500);
+    let mut candidates = Procs(Vec::new());
+    for k in [0usize, 10, 50] {
+        let mut more = spawn(&kcc, k - candidates.0.len());
+        candidates.0.append(&mut more.0);
+        std::thread::sleep(Duration::from_millis(200));
+        let engine = Engine::new(StoreConfig::default(), Box::new(FixedUsers::default()));
+        let n = SystemProcesses::new().list().map(|l| l.len()).unwrap_or(0);
+        // A fresh Snapshot each time, so every candidate is read again.
+        percentiles(&format!("scan: {n} processes, {k} candidates"), 30, || {
+            Snapshot::new(Box::new(SystemProcesses::new())).scan(&engine);
+            k
+        });
+    }
     let mut table = SystemProcesses::new();
-    let n = table.list().map(|l| l.len()).unwrap_or(0);
-    percentiles(&format!("list names ({n} processes)"), 50, || {
-        table.list().map(|l| l.len()).unwrap_or(0)
-    });
     let pids: Vec<i64> = table
         .list()
         .unwrap_or_default()
         .iter()
         .map(|p| p.pid)
         .collect();
-    for k in [1usize, 10, 50] {
-        let some: Vec<i64> = pids.iter().copied().take(k).collect();
-        percentiles(&format!("details of {k} candidates"), 50, || {
-            table.details(&some).len()
-        });
-    }
-    percentiles(&format!("baseline: full argv read of all {n}"), 20, || {
-        table.list().ok();
-        table.details(&pids).len()
-    });
+    percentiles(
+        &format!("baseline: list + full read of all {}", pids.len()),
+        30,
+        || {
+            let _ = table.list();
+            table.details(&pids).len()
+        },
+    );
+    drop(candidates);
+    let _ = std::fs::remove_dir_all(&dir);
 }

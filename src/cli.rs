@@ -53,7 +53,7 @@ pub struct Args {
     pub source: String,
 
     /// Keep at most this many rows; the oldest are evicted first.
-    #[arg(long, value_name = "N", default_value_t = 100_000)]
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
     pub max_rows: usize,
 
     /// Evict rows stored longer ago than this many seconds.

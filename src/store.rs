@@ -24,7 +24,7 @@ pub struct StoreConfig {
 impl Default for StoreConfig {
     fn default() -> Self {
         StoreConfig {
-            max_rows: 100_000,
+            max_rows: 10_000,
             retention: Duration::from_secs(24 * 3600),
         }
     }

@@ -46,7 +46,7 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(2);
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Exit {
     /// SIGTERM/SIGINT, or osqueryd asked us to shut down.
-    Requested,
+    Requested(&'static str),
     /// osqueryd went away; it respawns us when it comes back.
     CoreGone(String),
     /// osqueryd no longer lists us (or never accepted us).
@@ -56,7 +56,7 @@ pub enum Exit {
 impl Exit {
     pub fn code(&self) -> i32 {
         match self {
-            Exit::Requested | Exit::CoreGone(_) => 0,
+            Exit::Requested(_) | Exit::CoreGone(_) => 0,
             Exit::Deregistered(_) => 1,
         }
     }
@@ -151,6 +151,20 @@ fn confirm_registration(
     }
 }
 
+/// Whether osqueryd's socket exists and answers a ping.
+fn core_answers(socket: &Path) -> std::result::Result<(), String> {
+    if !socket.exists() {
+        return Err(format!(
+            "osqueryd's socket {} was removed",
+            socket.display()
+        ));
+    }
+    ManagerClient::connect(socket, CALL_TIMEOUT)
+        .and_then(|mut c| c.ping())
+        .map(|_| ())
+        .map_err(|e| format!("osqueryd does not answer: {e:#}"))
+}
+
 /// One health check: osqueryd's socket exists, answers, and still lists us.
 fn check_core(socket: &Path, uuid: i64) -> std::result::Result<(), Exit> {
     if !socket.exists() {
@@ -185,21 +199,21 @@ fn supervise(
     let retry_pause = (interval / 4).min(Duration::from_millis(500));
     loop {
         if !sources::sleep_unless_stopped(interval, stop) {
-            return Exit::Requested;
+            return Exit::Requested("signal");
         }
         if server.is_finished() {
-            // osquery-rust-ng stops when its own ping fails or when osqueryd
-            // calls shutdown().
+            // osquery-rust-ng stops, and deregisters itself, when osqueryd
+            // calls shutdown() or when one of its own pings fails.
             return match check_core(socket, uuid) {
-                Err(why) => why,
-                Ok(()) => Exit::Requested,
+                Err(gone @ Exit::CoreGone(_)) => gone,
+                _ => Exit::Requested("osqueryd called shutdown()"),
             };
         }
         if let Err(first) = check_core(socket, uuid) {
             if matches!(first, Exit::CoreGone(_)) && socket.exists() {
                 log::debug!("health check failed, retrying once: {first:?}");
                 if !sources::sleep_unless_stopped(retry_pause, stop) {
-                    return Exit::Requested;
+                    return Exit::Requested("signal");
                 }
                 if let Err(second) = check_core(socket, uuid) {
                     return second;
@@ -253,23 +267,23 @@ pub fn run_extension(
             }
         })?;
 
-    let outcome = match confirm_registration(
-        &socket,
-        &me,
-        timeout.max(Duration::from_secs(2)),
-        &server_thread,
-    ) {
+    let confirm_within = timeout.max(Duration::from_secs(2));
+    let (uuid, exit) = match confirm_registration(&socket, &me, confirm_within, &server_thread) {
         Ok(uuid) => {
             log::info!(
                 "registered with osqueryd as {EXTENSION_NAME} (uuid {uuid}); health check every {} s",
                 interval.as_secs()
             );
-            Ok((
-                uuid,
+            (
+                Some(uuid),
                 supervise(&socket, uuid, interval, stop, &server_thread),
-            ))
+            )
         }
-        Err(e) => Err(e),
+        // osqueryd vanishing while we start is not our failure.
+        Err(e) => match core_answers(&socket) {
+            Ok(()) => (None, Exit::Deregistered(format!("{e:#}"))),
+            Err(why) => (None, Exit::CoreGone(why)),
+        },
     };
 
     // Shut down: osquery-rust-ng deregisters and removes its socket.
@@ -280,8 +294,7 @@ pub fn run_extension(
     stop.store(true, Ordering::Relaxed);
     running.join();
 
-    let (uuid, exit) = outcome?;
-    if exit == Exit::Requested {
+    if let (Some(uuid), Exit::Requested(_)) = (uuid, &exit) {
         // Make sure the registration is gone even if the crate's own
         // deregistration failed, so a quick restart is not refused.
         if let Ok(mut c) = ManagerClient::connect(&socket, CALL_TIMEOUT) {
@@ -293,7 +306,7 @@ pub fn run_extension(
         }
     }
     match &exit {
-        Exit::Requested => log::info!("stopping on request"),
+        Exit::Requested(why) => log::info!("stopping: {why}"),
         Exit::CoreGone(why) => log::warn!("osqueryd went away ({why}); exiting"),
         Exit::Deregistered(why) => log::error!("{why}; exiting"),
     }

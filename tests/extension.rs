@@ -1,0 +1,454 @@
+//! The real extension binary against the osqueryd double: launched with
+//! osqueryd's argv, registered, called the way osqueryd calls tables, and
+//! stopped every way osqueryd stops it.
+
+mod support;
+
+use kerberos_cache_access::osquery::client::{PluginRows, Status};
+use kerberos_cache_access::schema::{Column, EXEC_COLUMNS, STATUS_COLUMNS};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use support::{
+    request, sdk_accepted, socket_dir, spawn_extension, wait_exit, Extension, FakeOsqueryd,
+    LaunchOptions, Registration,
+};
+
+const NAME: &str = "kerberos_cache_access";
+const EXEC_TABLE: &str = "kerberos_cache_access";
+const STATUS_TABLE: &str = "kerberos_cache_access_status";
+const INTERVAL: u64 = 1;
+const TIMEOUT: u64 = 3;
+
+fn launch(verbose: bool, extra: &[&str]) -> LaunchOptions {
+    LaunchOptions {
+        verbose,
+        timeout: TIMEOUT,
+        interval: INTERVAL,
+        extra: extra.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
+/// Waits for the extension to register and then to listen on its own
+/// socket (osqueryd waits up to --timeout for that); on failure shows its
+/// stderr.
+fn registered(fake: &FakeOsqueryd, ext: &mut Extension) -> Registration {
+    let within = Duration::from_secs(TIMEOUT + 5);
+    let Some(reg) = fake.wait_for(NAME, within) else {
+        panic!(
+            "no registration within {within:?}; exit: {:?}; stderr:\n{}",
+            ext.child.try_wait(),
+            ext.stderr()
+        )
+    };
+    assert!(
+        fake.wait_ext_socket(reg.uuid, Duration::from_secs(TIMEOUT)),
+        "registered as {} but not listening on {}; stderr:\n{}",
+        reg.uuid,
+        fake.ext_socket(reg.uuid).display(),
+        ext.stderr()
+    );
+    reg
+}
+
+/// Waits until the extension has finished starting up: past its own check
+/// that osqueryd accepted it, and into its periodic health checks. Seen from
+/// osqueryd's side: two more extensions() calls after it began listening
+/// (the first may still belong to the start-up check).
+fn settled(fake: &FakeOsqueryd, ext: &mut Extension) -> i64 {
+    let uuid = registered(fake, ext).uuid;
+    let seen = fake.call_count("extensions");
+    assert!(
+        fake.wait_call_count(
+            "extensions",
+            seen + 2,
+            Duration::from_secs(3 * INTERVAL + 2)
+        ),
+        "no health checks (calls: {:?}); stderr:\n{}",
+        fake.calls(),
+        ext.stderr()
+    );
+    uuid
+}
+
+/// The route info osqueryd expects for `columns`, in declaration order.
+fn expected_routes(columns: &[Column]) -> PluginRows {
+    columns
+        .iter()
+        .map(|c| {
+            request(&[
+                ("id", "column"),
+                ("name", c.name),
+                ("type", c.ty.as_str()),
+                ("op", &c.options.to_string()),
+            ])
+        })
+        .collect()
+}
+
+/// An osquery query context as `TablePlugin::setRequestFromContext`
+/// serializes it: one constraint entry per column, sorted by name.
+fn context(columns: &[Column], constraints: &[(&str, u32, &str)]) -> String {
+    let mut by_name: Vec<&Column> = columns.iter().collect();
+    by_name.sort_by_key(|c| c.name);
+    let entries: Vec<serde_json::Value> = by_name
+        .iter()
+        .map(|c| {
+            let list: Vec<serde_json::Value> = constraints
+                .iter()
+                .filter(|(name, _, _)| *name == c.name)
+                .map(|(_, op, expr)| serde_json::json!({"op": op, "expr": expr}))
+                .collect();
+            serde_json::json!({"name": c.name, "list": list, "affinity": c.ty.as_str()})
+        })
+        .collect();
+    let used: Vec<&str> = columns.iter().map(|c| c.name).collect();
+    let bitset: u64 = (1u64 << columns.len()) - 1;
+    serde_json::json!({"constraints": entries, "colsUsed": used, "colsUsedBitset": bitset})
+        .to_string()
+}
+
+fn generate(fake: &FakeOsqueryd, uuid: i64, table: &str, ctx: &str) -> (Status, PluginRows) {
+    fake.ext_call(
+        uuid,
+        "table",
+        table,
+        request(&[("action", "generate"), ("context", ctx)]),
+    )
+    .unwrap_or_else(|e| panic!("generate on {table}: {e:#}"))
+}
+
+/// Checks everything osqueryd sees of a freshly started extension.
+fn check_registration_and_calls(verbose: bool) {
+    let dir = socket_dir();
+    let sock = dir.path().join("osquery.em");
+    let mut ext = spawn_extension(&sock, &launch(verbose, &["--source", "snapshot"]));
+    // osqueryd's manager comes up after the extension: it must wait.
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(
+        matches!(ext.child.try_wait(), Ok(None)),
+        "exited before the socket appeared: {}",
+        ext.stderr()
+    );
+    let fake = FakeOsqueryd::start(&sock);
+    let reg = registered(&fake, &mut ext);
+    let stderr = ext.stderr();
+
+    assert_eq!(reg.info.name, NAME);
+    assert!(
+        sdk_accepted(&reg.info.sdk_version),
+        "{:?}",
+        reg.info.sdk_version
+    );
+    // osquery-rust-ng also sends empty "config" and "logger" registries,
+    // which osqueryd accepts; only tables may be offered.
+    for (registry, items) in &reg.registry {
+        assert!(registry == "table" || items.is_empty(), "{reg:?}");
+    }
+    assert_eq!(
+        reg.registry["table"].keys().collect::<Vec<_>>(),
+        [EXEC_TABLE, STATUS_TABLE]
+    );
+    assert_eq!(
+        reg.table_routes(EXEC_TABLE).unwrap(),
+        &expected_routes(EXEC_COLUMNS)
+    );
+    assert_eq!(
+        reg.table_routes(STATUS_TABLE).unwrap(),
+        &expected_routes(STATUS_COLUMNS)
+    );
+
+    let uuid = reg.uuid;
+    assert_eq!(fake.ext_ping(uuid).unwrap().code, 0);
+
+    // columns over RPC, as osqueryd asks when it opens a new SQLite connection.
+    for (table, columns) in [(EXEC_TABLE, EXEC_COLUMNS), (STATUS_TABLE, STATUS_COLUMNS)] {
+        let (st, rows) = fake
+            .ext_call(uuid, "table", table, request(&[("action", "columns")]))
+            .unwrap();
+        assert_eq!(st.code, 0, "{st:?}");
+        assert_eq!(rows, expected_routes(columns), "{table}");
+    }
+
+    let (st, rows) = generate(&fake, uuid, EXEC_TABLE, &context(EXEC_COLUMNS, &[]));
+    assert_eq!(st.code, 0, "{st:?}");
+    // osqueryd ignores unknown keys; sending only real columns keeps it honest.
+    for row in &rows {
+        for key in row.keys() {
+            assert!(EXEC_COLUMNS.iter().any(|c| c.name == key), "{key}: {row:?}");
+        }
+    }
+
+    // time > far future: nothing can match.
+    let ctx = context(EXEC_COLUMNS, &[("time", 4, "4102444800")]);
+    let (st, rows) = generate(&fake, uuid, EXEC_TABLE, &ctx);
+    assert_eq!(st.code, 0, "{st:?}");
+    assert!(rows.is_empty(), "{rows:?}");
+
+    let (st, _) = generate(&fake, uuid, EXEC_TABLE, "{oops");
+    assert_ne!(st.code, 0, "{st:?}");
+    assert!(!st.message.is_empty(), "{st:?}");
+    assert!(st.message.contains("context"), "{st:?}");
+
+    let (st, rows) = generate(&fake, uuid, STATUS_TABLE, &context(STATUS_COLUMNS, &[]));
+    assert_eq!(st.code, 0, "{st:?}");
+    let snapshot = rows
+        .iter()
+        .find(|r| r.get("source").map(String::as_str) == Some("snapshot"))
+        .unwrap_or_else(|| panic!("no snapshot row in {rows:?}"));
+    assert_eq!(snapshot["state"], "active", "{snapshot:?}");
+
+    assert!(
+        matches!(ext.child.try_wait(), Ok(None)),
+        "extension died: {}",
+        ext.stderr()
+    );
+    // --verbose (osqueryd passes it when verbose itself) turns on debug logs.
+    assert_eq!(stderr.contains("DEBUG"), verbose, "stderr:\n{stderr}");
+}
+
+#[test]
+fn registers_after_late_socket_verbose() {
+    check_registration_and_calls(true);
+}
+
+#[test]
+fn registers_after_late_socket_quiet() {
+    check_registration_and_calls(false);
+}
+
+/// A harmless stand-in for Elastic's red-team `kcc copy_cred_cache`: /bin/sh
+/// copied to `<dir>/kcc`, running two commands so the shell stays alive.
+fn start_fake_kcc(dir: &Path) -> Child {
+    let kcc = dir.join("kcc");
+    std::fs::copy("/bin/sh", &kcc).unwrap();
+    Command::new(&kcc)
+        .args(["-c", "sleep 60; :", "copy_cred_cache"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn snapshot_reports_kcc_started_before_the_extension() {
+    let dir = socket_dir();
+    let kcc = KillOnDrop(start_fake_kcc(dir.path()));
+    let pid = kcc.0.id().to_string();
+    let sock = dir.path().join("osquery.em");
+    let fake = FakeOsqueryd::start(&sock);
+    let mut ext = spawn_extension(&sock, &launch(true, &["--source", "snapshot"]));
+    let uuid = registered(&fake, &mut ext).uuid;
+
+    // Ask for the pid the way `WHERE pid = N` reaches the extension.
+    let ctx = context(EXEC_COLUMNS, &[("pid", 2, &pid)]);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let row = loop {
+        let (st, rows) = generate(&fake, uuid, EXEC_TABLE, &ctx);
+        assert_eq!(st.code, 0, "{st:?}");
+        if let Some(r) = rows.into_iter().find(|r| r.get("pid") == Some(&pid)) {
+            break r;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no row for pid {pid}; stderr:\n{}",
+            ext.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(row["name"], "kcc", "{row:?}");
+    assert_eq!(row["source"], "snapshot", "{row:?}");
+    assert_eq!(row["indicator"], "credential_cache_copy", "{row:?}");
+    assert_eq!(
+        row["technique"], "T1003,T1558,T1558.003,T1558.005",
+        "{row:?}"
+    );
+    assert!(row["args"].contains("copy_cred_cache"), "{row:?}");
+    let args: serde_json::Value = serde_json::from_str(&row["args"])
+        .unwrap_or_else(|e| panic!("args is not JSON ({e}): {:?}", row["args"]));
+    assert!(args.is_array(), "{args}");
+    drop(kcc);
+}
+
+#[test]
+fn exits_within_two_intervals_when_osqueryd_goes_away() {
+    let dir = socket_dir();
+    let sock = dir.path().join("osquery.em");
+    let fake = FakeOsqueryd::start(&sock);
+    let mut ext = spawn_extension(&sock, &launch(true, &["--source", "snapshot"]));
+    let uuid = settled(&fake, &mut ext);
+    assert_eq!(fake.ext_ping(uuid).unwrap().code, 0);
+
+    let gone = Instant::now();
+    fake.go_away();
+    let bound = Duration::from_secs(2 * INTERVAL);
+    let status = ext.wait_exit(bound);
+    let took = gone.elapsed();
+    let status = status.unwrap_or_else(|| {
+        panic!(
+            "still running {took:?} after osqueryd went away (bound {bound:?}); stderr:\n{}",
+            ext.stderr()
+        )
+    });
+    eprintln!("exited {took:?} after osqueryd went away");
+    // Like the C++ SDK: the core going away is not the extension's failure.
+    assert!(status.success(), "{status:?}; stderr:\n{}", ext.stderr());
+}
+
+#[test]
+fn exits_when_osqueryd_drops_the_registration() {
+    // osqueryd drops an extension after one failed health check while the
+    // process lives on; it must notice it is no longer listed and exit.
+    let dir = socket_dir();
+    let sock = dir.path().join("osquery.em");
+    let fake = FakeOsqueryd::start(&sock);
+    let mut ext = spawn_extension(&sock, &launch(true, &["--source", "snapshot"]));
+    let uuid = settled(&fake, &mut ext);
+    assert_eq!(fake.ext_ping(uuid).unwrap().code, 0);
+
+    assert!(fake.forget(uuid));
+    let bound = Duration::from_secs(2 * INTERVAL);
+    let status = ext
+        .wait_exit(bound)
+        .unwrap_or_else(|| panic!("still running after being dropped; {}", ext.stderr()));
+    assert!(!status.success(), "{status:?}; stderr:\n{}", ext.stderr());
+}
+
+#[test]
+fn duplicate_registration_exits_nonzero() {
+    let dir = socket_dir();
+    let sock = dir.path().join("osquery.em");
+    let fake = FakeOsqueryd::start(&sock);
+    let stale = fake.preregister(NAME);
+    let mut ext = spawn_extension(&sock, &launch(true, &["--source", "snapshot"]));
+    let status = ext
+        .wait_exit(Duration::from_secs(TIMEOUT + 5))
+        .unwrap_or_else(|| panic!("did not exit; stderr:\n{}", ext.stderr()));
+    let stderr = ext.stderr();
+    assert!(!status.success(), "{status:?}; stderr:\n{stderr}");
+    assert!(
+        stderr.contains("Duplicate") || stderr.contains("already registered"),
+        "{stderr}"
+    );
+    // No listening socket is left behind for the refused registration.
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left, ["osquery.em"], "{left:?}");
+    // The stale registration is left alone.
+    let live: Vec<i64> = fake.registrations().iter().map(|r| r.uuid).collect();
+    assert_eq!(live, [stale]);
+}
+
+fn check_signal_deregisters(signal: &str) {
+    let dir = socket_dir();
+    let sock = dir.path().join("osquery.em");
+    let fake = FakeOsqueryd::start(&sock);
+    let mut ext = spawn_extension(&sock, &launch(true, &["--source", "snapshot"]));
+    let uuid = settled(&fake, &mut ext);
+    assert_eq!(fake.ext_ping(uuid).unwrap().code, 0);
+
+    ext.signal(signal);
+    let status = ext
+        .wait_exit(Duration::from_secs(5))
+        .unwrap_or_else(|| panic!("SIG{signal}: did not exit; stderr:\n{}", ext.stderr()));
+    assert!(
+        status.success(),
+        "SIG{signal}: {status:?}; stderr:\n{}",
+        ext.stderr()
+    );
+    assert!(
+        fake.deregistered().contains(&uuid),
+        "SIG{signal}: uuid {uuid} not deregistered ({:?}); stderr:\n{}",
+        fake.deregistered(),
+        ext.stderr()
+    );
+    assert!(fake.registrations().is_empty());
+    assert!(
+        !fake.ext_socket(uuid).exists(),
+        "SIG{signal}: extension socket left behind"
+    );
+}
+
+#[test]
+fn sigterm_deregisters_and_exits_zero() {
+    check_signal_deregisters("TERM");
+}
+
+#[test]
+fn sigint_deregisters_and_exits_zero() {
+    check_signal_deregisters("INT");
+}
+
+#[test]
+fn shutdown_call_stops_the_extension() {
+    // What osqueryd sends every extension when its manager stops.
+    let dir = socket_dir();
+    let sock = dir.path().join("osquery.em");
+    let fake = FakeOsqueryd::start(&sock);
+    let mut ext = spawn_extension(&sock, &launch(true, &["--source", "snapshot"]));
+    let uuid = settled(&fake, &mut ext);
+    fake.ext_shutdown(uuid).unwrap();
+    let status = ext
+        .wait_exit(Duration::from_secs(2 * INTERVAL + 3))
+        .unwrap_or_else(|| panic!("did not exit after shutdown(); {}", ext.stderr()));
+    assert!(
+        status.success(),
+        "{status:?}; deregistered: {:?}; calls: {:?}; stderr:\n{}",
+        fake.deregistered(),
+        fake.calls(),
+        ext.stderr()
+    );
+}
+
+#[test]
+fn missing_socket_exits_nonzero_after_timeout() {
+    let dir = socket_dir();
+    let sock = dir.path().join("osquery.em");
+    let opts = LaunchOptions {
+        timeout: 2,
+        ..launch(false, &["--source", "snapshot"])
+    };
+    let started = Instant::now();
+    let mut ext = spawn_extension(&sock, &opts);
+    let status = wait_exit(&mut ext.child, Duration::from_secs(opts.timeout + 5))
+        .unwrap_or_else(|| panic!("did not give up; stderr:\n{}", ext.stderr()));
+    let took = started.elapsed();
+    let stderr = ext.stderr();
+    assert!(!status.success(), "{status:?}; stderr:\n{stderr}");
+    assert!(
+        took >= Duration::from_millis(opts.timeout * 1000 - 300),
+        "gave up after {took:?}, before --timeout"
+    );
+    assert!(
+        took < Duration::from_secs(opts.timeout + 3),
+        "took {took:?}"
+    );
+    assert!(stderr.contains(&*sock.to_string_lossy()), "{stderr}");
+}
+
+#[test]
+fn sdk_gate_matches_osqueryd_for_what_we_send() {
+    // Guards the double's gate itself against the values SDKs really send.
+    let sent: BTreeMap<&str, bool> = BTreeMap::from([
+        ("Unknown", true), // osquery-rust-ng
+        ("", true),        // osquery-go
+        ("3.0.7", true),   // osquery-python
+        ("0.1.0", false),
+    ]);
+    for (v, ok) in sent {
+        assert_eq!(sdk_accepted(v), ok, "{v:?}");
+    }
+}
