@@ -70,6 +70,9 @@ impl Engine {
     /// already stored.
     pub fn ingest(&self, event: &ExecEvent, counters: &Counters) -> Option<Arc<Row>> {
         counters.saw(event.time);
+        if event.incomplete {
+            counters.incomplete.fetch_add(1, Ordering::Relaxed);
+        }
         let class = classify(&event.path, &event.argv)?;
         let username = event
             .uid

@@ -87,4 +87,7 @@ pub struct ExecEvent {
     /// number, a snapshot's process start time) that keeps two execs with the
     /// same pid and second apart in the event id.
     pub discriminator: u64,
+    /// Some of the event's records were lost or never arrived (audit): the
+    /// event was emitted from what did arrive.
+    pub incomplete: bool,
 }

@@ -95,6 +95,7 @@ pub const STATUS_COLUMNS: &[Column] = &[
     col("rows_added", BigInt, COLLATEBINARY),
     col("dropped", BigInt, COLLATEBINARY),
     col("evicted", BigInt, COLLATEBINARY),
+    col("incomplete", BigInt, COLLATEBINARY),
     col("last_event_time", BigInt, COLLATEBINARY),
 ];
 

@@ -38,6 +38,8 @@ pub struct Counters {
     /// Events the source knows it lost (kernel buffer overruns, unreadable
     /// records) or could not turn into rows.
     pub dropped: AtomicU64,
+    /// Events emitted from partial input (some records lost or late).
+    pub incomplete: AtomicU64,
     /// Exec time of the latest event, unix seconds; 0 when none yet.
     pub last_event_time: AtomicI64,
 }
@@ -69,6 +71,7 @@ pub struct SourceStatus {
     pub events_seen: u64,
     pub rows_added: u64,
     pub dropped: u64,
+    pub incomplete: u64,
     pub last_event_time: Option<i64>,
 }
 
@@ -136,6 +139,7 @@ impl StatusBoard {
                     events_seen: e.counters.events_seen.load(Ordering::Relaxed),
                     rows_added: e.counters.rows_added.load(Ordering::Relaxed),
                     dropped: e.counters.dropped.load(Ordering::Relaxed),
+                    incomplete: e.counters.incomplete.load(Ordering::Relaxed),
                     last_event_time: (last != 0).then_some(last),
                 }
             })

@@ -142,6 +142,7 @@ impl Table for StatusTable {
                 count(s.rows_added),
                 count(s.dropped),
                 Value::Int(*ev),
+                count(s.incomplete),
                 opt_int(s.last_event_time),
             ]
         });

@@ -568,6 +568,7 @@ fn health_query_reports_every_source() {
     // No event yet: osqueryd turns the empty cell into NULL.
     assert_eq!(got.get(0, "last_event_time"), &Value::Null);
     assert_eq!(got.get(0, "events_seen"), &Value::Integer(0));
+    assert_eq!(got.get(1, "incomplete"), &Value::Integer(0));
 }
 
 #[test]
