@@ -2,7 +2,7 @@
 //! printed as one JSON object per line on stdout.
 
 use crate::engine::Engine;
-use crate::sources::{self, SourceSpec};
+use crate::sources::{self, Plan};
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
@@ -11,7 +11,7 @@ use std::time::Duration;
 
 pub fn run(
     engine: &Arc<Engine>,
-    specs: &[SourceSpec],
+    specs: &[Plan],
     options: sources::Options,
     stop: &Arc<AtomicBool>,
 ) -> anyhow::Result<i32> {

@@ -95,18 +95,25 @@ impl StatusBoard {
     ) -> Arc<Counters> {
         let reason = reason.into();
         let mut map = self.lock();
-        let entry = map.entry(source).or_insert_with(|| Entry {
-            state,
-            reason: String::new(),
-            counters: Arc::default(),
+        let mut fresh = false;
+        let entry = map.entry(source).or_insert_with(|| {
+            fresh = true;
+            Entry {
+                state,
+                reason: String::new(),
+                counters: Arc::default(),
+            }
         });
-        if entry.state != state || entry.reason != reason {
+        // A state change is news; a reason that only updates counts is not.
+        if fresh || entry.state != state {
             match state {
                 State::Active => log::info!("source {source}: {reason}"),
                 State::Unavailable | State::Failed => {
                     log::warn!("source {source} {}: {reason}", state.as_str());
                 }
             }
+        } else if entry.reason != reason {
+            log::debug!("source {source}: {reason}");
         }
         entry.state = state;
         entry.reason = reason;

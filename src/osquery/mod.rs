@@ -23,7 +23,7 @@ pub mod thrift_gen;
 use crate::cli::Args;
 use crate::engine::Engine;
 use crate::schema::EXEC_TABLE;
-use crate::sources::{self, SourceSpec};
+use crate::sources::{self, Plan};
 use crate::table::{ExecTable, StatusTable, Table};
 use anyhow::{anyhow, bail, Context, Result};
 use client::ManagerClient;
@@ -230,7 +230,7 @@ fn supervise(
 pub fn run_extension(
     args: &Args,
     engine: &Arc<Engine>,
-    specs: &[SourceSpec],
+    specs: &[Plan],
     options: sources::Options,
     stop: &Arc<AtomicBool>,
 ) -> Result<i32> {

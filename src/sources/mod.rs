@@ -6,6 +6,11 @@
 //!
 //! [`ExecEvent`]: crate::event::ExecEvent
 
+pub mod exec_cache;
+#[cfg(target_os = "linux")]
+pub mod linux_audit;
+#[cfg(target_os = "linux")]
+pub mod proc_connector;
 pub mod snapshot;
 
 use crate::engine::Engine;
@@ -38,17 +43,37 @@ pub struct SourceSpec {
     pub arg: Option<String>,
 }
 
-/// The sources this build implements.
-pub const IMPLEMENTED: &[SourceKind] = &[SourceKind::Snapshot];
+impl SourceSpec {
+    pub fn new(kind: SourceKind) -> SourceSpec {
+        SourceSpec { kind, arg: None }
+    }
+}
+
+/// What to start: a named source, or the first of several that can run here
+/// (how `auto` picks the best exec-event source of the platform).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Plan {
+    One(SourceSpec),
+    FirstOf(Vec<SourceSpec>),
+}
+
+/// The sources this build implements on this platform.
+pub fn implemented(kind: SourceKind) -> bool {
+    match kind {
+        SourceKind::Snapshot => true,
+        SourceKind::LinuxAudit | SourceKind::ProcConnector => cfg!(target_os = "linux"),
+        SourceKind::Eslogger | SourceKind::OsqueryEs | SourceKind::Bsm => false,
+    }
+}
 
 /// Parses `--source`: `auto`, or a comma-separated list of source names.
-pub fn parse_list(list: &str) -> Result<Vec<SourceSpec>> {
-    let mut out: Vec<SourceSpec> = Vec::new();
+pub fn parse_list(list: &str) -> Result<Vec<Plan>> {
+    let mut out: Vec<Plan> = Vec::new();
     for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
         if item == "auto" {
-            for spec in auto() {
-                if !out.iter().any(|s| s.kind == spec.kind) {
-                    out.push(spec);
+            for plan in auto() {
+                if !out.contains(&plan) {
+                    out.push(plan);
                 }
             }
             continue;
@@ -64,19 +89,19 @@ pub fn parse_list(list: &str) -> Result<Vec<SourceSpec>> {
                 known.join(", ")
             );
         };
-        if !IMPLEMENTED.contains(&kind) {
-            bail!("source {name} is not available in this version of kerberos_cache_access");
+        if !implemented(kind) {
+            bail!(
+                "source {name} is not available in this build of kerberos_cache_access (platform {})",
+                std::env::consts::OS
+            );
         }
-        if kind == SourceKind::Snapshot && arg.is_some() {
-            bail!("source snapshot takes no argument (got {item:?})");
+        if arg.is_some() {
+            bail!("source {name} takes no argument (got {item:?})");
         }
-        if let Some(prev) = out.iter().find(|s| s.kind == kind) {
-            if prev.arg != arg {
-                bail!("source {name} is listed twice with different arguments");
-            }
-            continue;
+        let plan = Plan::One(SourceSpec { kind, arg });
+        if !out.contains(&plan) {
+            out.push(plan);
         }
-        out.push(SourceSpec { kind, arg });
     }
     if out.is_empty() {
         bail!("--source lists no source");
@@ -84,13 +109,18 @@ pub fn parse_list(list: &str) -> Result<Vec<SourceSpec>> {
     Ok(out)
 }
 
-/// What `auto` means on this platform: the best exec-event source available
-/// (added by the platform source issues) and the snapshot, always.
-pub fn auto() -> Vec<SourceSpec> {
-    vec![SourceSpec {
-        kind: SourceKind::Snapshot,
-        arg: None,
-    }]
+/// What `auto` means on this platform: the best exec-event source that can
+/// run, and the snapshot, always.
+pub fn auto() -> Vec<Plan> {
+    let mut plans = Vec::new();
+    if cfg!(target_os = "linux") {
+        plans.push(Plan::FirstOf(vec![
+            SourceSpec::new(SourceKind::LinuxAudit),
+            SourceSpec::new(SourceKind::ProcConnector),
+        ]));
+    }
+    plans.push(Plan::One(SourceSpec::new(SourceKind::Snapshot)));
+    plans
 }
 
 /// Running sources: the threads to join on shutdown.
@@ -123,45 +153,126 @@ pub struct Options {
     pub snapshot_interval: Duration,
 }
 
-/// Starts the listed sources. The snapshot scans once before this returns, so
-/// the first query already sees what was running at start.
+/// Why a source could not start: it cannot run here (`Unavailable`, not a
+/// fault), or it broke (`Failed`).
+pub enum StartFailure {
+    Unavailable(String),
+    Failed(String),
+}
+
+/// Builds a streaming source.
+fn open(spec: &SourceSpec) -> std::result::Result<Box<dyn Source>, StartFailure> {
+    match spec.kind {
+        #[cfg(target_os = "linux")]
+        SourceKind::LinuxAudit => match linux_audit::LinuxAudit::start() {
+            Ok(s) => Ok(Box::new(s)),
+            Err(linux_audit::control::StartError::Unavailable(why)) => {
+                Err(StartFailure::Unavailable(why))
+            }
+            Err(linux_audit::control::StartError::Failed(why)) => Err(StartFailure::Failed(why)),
+        },
+        #[cfg(target_os = "linux")]
+        SourceKind::ProcConnector => proc_connector::ProcConnector::open()
+            .map(|s| Box::new(s) as Box<dyn Source>)
+            .map_err(StartFailure::Unavailable),
+        other => Err(StartFailure::Unavailable(format!(
+            "source {other} is not available in this build"
+        ))),
+    }
+}
+
+/// Starts the planned sources. The snapshot scans once before this returns,
+/// so the first query already sees what was running at start. A source that
+/// cannot run is recorded in the status table with the reason, and the rest
+/// run without it.
 pub fn start(
     engine: &Arc<Engine>,
-    specs: &[SourceSpec],
+    plans: &[Plan],
     options: Options,
     stop: &Arc<AtomicBool>,
 ) -> Result<Running> {
     let mut threads = Vec::new();
-    for spec in specs {
-        match spec.kind {
-            SourceKind::Snapshot => {
-                let table = Box::new(snapshot::system::SystemProcesses::new());
-                engine.install_snapshot(snapshot::Snapshot::new(table));
-                engine.status().set(
-                    SourceKind::Snapshot,
-                    State::Active,
-                    snapshot_reason(options.snapshot_interval),
-                );
-                engine.scan_snapshot(None);
-                if !options.snapshot_interval.is_zero() {
-                    let engine = Arc::clone(engine);
-                    let stop = Arc::clone(stop);
-                    let every = options.snapshot_interval;
-                    let handle =
-                        std::thread::Builder::new()
-                            .name("snapshot".into())
-                            .spawn(move || {
-                                while sleep_unless_stopped(every, &stop) {
-                                    engine.scan_snapshot(Some(every / 2));
-                                }
-                            })?;
-                    threads.push((SourceKind::Snapshot, false, handle));
+    for plan in plans {
+        let candidates = match plan {
+            Plan::One(spec) => std::slice::from_ref(spec),
+            Plan::FirstOf(specs) => specs.as_slice(),
+        };
+        let mut previous: Option<SourceKind> = None;
+        for spec in candidates {
+            if spec.kind == SourceKind::Snapshot {
+                threads.extend(start_snapshot(engine, options, stop)?);
+                break;
+            }
+            match open(spec) {
+                Ok(source) => {
+                    if let Some(prev) = previous {
+                        log::warn!("source {prev} cannot run; falling back to {}", spec.kind);
+                    }
+                    threads.push(spawn(engine, source, stop)?);
+                    break;
+                }
+                Err(StartFailure::Unavailable(why)) => {
+                    engine.status().set(spec.kind, State::Unavailable, why);
+                }
+                Err(StartFailure::Failed(why)) => {
+                    engine.status().set(spec.kind, State::Failed, why);
                 }
             }
-            other => bail!("source {other} is not available in this version"),
+            previous = Some(spec.kind);
         }
     }
     Ok(Running { threads })
+}
+
+/// Runs a streaming source on its own thread; an error marks it failed.
+fn spawn(
+    engine: &Arc<Engine>,
+    mut source: Box<dyn Source>,
+    stop: &Arc<AtomicBool>,
+) -> Result<(SourceKind, bool, JoinHandle<()>)> {
+    let kind = source.kind();
+    let finite = source.is_finite();
+    let engine = Arc::clone(engine);
+    let stop = Arc::clone(stop);
+    let handle = std::thread::Builder::new()
+        .name(kind.as_str().into())
+        .spawn(move || {
+            if let Err(e) = source.run(&engine, &stop) {
+                engine
+                    .status()
+                    .set(kind, State::Failed, format!("stopped: {e:#}"));
+            }
+        })?;
+    Ok((kind, finite, handle))
+}
+
+fn start_snapshot(
+    engine: &Arc<Engine>,
+    options: Options,
+    stop: &Arc<AtomicBool>,
+) -> Result<Option<(SourceKind, bool, JoinHandle<()>)>> {
+    let table = Box::new(snapshot::system::SystemProcesses::new());
+    engine.install_snapshot(snapshot::Snapshot::new(table));
+    engine.status().set(
+        SourceKind::Snapshot,
+        State::Active,
+        snapshot_reason(options.snapshot_interval),
+    );
+    engine.scan_snapshot(None);
+    if options.snapshot_interval.is_zero() {
+        return Ok(None);
+    }
+    let engine = Arc::clone(engine);
+    let stop = Arc::clone(stop);
+    let every = options.snapshot_interval;
+    let handle = std::thread::Builder::new()
+        .name("snapshot".into())
+        .spawn(move || {
+            while sleep_unless_stopped(every, &stop) {
+                engine.scan_snapshot(Some(every / 2));
+            }
+        })?;
+    Ok(Some((SourceKind::Snapshot, false, handle)))
 }
 
 fn snapshot_reason(interval: Duration) -> String {
@@ -199,10 +310,10 @@ mod tests {
     fn parses_source_lists() {
         assert_eq!(parse_list("auto").unwrap(), auto());
         assert_eq!(
-            parse_list("snapshot").unwrap()[0].kind,
-            SourceKind::Snapshot
+            parse_list("snapshot").unwrap(),
+            [Plan::One(SourceSpec::new(SourceKind::Snapshot))]
         );
-        assert_eq!(parse_list(" auto , snapshot").unwrap().len(), 1);
+        assert_eq!(parse_list(" auto , snapshot").unwrap(), auto());
         let err = parse_list("nope").unwrap_err().to_string();
         assert!(err.contains("unknown source \"nope\""), "{err}");
         assert!(parse_list("").is_err());
@@ -211,8 +322,21 @@ mod tests {
     }
 
     #[test]
+    fn auto_always_includes_the_snapshot() {
+        assert!(auto().contains(&Plan::One(SourceSpec::new(SourceKind::Snapshot))));
+        #[cfg(target_os = "linux")]
+        assert_eq!(
+            auto()[0],
+            Plan::FirstOf(vec![
+                SourceSpec::new(SourceKind::LinuxAudit),
+                SourceSpec::new(SourceKind::ProcConnector)
+            ])
+        );
+    }
+
+    #[test]
     fn unimplemented_sources_say_so() {
-        let err = parse_list("linux_audit").unwrap_err().to_string();
+        let err = parse_list("bsm").unwrap_err().to_string();
         assert!(err.contains("not available"), "{err}");
     }
 }

@@ -1,0 +1,206 @@
+//! Once warm, the audit hot path (split_payload → Assembler::push → emit →
+//! classify) makes no heap allocation for an exec that is not Kerberos.
+//!
+//! A counting global allocator counts the allocations made by this test's
+//! own thread while armed, so the harness's other threads do not interfere.
+#![cfg(target_os = "linux")]
+
+use kerberos_cache_access::classify::classify;
+use kerberos_cache_access::sources::linux_audit::assemble::{Assembler, AssemblerConfig};
+use kerberos_cache_access::sources::linux_audit::record::{
+    split_payload, AUDIT_CWD, AUDIT_EOE, AUDIT_EXECVE, AUDIT_PATH, AUDIT_PROCTITLE, AUDIT_SYSCALL,
+};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::time::Instant;
+
+struct Counting;
+
+thread_local! {
+    static ARMED: Cell<bool> = const { Cell::new(false) };
+    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
+}
+
+fn note_allocation() {
+    // try_with: the allocator may run while thread locals are torn down.
+    let _ = ARMED.try_with(|armed| {
+        if armed.get() {
+            let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
+        }
+    });
+}
+
+// SAFETY: every call is forwarded unchanged to the system allocator.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        note_allocation();
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        note_allocation();
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        note_allocation();
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Allocations made by this thread while `f` runs.
+fn allocations_during(f: impl FnOnce()) -> u64 {
+    ALLOCATIONS.with(|n| n.set(0));
+    ARMED.with(|a| a.set(true));
+    f();
+    ARMED.with(|a| a.set(false));
+    ALLOCATIONS.with(Cell::get)
+}
+
+/// Prefix of every payload; the serial follows in a fixed 10-digit slot that
+/// is rewritten per event, so the loop below builds no text.
+const PREFIX: &str = "audit(1700000000.123:";
+const SERIAL_DIGITS: usize = 10;
+
+/// The netlink payloads of one event, as the kernel sends them.
+struct Event {
+    records: Vec<(u16, Vec<u8>)>,
+}
+
+impl Event {
+    fn new(records: &[(u16, &str)]) -> Event {
+        let records = records
+            .iter()
+            .map(|(rtype, body)| {
+                let text = format!("{PREFIX}{}): {body}", "0".repeat(SERIAL_DIGITS));
+                (*rtype, text.into_bytes())
+            })
+            .collect();
+        Event { records }
+    }
+
+    fn set_serial(&mut self, serial: u64) {
+        for (_, payload) in &mut self.records {
+            let slot = &mut payload[PREFIX.len()..PREFIX.len() + SERIAL_DIGITS];
+            let mut n = serial;
+            for digit in slot.iter_mut().rev() {
+                *digit = b'0' + (n % 10) as u8;
+                n /= 10;
+            }
+        }
+    }
+}
+
+/// `/usr/bin/ls -l /tmp`: SYSCALL, EXECVE, CWD, PATH×2, PROCTITLE, EOE.
+fn ls_exec() -> Event {
+    Event::new(&[
+        (
+            AUDIT_SYSCALL,
+            "arch=c000003e syscall=59 success=yes exit=0 a0=5616f1a2b3c0 a1=5616f1a2b410 \
+             a2=5616f1a2b440 a3=7ffd5e6f7a80 items=2 ppid=3141 pid=3142 auid=1000 uid=1000 \
+             gid=1000 euid=1000 suid=1000 fsuid=1000 egid=1000 sgid=1000 fsgid=1000 \
+             tty=pts0 ses=2 comm=\"ls\" exe=\"/usr/bin/ls\" subj=unconfined key=\"execs\"",
+        ),
+        (AUDIT_EXECVE, "argc=3 a0=\"ls\" a1=\"-l\" a2=\"/tmp\""),
+        (AUDIT_CWD, "cwd=\"/home/bob\""),
+        (
+            AUDIT_PATH,
+            "item=0 name=\"/usr/bin/ls\" inode=524301 dev=fd:01 mode=0100755 ouid=0 ogid=0 \
+             rdev=00:00 nametype=NORMAL cap_fp=0 cap_fi=0 cap_fe=0 cap_fver=0 cap_frootid=0",
+        ),
+        (
+            AUDIT_PATH,
+            "item=1 name=\"/lib64/ld-linux-x86-64.so.2\" inode=524400 dev=fd:01 \
+             mode=0100755 ouid=0 ogid=0 rdev=00:00 nametype=NORMAL cap_fp=0 cap_fi=0 \
+             cap_fe=0 cap_fver=0 cap_frootid=0",
+        ),
+        (AUDIT_PROCTITLE, "proctitle=6C73002D6C002F746D70"),
+        (AUDIT_EOE, ""),
+    ])
+}
+
+/// An openat(2) another rule on the host reports: dropped after its SYSCALL.
+fn openat() -> Event {
+    Event::new(&[
+        (
+            AUDIT_SYSCALL,
+            "arch=c000003e syscall=257 success=yes exit=3 a0=ffffff9c a1=7ffd5e6f8000 a2=0 \
+             a3=0 items=1 ppid=3141 pid=3150 auid=1000 uid=1000 gid=1000 euid=1000 \
+             suid=1000 fsuid=1000 egid=1000 sgid=1000 fsgid=1000 tty=pts0 ses=2 \
+             comm=\"cat\" exe=\"/usr/bin/cat\" subj=unconfined key=\"files\"",
+        ),
+        (AUDIT_CWD, "cwd=\"/home/bob\""),
+        (
+            AUDIT_PATH,
+            "item=0 name=\"/etc/hosts\" inode=131 dev=fd:01 mode=0100644 ouid=0 ogid=0 \
+             rdev=00:00 nametype=NORMAL cap_fp=0 cap_fi=0 cap_fe=0 cap_fver=0 cap_frootid=0",
+        ),
+        (AUDIT_PROCTITLE, "proctitle=636174002F6574632F686F737473"),
+        (AUDIT_EOE, ""),
+    ])
+}
+
+// Inside `linux_audit` so that `cargo test … linux_audit` selects these too.
+mod linux_audit {
+    use super::*;
+
+    #[test]
+    fn warm_hot_path_does_not_allocate() {
+        let mut asm = Assembler::new(AssemblerConfig::default());
+        let mut exec = ls_exec();
+        let mut other = openat();
+        let now = Instant::now();
+        let mut serial = 1_000_000_000u64;
+        let mut dropped = 0u64;
+        let mut kerberos = 0u64;
+
+        let mut run = |count: u64, asm: &mut Assembler| {
+            for _ in 0..count {
+                for event in [&mut exec, &mut other] {
+                    serial += 1;
+                    event.set_serial(serial);
+                    for (rtype, payload) in &event.records {
+                        let (header, body) = split_payload(payload).expect("valid payload");
+                        asm.push(*rtype, header, body, now, &mut |e| {
+                            let class = classify(e.exe().unwrap_or_default(), e.argv());
+                            if class.is_none() {
+                                dropped += 1;
+                            } else {
+                                kerberos += 1;
+                            }
+                        });
+                    }
+                }
+            }
+        };
+
+        run(10, &mut asm);
+        let allocations = allocations_during(|| run(1_000, &mut asm));
+
+        assert_eq!(
+            allocations, 0,
+            "1,000 warm non-Kerberos execs made {allocations} allocations"
+        );
+        assert_eq!((dropped, kerberos), (1_010, 0));
+        let stats = asm.stats();
+        assert_eq!((stats.emitted, stats.incomplete), (1_010, 0));
+        assert_eq!(stats.non_exec, 1_010);
+        assert_eq!(asm.pending(), 0);
+    }
+
+    #[test]
+    fn the_counter_sees_allocations() {
+        let n = allocations_during(|| {
+            let v: Vec<u8> = std::hint::black_box(Vec::with_capacity(64));
+            drop(v);
+        });
+        assert_eq!(n, 1);
+    }
+}

@@ -1,0 +1,557 @@
+//! The audit session against the real kernel (root only; skipped otherwise).
+//!
+//! These tests change global kernel audit state (enabled flag, audit pid,
+//! backlog, rules). They run one at a time — a process-wide mutex, plus an
+//! flock on `LOCK_PATH` against other test processes — and each checks that
+//! the configuration afterwards is exactly the one before; if not, it
+//! repairs what it can and fails.
+#![cfg(target_os = "linux")]
+
+use kerberos_cache_access::sources::linux_audit::control::{
+    exec_rule, read_state, AuditRule, AuditSession, AuditState, Mode, RecvError, SessionOptions,
+    StartError, MACHINE_ARCHES,
+};
+use kerberos_cache_access::sources::linux_audit::netlink::{ControlSocket, RECV_BUF_LEN};
+use netlink_packet_audit::StatusMessage;
+use std::collections::HashSet;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Write};
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+const LOCK_PATH: &str = "/tmp/kerberos_cache_access-audit-tests.lock";
+const OUR_KEY: &str = "kerberos_cache_access";
+const HELPER_ENV: &str = "KCC_AUDIT_TEST_HELPER";
+const HELPER_READY: &str = "KCC_AUDIT_HELPER_READY";
+const HELPER_FAILED: &str = "KCC_AUDIT_HELPER_FAILED";
+const HELPER_DONE: &str = "KCC_AUDIT_HELPER_DONE";
+const AUDIT_SYSCALL: u16 = 1300;
+const AUDIT_EXECVE: u16 = 1309;
+/// "arg with space", as the kernel hex-encodes an argument with a space.
+const ARG_WITH_SPACE_HEX: &str = "6172672077697468207370616365";
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// The parts of the audit state a test must leave as it found them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Config {
+    enabled: u32,
+    failure: u32,
+    pid: u32,
+    rate_limit: u32,
+    backlog_limit: u32,
+    backlog_wait_time: u32,
+    rules: Vec<AuditRule>,
+}
+
+impl From<&AuditState> for Config {
+    fn from(s: &AuditState) -> Self {
+        Config {
+            enabled: s.status.enabled,
+            failure: s.status.failure,
+            pid: s.status.pid,
+            rate_limit: s.status.rate_limit,
+            backlog_limit: s.status.backlog_limit,
+            backlog_wait_time: s.status.backlog_wait_time,
+            rules: s.rules.clone(),
+        }
+    }
+}
+
+fn config_now() -> Config {
+    Config::from(&read_state().expect("reading the audit state"))
+}
+
+/// Serializes a test and checks, at `finish` (or on unwinding), that the
+/// audit configuration is unchanged.
+struct Fixture {
+    before: Config,
+    finished: bool,
+    _flock: File,
+    _serial: MutexGuard<'static, ()>,
+}
+
+fn fixture(name: &str) -> Option<Fixture> {
+    // Decide about skipping before touching the lock file (which an
+    // unprivileged user may not be able to open).
+    match read_state() {
+        Ok(_) => {}
+        Err(StartError::Unavailable(why)) => {
+            eprintln!("skipping {name}: audit netlink unavailable: {why}");
+            return None;
+        }
+        Err(e @ StartError::Failed(_)) => panic!("reading the audit state: {e}"),
+    }
+    let serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let flock = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(LOCK_PATH)
+        .expect("opening the test lock file");
+    // SAFETY: a valid open fd; LOCK_EX blocks until other test processes
+    // release theirs.
+    let rc = unsafe { libc::flock(flock.as_raw_fd(), libc::LOCK_EX) };
+    assert_eq!(rc, 0, "flock {LOCK_PATH}");
+    Some(Fixture {
+        before: config_now(),
+        finished: false,
+        _flock: flock,
+        _serial: serial,
+    })
+}
+
+impl Fixture {
+    /// Whether a live process already holds the audit pid (a real auditd).
+    fn daemon_running(&self) -> bool {
+        self.before.pid != 0 && Path::new(&format!("/proc/{}", self.before.pid)).exists()
+    }
+
+    fn finish(mut self) {
+        self.finished = true;
+        let after = config_now();
+        if after != self.before {
+            repair(&self.before);
+            panic!(
+                "audit state changed by the test\nbefore: {:#?}\nafter:  {after:#?}",
+                self.before
+            );
+        }
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        if !self.finished {
+            // Unwinding from a failed assertion: put the kernel back anyway.
+            if let Ok(state) = read_state() {
+                if Config::from(&state) != self.before {
+                    eprintln!("repairing the audit state after a failed test");
+                    repair(&self.before);
+                }
+            }
+        }
+    }
+}
+
+/// Best effort: removes rules that were not there, resets settings, and
+/// gives back the pid if this process holds it.
+fn repair(before: &Config) {
+    let Ok(mut ctl) = ControlSocket::open() else {
+        return;
+    };
+    let now = config_now();
+    for rule in now.rules.iter().filter(|r| !before.rules.contains(r)) {
+        let _ = ctl.del_rule(rule.raw());
+    }
+    let mut s = StatusMessage::new();
+    // enabled, backlog limit, backlog wait time.
+    s.mask = 0x01 | 0x10 | 0x20;
+    s.enabled = before.enabled;
+    s.backlog_limit = before.backlog_limit;
+    s.backlog_wait_time = before.backlog_wait_time;
+    let _ = ctl.set_status(&s);
+    if now.pid == std::process::id() {
+        let mut s = StatusMessage::new();
+        s.mask = 0x04;
+        let _ = ctl.set_status(&s);
+    }
+}
+
+/// `/bin/true` copied as `<tmp>/kcc`, so its exec looks like the tool.
+struct Kcc {
+    _dir: tempfile::TempDir,
+    path: PathBuf,
+}
+
+impl Kcc {
+    fn new() -> Kcc {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("kcc");
+        std::fs::copy("/bin/true", &path).expect("copying /bin/true");
+        Kcc { _dir: dir, path }
+    }
+
+    /// Runs `kcc copy_cred_cache "arg with space"`; returns its pid.
+    fn run(&self) -> u32 {
+        for attempt in 0.. {
+            match Command::new(&self.path)
+                .args(["copy_cred_cache", "arg with space"])
+                .spawn()
+            {
+                Ok(mut child) => {
+                    let pid = child.id();
+                    let status = child.wait().expect("waiting for kcc");
+                    assert!(status.success());
+                    return pid;
+                }
+                // A write fd to the fresh copy may linger in a concurrent fork.
+                Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && attempt < 50 => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(e) => panic!("running kcc: {e}"),
+            }
+        }
+        unreachable!()
+    }
+}
+
+/// The `<sec>.<msec>:<serial>` of a record.
+fn audit_id(text: &str) -> Option<&str> {
+    let rest = text.strip_prefix("audit(")?;
+    Some(&rest[..rest.find(')')?])
+}
+
+/// Reads records until an EXECVE mentioning copy_cred_cache and a SYSCALL
+/// of `pid` with the same audit id have arrived.
+fn await_exec(session: &mut AuditSession, pid: u32) -> Result<String, String> {
+    let mut buf = vec![0; RECV_BUF_LEN];
+    let pid_field = format!(" pid={pid} ");
+    let mut execve = std::collections::HashMap::new();
+    let mut syscall = HashSet::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        match session.recv(&mut buf, Duration::from_millis(200)) {
+            Ok(Some((msg_type, text))) => {
+                let text = String::from_utf8_lossy(text);
+                let Some(id) = audit_id(&text) else {
+                    continue;
+                };
+                if msg_type == AUDIT_EXECVE && text.contains("copy_cred_cache") {
+                    execve.insert(id.to_string(), text.to_string());
+                }
+                if msg_type == AUDIT_SYSCALL && text.contains(&pid_field) {
+                    syscall.insert(id.to_string());
+                }
+                if let Some(record) = syscall.iter().find_map(|id| execve.get(id)) {
+                    return Ok(record.clone());
+                }
+            }
+            Ok(None) => {}
+            Err(RecvError::Overrun) => eprintln!("overrun while waiting for the exec"),
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    Err(format!(
+        "no EXECVE+SYSCALL pair for pid {pid}: {} matching EXECVE, {} matching SYSCALL",
+        execve.len(),
+        syscall.len()
+    ))
+}
+
+fn our_rules(config: &Config) -> Vec<&AuditRule> {
+    config
+        .rules
+        .iter()
+        .filter(|r| r.key() == Some(OUR_KEY))
+        .collect()
+}
+
+#[test]
+fn start_records_exec_and_restore_puts_everything_back() {
+    let Some(fx) = fixture("start_records_exec_and_restore_puts_everything_back") else {
+        return;
+    };
+    let mut session = AuditSession::start(&SessionOptions::default()).expect("start");
+    let desc = session.describe();
+    println!("{desc}");
+    let during = config_now();
+    if fx.daemon_running() {
+        assert_eq!(session.mode(), Mode::Multicast, "{desc}");
+        assert_eq!(during.pid, fx.before.pid);
+    } else {
+        assert_eq!(session.mode(), Mode::Receiver, "{desc}");
+        assert!(desc.starts_with("audit receiver"), "{desc}");
+        assert_eq!(during.pid, std::process::id());
+        assert_eq!(during.enabled, 1);
+        assert!(during.backlog_limit >= 8192);
+        assert_eq!(during.backlog_wait_time, 0);
+    }
+    let uncovered = MACHINE_ARCHES
+        .iter()
+        .filter(|a| !fx.before.rules.iter().any(|r| r.covers_exec(a)))
+        .count();
+    let added = our_rules(&during).len() - our_rules(&fx.before).len();
+    assert_eq!(added, uncovered, "{during:#?}");
+
+    let kcc = Kcc::new();
+    let pid = kcc.run();
+    let execve = await_exec(&mut session, pid).unwrap_or_else(|e| panic!("{e}\n{desc}"));
+    assert!(execve.contains(ARG_WITH_SPACE_HEX), "{execve}");
+
+    let status = session.status().expect("status");
+    assert_eq!(status.enabled, during.enabled);
+    session.restore().expect("restore");
+    fx.finish();
+}
+
+#[test]
+fn drop_without_restore_also_restores() {
+    let Some(fx) = fixture("drop_without_restore_also_restores") else {
+        return;
+    };
+    let session = AuditSession::start(&SessionOptions::default()).expect("start");
+    let during = config_now();
+    assert_ne!(
+        during, fx.before,
+        "start changed nothing, so the test proves nothing"
+    );
+    drop(session);
+    fx.finish();
+}
+
+#[test]
+fn existing_equivalent_rule_is_used_and_left_in_place() {
+    let Some(fx) = fixture("existing_equivalent_rule_is_used_and_left_in_place") else {
+        return;
+    };
+    let native = &MACHINE_ARCHES[0];
+    let preexisting = exec_rule(native, "kcc_test_preexisting");
+    let mut ctl = ControlSocket::open().expect("control socket");
+    ctl.add_rule(&preexisting)
+        .expect("adding the pre-existing rule");
+    let with_rule = config_now();
+
+    let session = AuditSession::start(&SessionOptions::default()).expect("start");
+    let desc = session.describe();
+    println!("{desc}");
+    let during = config_now();
+    assert!(
+        our_rules(&during).iter().all(|r| !r.covers_exec(native)),
+        "added a {} rule although one existed: {during:#?}",
+        native.name
+    );
+    assert!(
+        desc.contains(&format!("existing execve rule covers {}", native.name)),
+        "{desc}"
+    );
+    for compat in &MACHINE_ARCHES[1..] {
+        if !fx.before.rules.iter().any(|r| r.covers_exec(compat)) {
+            assert!(
+                our_rules(&during).iter().any(|r| r.covers_exec(compat)),
+                "no {} rule added: {during:#?}",
+                compat.name
+            );
+        }
+    }
+    session.restore().expect("restore");
+
+    assert_eq!(config_now(), with_rule, "the pre-existing rule must stay");
+    ctl.del_rule(&preexisting)
+        .expect("removing the pre-existing rule");
+    fx.finish();
+}
+
+/// A child process (this test binary, running `audit_pid_holder_helper`)
+/// that holds the audit pid as the receiver until its stdin closes.
+struct Helper {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Helper {
+    fn spawn() -> Helper {
+        let exe = std::env::current_exe().expect("current_exe");
+        let mut child = Command::new(exe)
+            .args([
+                "audit_pid_holder_helper",
+                "--exact",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(HELPER_ENV, "1")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawning the helper");
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take().expect("helper stdout");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut helper = Helper {
+            child,
+            stdin,
+            lines,
+        };
+        let ready = helper.wait_line(&[HELPER_READY, HELPER_FAILED]);
+        assert!(ready.starts_with(HELPER_READY), "helper: {ready}");
+        assert!(ready.ends_with("Receiver"), "helper: {ready}");
+        helper
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn wait_line(&mut self, prefixes: &[&str]) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                // The harness may print "test name ... " on the same line.
+                Ok(line) => {
+                    if let Some(at) = prefixes.iter().find_map(|p| line.find(p)) {
+                        return line[at..].to_string();
+                    }
+                }
+                Err(e) => panic!("helper said none of {prefixes:?}: {e}"),
+            }
+        }
+    }
+
+    /// Tells the helper to restore and exit; checks it did.
+    fn finish(mut self) {
+        self.stdin = None;
+        self.wait_line(&[HELPER_DONE]);
+        let status = self.child.wait().expect("waiting for the helper");
+        assert!(status.success(), "helper exited with {status}");
+    }
+}
+
+impl Drop for Helper {
+    fn drop(&mut self) {
+        self.stdin = None;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Not a test on its own: the body of the helper process. Holds the audit
+/// pid (Receiver mode), reads and discards records so the kernel never
+/// blocks on it, and restores when its stdin closes.
+#[test]
+fn audit_pid_holder_helper() {
+    if std::env::var_os(HELPER_ENV).is_none() {
+        return;
+    }
+    let mut session = match AuditSession::start(&SessionOptions::default()) {
+        Ok(s) => s,
+        Err(e) => {
+            println!("{HELPER_FAILED} {e}");
+            return;
+        }
+    };
+    println!("{HELPER_READY} {:?}", session.mode());
+    let _ = std::io::stdout().flush();
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
+            stop.store(true, Ordering::Relaxed);
+        });
+    }
+    let mut buf = vec![0; RECV_BUF_LEN];
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+        let _ = session.recv(&mut buf, Duration::from_millis(100));
+    }
+    session.restore().expect("helper restore");
+    println!("{HELPER_DONE}");
+}
+
+#[test]
+fn multicast_beside_another_audit_receiver() {
+    let Some(fx) = fixture("multicast_beside_another_audit_receiver") else {
+        return;
+    };
+    if fx.daemon_running() {
+        eprintln!("skipping: an audit daemon already runs; the first test covers multicast");
+        return fx.finish();
+    }
+    let helper = Helper::spawn();
+    let with_helper = config_now();
+    assert_eq!(with_helper.pid, helper.pid());
+
+    let mut session = AuditSession::start(&SessionOptions::default()).expect("start");
+    let desc = session.describe();
+    println!("{desc}");
+    assert_eq!(session.mode(), Mode::Multicast, "{desc}");
+    assert!(
+        desc.starts_with(&format!(
+            "reading audit multicast beside the audit daemon (pid {})",
+            helper.pid()
+        )),
+        "{desc}"
+    );
+    // The helper's rules already cover every arch: nothing to add.
+    assert_eq!(config_now(), with_helper, "{desc}");
+
+    let kcc = Kcc::new();
+    let pid = kcc.run();
+    await_exec(&mut session, pid).unwrap_or_else(|e| panic!("{e}\n{desc}"));
+    session.restore().expect("restore");
+    assert_eq!(config_now(), with_helper, "restore took from the helper");
+
+    helper.finish();
+    fx.finish();
+}
+
+#[test]
+fn overrun_is_reported_and_reading_continues() {
+    let Some(fx) = fixture("overrun_is_reported_and_reading_continues") else {
+        return;
+    };
+    if fx.daemon_running() {
+        eprintln!("skipping: needs to run its own audit receiver");
+        return fx.finish();
+    }
+    // Overruns happen on the multicast socket; a unicast receiver instead
+    // makes the kernel wait (and count lost records past the backlog).
+    let helper = Helper::spawn();
+    let opts = SessionOptions {
+        rcvbuf: 1,
+        ..SessionOptions::default()
+    };
+    let mut session = AuditSession::start(&opts).expect("start");
+    assert_eq!(session.mode(), Mode::Multicast);
+    let lost_before = session.status().expect("status").lost;
+
+    for _ in 0..40 {
+        Command::new("/bin/true").status().expect("running true");
+    }
+    let mut buf = vec![0; RECV_BUF_LEN];
+    let (mut overruns, mut after_overrun) = (0, 0);
+    loop {
+        match session.recv(&mut buf, Duration::from_millis(300)) {
+            Ok(Some(_)) if overruns > 0 => after_overrun += 1,
+            Ok(Some(_)) => {}
+            Ok(None) => break,
+            Err(RecvError::Overrun) => overruns += 1,
+            Err(e) => panic!("recv: {e}"),
+        }
+    }
+    let lost_after = session.status().expect("status").lost;
+    println!(
+        "overruns {overruns}, records read after the first {after_overrun}, \
+         kernel lost counter {lost_before}→{lost_after}"
+    );
+    assert!(
+        overruns >= 1,
+        "40 execs into a minimal buffer did not overrun"
+    );
+    assert!(after_overrun >= 1, "no record read after an overrun");
+
+    session.restore().expect("restore");
+    helper.finish();
+    fx.finish();
+}
