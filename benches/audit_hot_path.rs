@@ -12,12 +12,17 @@
 mod linux {
     use criterion::{criterion_group, Criterion, Throughput};
     use kerberos_cache_access::classify::classify;
+    use kerberos_cache_access::engine::Engine;
+    use kerberos_cache_access::event::SourceKind;
+    use kerberos_cache_access::sources::exec_cache::ExecCache;
     use kerberos_cache_access::sources::linux_audit::assemble::{Assembler, AssemblerConfig};
+    use kerberos_cache_access::sources::linux_audit::deliver;
     use kerberos_cache_access::sources::linux_audit::record::{
         split_payload, AUDIT_CWD, AUDIT_EOE, AUDIT_EXECVE, AUDIT_PATH, AUDIT_PROCTITLE,
         AUDIT_SYSCALL,
     };
-    use std::hint::black_box;
+    use kerberos_cache_access::store::StoreConfig;
+    use kerberos_cache_access::users::FixedUsers;
     use std::time::Instant;
 
     const PREFIX: &str = "audit(1700000000.123:";
@@ -105,6 +110,9 @@ mod linux {
 
     fn per_exec(c: &mut Criterion, name: &str, template: Event, expect_kerberos: bool) {
         let mut asm = Assembler::new(AssemblerConfig::default());
+        let engine = Engine::new(StoreConfig::default(), Box::new(FixedUsers::default()));
+        let counters = engine.counters(SourceKind::LinuxAudit);
+        let mut cache = ExecCache::new(8192);
         let now = Instant::now();
         let mut ring: Vec<Event> = (0..RING).map(|_| template.clone()).collect();
         let mut serial = 1_000_000_000u64;
@@ -125,9 +133,11 @@ mod linux {
                         continue;
                     };
                     asm.push(*rtype, header, body, now, &mut |e| {
-                        let class = classify(e.exe().unwrap_or_default(), e.argv());
-                        kerberos += u64::from(class.is_some());
-                        black_box(class);
+                        // What the source does with every exec: classify,
+                        // record it for parent lookups, keep or drop it.
+                        kerberos +=
+                            u64::from(classify(e.exe().unwrap_or_default(), e.argv()).is_some());
+                        deliver(e, &engine, &counters, &mut cache);
                     });
                 }
             })

@@ -201,19 +201,25 @@ fn main() {
     for source in &sources {
         for rate in &rates {
             if rate == "max" {
-                // Raise the rate until the generator falls behind.
+                // Raise the target until the generator falls behind; the
+                // run with the highest achieved rate is this host's ceiling.
                 let mut best: Option<Outcome> = None;
-                for r in [3000, 4000, 6000, 8000, 12000] {
+                for r in [2500, 3000, 4000, 6000, 8000] {
                     let o = storm(source, r, &kcc, &marker);
-                    let keeps_up = o.achieved_rate >= 0.9 * r as f64;
                     report(source, &o);
+                    let keeps_up = o.achieved_rate >= 0.9 * r as f64;
+                    if best
+                        .as_ref()
+                        .is_none_or(|b| o.achieved_rate > b.achieved_rate)
+                    {
+                        best = Some(o);
+                    }
                     if !keeps_up {
                         break;
                     }
-                    best = Some(o);
                 }
                 if let Some(b) = best {
-                    print!("  highest sustained: ");
+                    print!("  highest achieved: ");
                     report(source, &b);
                 }
             } else if let Ok(r) = rate.parse::<u64>() {

@@ -195,6 +195,78 @@ mod linux_audit {
         assert_eq!(asm.pending(), 0);
     }
 
+    /// Writes `pid` into the fixed-width ` pid=NNNNNNN ` slot of the SYSCALL
+    /// record (the template's pid has 7 digits).
+    fn set_pid(event: &mut Event, pid: u32) {
+        let Some((_, syscall)) = event.records.first_mut() else {
+            return;
+        };
+        let at = syscall
+            .windows(5)
+            .position(|w| w == b" pid=")
+            .expect("pid field")
+            + 5;
+        let mut n = pid;
+        for digit in syscall[at..at + 7].iter_mut().rev() {
+            *digit = b'0' + (n % 10) as u8;
+            n /= 10;
+        }
+    }
+
+    /// The source's real per-exec path, parent cache included: once every
+    /// cache slot has been used, new pids reuse slot buffers.
+    #[test]
+    fn warm_delivery_with_the_parent_cache_does_not_allocate() {
+        use kerberos_cache_access::engine::Engine;
+        use kerberos_cache_access::event::SourceKind;
+        use kerberos_cache_access::sources::exec_cache::ExecCache;
+        use kerberos_cache_access::sources::linux_audit::deliver;
+        use kerberos_cache_access::store::StoreConfig;
+        use kerberos_cache_access::users::FixedUsers;
+
+        let engine = Engine::new(StoreConfig::default(), Box::new(FixedUsers::default()));
+        let counters = engine.counters(SourceKind::LinuxAudit);
+        let mut cache = ExecCache::new(64);
+        let mut asm = Assembler::new(AssemblerConfig::default());
+        let mut exec = ls_exec();
+        // Seven digits, so set_pid can rewrite it in place.
+        for (_, body) in &mut exec.records {
+            let text = String::from_utf8(body.clone()).unwrap();
+            *body = text.replace(" pid=3142 ", " pid=1000000 ").into_bytes();
+        }
+        let now = Instant::now();
+        let mut serial = 1_000_000_000u64;
+        let mut pid = 1_000_000u32;
+        let mut run = |count: u32, asm: &mut Assembler, cache: &mut ExecCache| {
+            for _ in 0..count {
+                serial += 1;
+                pid += 1;
+                exec.set_serial(serial);
+                set_pid(&mut exec, pid);
+                for (rtype, payload) in &exec.records {
+                    let (header, body) = split_payload(payload).expect("valid payload");
+                    asm.push(*rtype, header, body, now, &mut |e| {
+                        deliver(e, &engine, &counters, cache)
+                    });
+                }
+            }
+        };
+        run(200, &mut asm, &mut cache);
+        let allocations = allocations_during(|| run(1_000, &mut asm, &mut cache));
+        assert_eq!(
+            allocations, 0,
+            "1,000 warm execs through deliver made {allocations} allocations"
+        );
+        assert_eq!(cache.len(), 64);
+        assert_eq!(
+            counters
+                .events_seen
+                .load(std::sync::atomic::Ordering::Relaxed),
+            1_200
+        );
+        assert_eq!(engine.store().stats().rows, 0);
+    }
+
     #[test]
     fn the_counter_sees_allocations() {
         let n = allocations_during(|| {

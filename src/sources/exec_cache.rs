@@ -46,7 +46,10 @@ impl ExecCache {
         slots.resize_with(capacity, Slot::default);
         ExecCache {
             slots,
-            index: HashMap::with_capacity(capacity),
+            // Twice the entries: pids come and go, and with the table at most
+            // half full, hashbrown clears its tombstones in place instead of
+            // growing (an allocation on the hot path).
+            index: HashMap::with_capacity(capacity * 2),
             next: 0,
         }
     }

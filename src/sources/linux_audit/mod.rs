@@ -97,8 +97,9 @@ impl LinuxAudit {
 }
 
 /// Hands one assembled exec on: every exec updates the parent cache; only
-/// Kerberos-related ones become events (and allocate).
-fn deliver(ex: &AuditExec, engine: &Engine, counters: &Counters, cache: &mut ExecCache) {
+/// Kerberos-related ones become events (and allocate). This is the per-exec
+/// hot path (public for the benchmark).
+pub fn deliver(ex: &AuditExec, engine: &Engine, counters: &Counters, cache: &mut ExecCache) {
     let exe = ex.exe().unwrap_or_default();
     let argv = ex.argv();
     if classify(exe, argv).is_none() {
