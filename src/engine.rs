@@ -79,6 +79,11 @@ impl Engine {
             .and_then(|uid| self.users.name_of(uid))
             .unwrap_or_default();
         let row = Row::from_event(event, &class, username);
+        if event.source == SourceKind::Snapshot && self.store.has_exec_event_for(&row) {
+            // An exec source already reported this process image; the
+            // snapshot's row would be a second row for one execution.
+            return None;
+        }
         let row = self.store.insert(row, unix_now())?;
         counters.rows_added.fetch_add(1, Ordering::Relaxed);
         let observer = self.observer.lock().unwrap_or_else(|e| e.into_inner());
@@ -129,5 +134,47 @@ impl Engine {
 
     pub fn counters(&self, source: SourceKind) -> Arc<Counters> {
         self.status.counters(source)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::status::State;
+    use crate::users::FixedUsers;
+
+    fn kcc(source: SourceKind, time: i64) -> ExecEvent {
+        ExecEvent {
+            time,
+            pid: 42,
+            ppid: 1,
+            path: b"/usr/bin/kcc".to_vec(),
+            argv: vec![b"kcc".to_vec(), b"copy_cred_cache".to_vec()],
+            source,
+            ..ExecEvent::default()
+        }
+    }
+
+    #[test]
+    fn the_snapshot_does_not_repeat_an_exec_an_event_source_reported() {
+        let engine = Engine::new(StoreConfig::default(), Box::new(FixedUsers::default()));
+        let audit = engine
+            .status()
+            .set(SourceKind::LinuxAudit, State::Active, "t");
+        let snap = engine
+            .status()
+            .set(SourceKind::Snapshot, State::Active, "t");
+        assert!(engine
+            .ingest(&kcc(SourceKind::LinuxAudit, 1000), &audit)
+            .is_some());
+        // The same process seen running, with its (earlier) fork time.
+        assert!(engine
+            .ingest(&kcc(SourceKind::Snapshot, 999), &snap)
+            .is_none());
+        // A different image of that pid is a new execution.
+        let mut other = kcc(SourceKind::Snapshot, 999);
+        other.argv.push(b"/tmp/x".to_vec());
+        assert!(engine.ingest(&other, &snap).is_some());
+        assert_eq!(engine.store().stats().rows, 2);
     }
 }

@@ -157,6 +157,20 @@ impl Store {
             .collect()
     }
 
+    /// Whether an exec-event source (not the snapshot) stored the exec that
+    /// `snapshot_row` shows: same pid and command line, exec'd at or after
+    /// the process start time the snapshot reports.
+    pub fn has_exec_event_for(&self, snapshot_row: &Row) -> bool {
+        self.lock().entries.iter().any(|e| {
+            let r = &e.row;
+            r.pid == snapshot_row.pid
+                && r.source != "snapshot"
+                && r.time >= snapshot_row.time
+                && r.path == snapshot_row.path
+                && r.cmdline == snapshot_row.cmdline
+        })
+    }
+
     pub fn contains(&self, eid: &str) -> bool {
         self.lock().eids.contains(eid)
     }
