@@ -6,9 +6,12 @@
 //!
 //! [`ExecEvent`]: crate::event::ExecEvent
 
+pub mod bsm;
+pub mod eslogger;
 pub mod exec_cache;
 #[cfg(target_os = "linux")]
 pub mod linux_audit;
+pub mod osquery_es;
 #[cfg(target_os = "linux")]
 pub mod proc_connector;
 pub mod snapshot;
