@@ -116,6 +116,7 @@ pub fn run(args: &Args) -> anyhow::Result<i32> {
     install_signal_handlers(&stop)?;
     let options = sources::Options {
         snapshot_interval: Duration::from_secs(args.snapshot_interval),
+        socket: args.socket.clone(),
     };
     if args.standalone {
         crate::standalone::run(&engine, &specs, options, &stop)

@@ -65,7 +65,8 @@ pub fn implemented(kind: SourceKind) -> bool {
     match kind {
         SourceKind::Snapshot => true,
         SourceKind::LinuxAudit | SourceKind::ProcConnector => cfg!(target_os = "linux"),
-        SourceKind::Eslogger | SourceKind::OsqueryEs | SourceKind::Bsm => false,
+        SourceKind::OsqueryEs => true,
+        SourceKind::Eslogger | SourceKind::Bsm => false,
     }
 }
 
@@ -149,11 +150,13 @@ impl Running {
 }
 
 /// Settings for the sources that `start` builds.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Options {
     /// How often the snapshot runs by itself; zero runs it once at start
     /// (and, inside osqueryd, before each query).
     pub snapshot_interval: Duration,
+    /// osqueryd's extension manager socket (for `osquery_es`).
+    pub socket: std::path::PathBuf,
 }
 
 /// Why a source could not start: it cannot run here (`Unavailable`, not a
@@ -164,8 +167,11 @@ pub enum StartFailure {
 }
 
 /// Builds a streaming source.
-fn open(spec: &SourceSpec) -> std::result::Result<Box<dyn Source>, StartFailure> {
+fn open(spec: &SourceSpec, options: &Options) -> std::result::Result<Box<dyn Source>, StartFailure> {
     match spec.kind {
+        SourceKind::OsqueryEs => osquery_es::open(&options.socket, osquery_es::DEFAULT_POLL)
+            .map(|s| Box::new(s) as Box<dyn Source>)
+            .map_err(StartFailure::Unavailable),
         #[cfg(target_os = "linux")]
         SourceKind::LinuxAudit => match linux_audit::LinuxAudit::start() {
             Ok(s) => Ok(Box::new(s)),
@@ -203,10 +209,10 @@ pub fn start(
         let mut previous: Option<SourceKind> = None;
         for spec in candidates {
             if spec.kind == SourceKind::Snapshot {
-                threads.extend(start_snapshot(engine, options, stop)?);
+                threads.extend(start_snapshot(engine, &options, stop)?);
                 break;
             }
-            match open(spec) {
+            match open(spec, &options) {
                 Ok(source) => {
                     if let Some(prev) = previous {
                         log::warn!("source {prev} cannot run; falling back to {}", spec.kind);
@@ -251,7 +257,7 @@ fn spawn(
 
 fn start_snapshot(
     engine: &Arc<Engine>,
-    options: Options,
+    options: &Options,
     stop: &Arc<AtomicBool>,
 ) -> Result<Option<(SourceKind, bool, JoinHandle<()>)>> {
     let table = Box::new(snapshot::system::SystemProcesses::new());
