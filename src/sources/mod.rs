@@ -65,8 +65,8 @@ pub fn implemented(kind: SourceKind) -> bool {
     match kind {
         SourceKind::Snapshot => true,
         SourceKind::LinuxAudit | SourceKind::ProcConnector => cfg!(target_os = "linux"),
-        SourceKind::OsqueryEs => true,
-        SourceKind::Eslogger | SourceKind::Bsm => false,
+        SourceKind::OsqueryEs | SourceKind::Eslogger => true,
+        SourceKind::Bsm => false,
     }
 }
 
@@ -99,8 +99,12 @@ pub fn parse_list(list: &str) -> Result<Vec<Plan>> {
                 std::env::consts::OS
             );
         }
-        if arg.is_some() {
+        let takes_arg = matches!(kind, SourceKind::Eslogger | SourceKind::Bsm);
+        if arg.is_some() && !takes_arg {
             bail!("source {name} takes no argument (got {item:?})");
+        }
+        if arg.as_deref().is_some_and(str::is_empty) {
+            bail!("source {name}: empty file name in {item:?}");
         }
         let plan = Plan::One(SourceSpec { kind, arg });
         if !out.contains(&plan) {
@@ -117,6 +121,13 @@ pub fn parse_list(list: &str) -> Result<Vec<Plan>> {
 /// run, and the snapshot, always.
 pub fn auto() -> Vec<Plan> {
     let mut plans = Vec::new();
+    if cfg!(target_os = "macos") {
+        plans.push(Plan::FirstOf(vec![
+            SourceSpec::new(SourceKind::Eslogger),
+            SourceSpec::new(SourceKind::OsqueryEs),
+            SourceSpec::new(SourceKind::Bsm),
+        ]));
+    }
     if cfg!(target_os = "linux") {
         plans.push(Plan::FirstOf(vec![
             SourceSpec::new(SourceKind::LinuxAudit),
@@ -167,8 +178,22 @@ pub enum StartFailure {
 }
 
 /// Builds a streaming source.
-fn open(spec: &SourceSpec, options: &Options) -> std::result::Result<Box<dyn Source>, StartFailure> {
+fn open(
+    spec: &SourceSpec,
+    options: &Options,
+) -> std::result::Result<Box<dyn Source>, StartFailure> {
     match spec.kind {
+        SourceKind::Eslogger => match &spec.arg {
+            Some(file) => eslogger::Eslogger::replay(std::path::Path::new(file))
+                .map(|s| Box::new(s) as Box<dyn Source>)
+                .map_err(StartFailure::Failed),
+            None if cfg!(target_os = "macos") => eslogger::Eslogger::live()
+                .map(|s| Box::new(s) as Box<dyn Source>)
+                .map_err(StartFailure::Unavailable),
+            None => Err(StartFailure::Unavailable(
+                "eslogger is Apple's (macOS 13+); use eslogger:FILE to replay a capture".into(),
+            )),
+        },
         SourceKind::OsqueryEs => osquery_es::open(&options.socket, osquery_es::DEFAULT_POLL)
             .map(|s| Box::new(s) as Box<dyn Source>)
             .map_err(StartFailure::Unavailable),
@@ -341,6 +366,22 @@ mod tests {
                 SourceSpec::new(SourceKind::ProcConnector)
             ])
         );
+    }
+
+    #[test]
+    fn file_arguments() {
+        assert_eq!(
+            parse_list("eslogger:/tmp/x.jsonl,snapshot").unwrap(),
+            [
+                Plan::One(SourceSpec {
+                    kind: SourceKind::Eslogger,
+                    arg: Some("/tmp/x.jsonl".into())
+                }),
+                Plan::One(SourceSpec::new(SourceKind::Snapshot))
+            ]
+        );
+        assert!(parse_list("eslogger:").is_err());
+        assert!(parse_list("osquery_es:x").is_err());
     }
 
     #[test]
