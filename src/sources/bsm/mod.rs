@@ -1,7 +1,239 @@
-//! Source `bsm`: OpenBSM audit records (macOS /dev/auditpipe, or a trail
-//! file on any OS).
+//! Source `bsm`: OpenBSM audit records, from macOS `/dev/auditpipe` (live)
+//! or from a trail file such as /var/audit/* (`bsm:PATH`, any OS).
+//!
+//! BSM is deprecated on macOS and off by default since macOS 14; it works
+//! where fleets turn auditd back on (CIS/STIG). [`parse`] frames and reads
+//! records, [`events`] turns exec and fork records into events; this module
+//! reads the input, tracks fork parents and hands Kerberos-related execs to
+//! the engine.
 
 #[cfg(target_os = "macos")]
 pub mod auditpipe;
 pub mod events;
 pub mod parse;
+
+use crate::classify::classify;
+use crate::engine::Engine;
+use crate::event::SourceKind;
+use crate::sources::exec_cache::ExecCache;
+use crate::sources::Source;
+use crate::status::{Counters, State};
+use events::BsmEvent;
+use parse::RecordReader;
+use std::collections::{HashMap, VecDeque};
+use std::fs::File;
+use std::io::Read;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// One exec record can reach ~32 KiB (argv and env near their 16 KiB caps).
+const READ_BUF: usize = 128 * 1024;
+/// Fork parents remembered for AUE_EXECVE records, which do not carry one.
+const MAX_FORKS: usize = 16_384;
+const EXEC_CACHE: usize = 8192;
+
+enum Input {
+    Trail(File),
+    #[cfg(target_os = "macos")]
+    Pipe(auditpipe::AuditPipe),
+}
+
+pub struct Bsm {
+    input: Input,
+    label: String,
+    reader: RecordReader,
+    cache: ExecCache,
+    forks: HashMap<i64, i64>,
+    fork_order: VecDeque<i64>,
+    buf: Vec<u8>,
+    unreadable: u64,
+    pipe_drops: u64,
+    note: String,
+}
+
+impl Bsm {
+    fn new(input: Input, label: String, note: String) -> Bsm {
+        Bsm {
+            input,
+            label,
+            reader: RecordReader::new(),
+            cache: ExecCache::new(EXEC_CACHE),
+            forks: HashMap::new(),
+            fork_order: VecDeque::new(),
+            buf: vec![0; READ_BUF],
+            unreadable: 0,
+            pipe_drops: 0,
+            note,
+        }
+    }
+
+    /// `bsm:PATH`: replays a trail file (finite).
+    pub fn trail(path: &Path) -> Result<Bsm, String> {
+        let file = File::open(path)
+            .map_err(|e| format!("cannot open BSM trail {}: {e}", path.display()))?;
+        Ok(Bsm::new(
+            Input::Trail(file),
+            format!("BSM trail {}", path.display()),
+            String::new(),
+        ))
+    }
+
+    /// `bsm`: the live /dev/auditpipe, preselecting the process (pc) and exec
+    /// (ex) classes. Unavailable, with the reason, when auditd is not running:
+    /// the kernel then makes no records at all.
+    #[cfg(target_os = "macos")]
+    pub fn pipe() -> Result<Bsm, String> {
+        match auditpipe::kernel_auditing() {
+            Ok(true) => {}
+            Ok(false) => {
+                return Err(
+                    "BSM audit is off (auditd is not running; it is disabled by \
+                            default since macOS 14: enable com.apple.auditd and \
+                            /etc/security/audit_control)"
+                        .into(),
+                )
+            }
+            Err(e) => return Err(format!("cannot query the audit state (auditon): {e}")),
+        }
+        let note = match auditpipe::policy() {
+            Ok(p) if p & auditpipe::AUDIT_ARGV == 0 => {
+                "; the audit policy lacks argv, so exec records carry no arguments \
+                 (add argv to policy: in /etc/security/audit_control)"
+                    .to_string()
+            }
+            _ => String::new(),
+        };
+        let pipe = auditpipe::AuditPipe::open(auditpipe::CLASS_PC | auditpipe::CLASS_EX, 1024)
+            .map_err(|e| format!("cannot open /dev/auditpipe: {e}"))?;
+        Ok(Bsm::new(Input::Pipe(pipe), "/dev/auditpipe".into(), note))
+    }
+
+    fn reason(&self) -> String {
+        let stats = self.reader.stats();
+        let mut r = format!("{} (OpenBSM){}", self.label, self.note);
+        if self.pipe_drops > 0 {
+            r.push_str(&format!("; the pipe dropped {} record(s)", self.pipe_drops));
+        }
+        if self.unreadable > 0 || stats.skipped_bytes > 0 {
+            r.push_str(&format!(
+                "; {} unreadable record(s), {} byte(s) skipped",
+                self.unreadable, stats.skipped_bytes
+            ));
+        }
+        r
+    }
+
+    /// Interprets every whole record the reader holds.
+    fn drain(&mut self, engine: &Engine, counters: &Counters) {
+        while let Some(bytes) = self.reader.next_record() {
+            let record = match parse::parse_record(bytes) {
+                Ok((record, _)) => record,
+                Err(e) => {
+                    self.unreadable += 1;
+                    counters.drop_events(1);
+                    log::debug!("bsm: unreadable record: {e}");
+                    continue;
+                }
+            };
+            match events::interpret(&record) {
+                Some(BsmEvent::Fork {
+                    parent_pid,
+                    child_pid,
+                    ..
+                }) => {
+                    if self.forks.insert(child_pid, parent_pid).is_none() {
+                        self.fork_order.push_back(child_pid);
+                    }
+                    while self.fork_order.len() > MAX_FORKS {
+                        if let Some(old) = self.fork_order.pop_front() {
+                            self.forks.remove(&old);
+                        }
+                    }
+                }
+                Some(BsmEvent::Exec(exec)) => {
+                    let path = exec.path.unwrap_or_default();
+                    let ppid = exec.ppid.or_else(|| self.forks.get(&exec.pid).copied());
+                    if classify(path, &exec.argv).is_none() {
+                        counters.saw(exec.time.0);
+                    } else {
+                        let mut event = events::to_exec_event(&exec, ppid);
+                        if let Some(parent) = ppid.and_then(|p| self.cache.get(p)) {
+                            event.parent_path = Some(parent.path.to_vec());
+                            event.parent_argv = Some(vec![parent.cmdline.to_vec()]);
+                        }
+                        engine.ingest(&event, counters);
+                    }
+                    self.cache.record(exec.pid, path, &exec.argv);
+                }
+                None => {}
+            }
+        }
+    }
+}
+
+impl Source for Bsm {
+    fn kind(&self) -> SourceKind {
+        SourceKind::Bsm
+    }
+
+    fn is_finite(&self) -> bool {
+        matches!(self.input, Input::Trail(_))
+    }
+
+    fn run(&mut self, engine: &Engine, stop: &AtomicBool) -> anyhow::Result<()> {
+        let counters = engine.counters(SourceKind::Bsm);
+        engine
+            .status()
+            .set(SourceKind::Bsm, State::Active, self.reason());
+        let mut last_status = Instant::now();
+        while !stop.load(Ordering::Relaxed) {
+            let n = match &mut self.input {
+                Input::Trail(file) => file.read(&mut self.buf),
+                #[cfg(target_os = "macos")]
+                Input::Pipe(pipe) => pipe.read(&mut self.buf, Duration::from_millis(200)),
+            };
+            match n {
+                Ok(0) if self.is_finite() => {
+                    // End of the trail: whatever is left is a cut record.
+                    self.reader.finish();
+                    self.drain(engine, &counters);
+                    break;
+                }
+                Ok(n) => {
+                    self.reader.push(self.buf.get(..n).unwrap_or_default());
+                    self.drain(engine, &counters);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    let why = format!("reading {} failed: {e}", self.label);
+                    engine
+                        .status()
+                        .set(SourceKind::Bsm, State::Failed, why.clone());
+                    anyhow::bail!(why);
+                }
+            }
+            if last_status.elapsed() >= Duration::from_secs(1) {
+                last_status = Instant::now();
+                #[cfg(target_os = "macos")]
+                if let Input::Pipe(pipe) = &self.input {
+                    if let Ok(drops) = pipe.drops() {
+                        let new = drops.saturating_sub(self.pipe_drops);
+                        if new > 0 {
+                            log::warn!("bsm: the audit pipe dropped {new} record(s)");
+                            counters.drop_events(new);
+                        }
+                        self.pipe_drops = drops;
+                    }
+                }
+                engine
+                    .status()
+                    .set(SourceKind::Bsm, State::Active, self.reason());
+            }
+        }
+        engine
+            .status()
+            .set(SourceKind::Bsm, State::Active, self.reason());
+        Ok(())
+    }
+}
