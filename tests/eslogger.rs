@@ -864,3 +864,48 @@ fn standalone_replay_prints_rows_and_exits_when_drained() {
     assert_eq!(rows[0]["signing_id"], "com.apple.kcc");
     assert_eq!(rows[0]["pid"], 802);
 }
+
+use proptest::prelude::*;
+
+proptest! {
+    /// Any bytes: an error or an event, never a panic.
+    #[test]
+    fn parse_line_never_panics_on_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+        let _ = parse_line(&bytes);
+    }
+
+    /// A real message with one byte changed anywhere.
+    #[test]
+    fn parse_line_never_panics_on_mutated_messages(at in 0usize..10_000, byte in any::<u8>()) {
+        let mut l = line(&kcc_v10(1)).into_bytes();
+        let i = at % l.len();
+        l[i] = byte;
+        let _ = parse_line(&l);
+    }
+
+    /// Fields that change type (Apple's output is not an API).
+    #[test]
+    fn parse_line_never_panics_on_retyped_fields(
+        which in 0usize..6,
+        value in prop_oneof![
+            Just(Value::Null),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>().prop_map(Value::from),
+            ".{0,20}".prop_map(Value::from),
+            Just(json!([1, "x", null])),
+            Just(json!({"a": {"b": []}})),
+        ]
+    ) {
+        let mut msg = kcc_v10(1);
+        let slot = match which {
+            0 => &mut msg["event"]["exec"]["args"],
+            1 => &mut msg["event"]["exec"]["target"]["audit_token"],
+            2 => &mut msg["time"],
+            3 => &mut msg["event"]["exec"]["target"]["executable"],
+            4 => &mut msg["version"],
+            _ => &mut msg["event"]["exec"]["cwd"],
+        };
+        *slot = value;
+        let _ = parse_line(line(&msg).as_bytes());
+    }
+}
