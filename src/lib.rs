@@ -12,6 +12,7 @@ pub mod cli;
 pub mod constraints;
 pub mod engine;
 pub mod event;
+pub mod identity;
 pub mod osquery;
 pub mod row;
 pub mod schema;

@@ -4,9 +4,11 @@
 //! `kerberos_cache_access_status` as virtual tables that forward constraints
 //! and build the `context` JSON the way osqueryd does, and calls the real
 //! `Table::generate_from_json`. Rows come from the real engine (classifier,
-//! row builder, store). A plain `time` table holds the "now" that osquery's
-//! `time` table would give, and a plain `osquery_registry` stands in for the
-//! registry the discovery query reads.
+//! row builder, store); for indicator values this build's classifier may not
+//! produce, engine rows are edited and stored directly (`Host::insert_row`).
+//! A plain `time` table holds the "now" that osquery's `time` table would
+//! give, and a plain `osquery_registry` stands in for the registry the
+//! discovery query reads.
 
 #[path = "pack/osquery_vtab.rs"]
 mod osquery_vtab;
@@ -14,15 +16,16 @@ mod osquery_vtab;
 mod pack_files;
 
 use kerberos_cache_access::constraints::QueryContext;
-use kerberos_cache_access::engine::Engine;
+use kerberos_cache_access::engine::{unix_now, Engine};
 use kerberos_cache_access::event::{ExecEvent, SourceKind};
+use kerberos_cache_access::row::Row;
 use kerberos_cache_access::schema::{EXEC_COLUMNS, EXEC_TABLE, STATUS_COLUMNS, STATUS_TABLE};
 use kerberos_cache_access::status::{Counters, State};
 use kerberos_cache_access::store::StoreConfig;
 use kerberos_cache_access::table::{ExecTable, StatusTable};
 use kerberos_cache_access::users::FixedUsers;
 use osquery_vtab::{attach, Backend, GenerateCall};
-use pack_files::{DETECTION, HEALTH};
+use pack_files::{DETECTION, HARDENED, HEALTH};
 use rusqlite::types::Value;
 use rusqlite::Connection;
 use serde_json::Value as Json;
@@ -150,29 +153,61 @@ impl Host {
     /// Feeds one exec through the real engine and returns the row's eid. The
     /// exec must be one the classifier keeps.
     fn exec(&self, time: i64, pid: i64, path: &str, argv: &[&str]) -> String {
-        let event = ExecEvent {
-            time,
-            pid,
-            ppid: 1,
-            path: path.as_bytes().to_vec(),
-            argv: argv.iter().map(|a| a.as_bytes().to_vec()).collect(),
-            uid: Some(501),
-            euid: Some(501),
-            gid: Some(20),
-            egid: Some(20),
-            parent_path: Some(b"/bin/zsh".to_vec()),
-            parent_argv: Some(vec![b"-zsh".to_vec()]),
-            ..ExecEvent::default()
-        };
+        self.ingest(exec_event(time, pid, path, argv, "/bin/zsh", "-zsh"))
+    }
+
+    /// Like `exec`, run by another parent program.
+    fn exec_from(&self, time: i64, pid: i64, path: &str, argv: &[&str], parent: &str) -> String {
+        self.ingest(exec_event(time, pid, path, argv, parent, parent))
+    }
+
+    fn ingest(&self, event: ExecEvent) -> String {
         let row = self
             .engine
             .ingest(&event, &self.counters)
-            .unwrap_or_else(|| panic!("the classifier dropped {argv:?}"));
+            .unwrap_or_else(|| panic!("the classifier dropped {:?}", event.argv));
         row.eid.clone()
+    }
+
+    /// Stores a row for `kcc copy_cred_cache` made by the real engine, after
+    /// `edit` has changed it: for indicator values (and code identities) that
+    /// the classifier of this build may not produce. The pack has to handle
+    /// every value the table can hold. Returns the eid.
+    fn insert_row(&self, time: i64, pid: i64, edit: impl FnOnce(&mut Row)) -> String {
+        let scratch = Engine::new(
+            StoreConfig::default(),
+            Box::new(FixedUsers(vec![(501, "alice".to_string())])),
+        );
+        let counters = scratch
+            .status()
+            .set(SourceKind::Snapshot, State::Active, "template");
+        let event = exec_event(
+            time,
+            pid,
+            "/usr/bin/kcc",
+            &["kcc", "copy_cred_cache"],
+            "/bin/zsh",
+            "-zsh",
+        );
+        let template = scratch.ingest(&event, &counters).expect("a template row");
+        let mut row = Row::clone(&template);
+        edit(&mut row);
+        let eid = row.eid.clone();
+        // Arrival time is the real clock, as in `Engine::ingest`, so retention
+        // keeps the row.
+        assert!(
+            self.engine.store().insert(row, unix_now()).is_some(),
+            "{eid} is stored already"
+        );
+        eid
     }
 
     fn detection(&self) -> Rows {
         run(&self.conn, &pack_files::conf_query(DETECTION))
+    }
+
+    fn hardened(&self) -> Rows {
+        run(&self.conn, &pack_files::conf_query(HARDENED))
     }
 
     fn query(&self, sql: &str) -> Rows {
@@ -181,6 +216,31 @@ impl Host {
 
     fn calls(&self) -> Vec<GenerateCall> {
         self.exec.take_calls()
+    }
+}
+
+/// One exec as a source reports it, by user 501 (alice).
+fn exec_event(
+    time: i64,
+    pid: i64,
+    path: &str,
+    argv: &[&str],
+    parent_path: &str,
+    parent_argv0: &str,
+) -> ExecEvent {
+    ExecEvent {
+        time,
+        pid,
+        ppid: 1,
+        path: path.as_bytes().to_vec(),
+        argv: argv.iter().map(|a| a.as_bytes().to_vec()).collect(),
+        uid: Some(501),
+        euid: Some(501),
+        gid: Some(20),
+        egid: Some(20),
+        parent_path: Some(parent_path.as_bytes().to_vec()),
+        parent_argv: Some(vec![parent_argv0.as_bytes().to_vec()]),
+        ..ExecEvent::default()
     }
 }
 
@@ -577,7 +637,7 @@ fn osquery_pack_schedules_the_queries_as_documented() {
     let queries = conf["queries"].as_object().expect("queries object");
     let mut names: Vec<&str> = queries.keys().map(String::as_str).collect();
     names.sort_unstable();
-    assert_eq!(names, [HEALTH, DETECTION]);
+    assert_eq!(names, [HEALTH, DETECTION, HARDENED]);
 
     let d = &queries[DETECTION];
     assert_eq!(d["interval"], 300);
@@ -586,6 +646,21 @@ fn osquery_pack_schedules_the_queries_as_documented() {
     assert!(d.get("snapshot").is_none_or(|s| s == false), "differential");
     assert!(d["description"].as_str().is_some_and(|s| !s.is_empty()));
     assert!(d["value"].as_str().is_some_and(|s| !s.is_empty()));
+
+    // The hardened variant: the port's schedule, on macOS and Linux.
+    let x = &queries[HARDENED];
+    assert_eq!(x["interval"], d["interval"]);
+    assert_eq!(x["platform"], "darwin,linux");
+    assert_eq!(x["removed"], false);
+    assert!(x.get("snapshot").is_none_or(|s| s == false), "differential");
+    assert!(x["description"].as_str().is_some_and(|s| !s.is_empty()));
+    assert!(x["value"].as_str().is_some_and(|s| !s.is_empty()));
+    let platform = x["platform"].as_str().unwrap();
+    assert!(osquery_runs_on(platform, "darwin"));
+    assert!(osquery_runs_on(platform, "linux"));
+    assert!(!osquery_runs_on(platform, "windows"));
+    assert!(osquery_runs_on(d["platform"].as_str().unwrap(), "darwin"));
+    assert!(!osquery_runs_on(d["platform"].as_str().unwrap(), "linux"));
 
     let h = &queries[HEALTH];
     assert_eq!(h["interval"], 3600);
@@ -602,7 +677,7 @@ fn osquery_pack_schedules_the_queries_as_documented() {
 #[test]
 fn fleet_files_carry_the_same_sql_and_logging() {
     for file in [pack_files::FLEET_APPLY, pack_files::FLEET_GITOPS] {
-        for name in [DETECTION, HEALTH] {
+        for name in [DETECTION, HARDENED, HEALTH] {
             let entry = pack_files::fleet_entry(file, name);
             assert_eq!(
                 entry["query"],
@@ -610,12 +685,19 @@ fn fleet_files_carry_the_same_sql_and_logging() {
                 "{file}: {name}"
             );
             assert!(!entry["description"].is_empty(), "{file}: {name}");
+            assert!(fleet_accepts_platform(&entry["platform"]), "{file}: {name}");
         }
         let d = pack_files::fleet_entry(file, DETECTION);
         assert_eq!(d["logging"], "differential_ignore_removals", "{file}");
         assert_eq!(d["automations_enabled"], "true", "{file}");
         assert_eq!(d["interval"], "300", "{file}");
         assert_eq!(d["platform"], "darwin", "{file}");
+        let x = pack_files::fleet_entry(file, HARDENED);
+        assert_eq!(x["logging"], "differential_ignore_removals", "{file}");
+        assert_eq!(x["automations_enabled"], "true", "{file}");
+        assert_eq!(x["interval"], "300", "{file}");
+        assert_eq!(x["platform"], "darwin,linux", "{file}");
+        assert_eq!(x["observer_can_run"], d["observer_can_run"], "{file}");
         let h = pack_files::fleet_entry(file, HEALTH);
         assert_eq!(h["logging"], "snapshot", "{file}");
         assert_eq!(h["interval"], "3600", "{file}");
@@ -623,7 +705,7 @@ fn fleet_files_carry_the_same_sql_and_logging() {
     }
     // `fleetctl apply` documents: one v1 query per document.
     let docs = pack_files::yaml_documents(&pack_files::read(pack_files::FLEET_APPLY));
-    assert_eq!(docs.len(), 2);
+    assert_eq!(docs.len(), 3);
     for doc in &docs {
         assert_eq!(doc.top["apiVersion"], "v1");
         assert_eq!(doc.top["kind"], "query");
@@ -633,5 +715,650 @@ fn fleet_files_carry_the_same_sql_and_logging() {
     let docs = pack_files::yaml_documents(&pack_files::read(pack_files::FLEET_GITOPS));
     assert_eq!(docs.len(), 1);
     assert!(docs[0].top.is_empty(), "{:?}", docs[0].top);
-    assert_eq!(docs[0].named.len(), 2);
+    assert_eq!(docs[0].named.len(), 3);
+}
+
+// ---------------------------------------------------------------------------
+// The hardened query: every indicator, with an allow-list kept in the pack.
+// ---------------------------------------------------------------------------
+
+/// The port's SQL as shipped. The port stays Elastic's rule, exactly: no
+/// exception list, no other indicator. Change this only together with a
+/// change of Elastic's rule.
+const ELASTIC_SQL: &str = "SELECT k.time, k.eid, k.pid, k.parent, k.path, k.name, k.cmdline, k.args, k.cwd, k.uid, k.euid, k.gid, k.egid, k.auid, k.username, k.parent_path, k.parent_cmdline, k.tool, k.action, k.ccache, k.indicator, k.signing_id, k.team_id, k.platform_binary, k.sha256, k.source, 'ad88231f-e2ab-491c-8fc6-64746da26cfe' AS rule_id, 'Kerberos Cached Credentials Dumping' AS rule_name, 'high' AS severity, 73 AS risk_score, 'T1003,T1558,T1558.003,T1558.005' AS mitre_techniques, 'TA0006' AS mitre_tactic FROM kerberos_cache_access AS k WHERE k.time >= (SELECT unix_time FROM time) - 540 AND k.name = 'kcc' AND EXISTS (SELECT 1 FROM json_each(k.args) AS a WHERE lower(a.value) = 'copy_cred_cache') ORDER BY k.time ASC, k.eid ASC LIMIT 100;";
+
+/// The shipped entry of the hardened query's allow-list, as an SQL literal.
+const EXAMPLE_EXCEPTION: &str = "'example: replace with the exception_key of a row to allow'";
+
+/// The hardened rule's own id and name.
+const HARDENED_RULE_ID: &str = "812a24e2-2f3f-4736-bf1e-68a259d87bf7";
+const HARDENED_RULE_NAME: &str = "Kerberos Credential Access (hardened)";
+
+/// The columns the hardened query computes rather than reads.
+const HARDENED_COMPUTED: &[&str] = &[
+    "exception_key",
+    "rule_id",
+    "rule_name",
+    "severity",
+    "risk_score",
+    "mitre_techniques",
+    "mitre_tactic",
+];
+
+/// Exception clauses shown in packs/README.md, as a user adds them before
+/// `ORDER BY`.
+const GOKRB5_CLAUSE: &str = "AND NOT (k.indicator = 'credential_cache_copy' AND k.path = '/usr/bin/kcc' AND k.parent_path = '/usr/local/bin/corp-dbtool' AND k.ccache LIKE 'FILE:/Users/%/Library/Caches/corp-dbtool/%')";
+const TEAM_CLAUSE: &str =
+    "AND NOT (k.team_id = 'ABCDE12345' AND k.signing_id LIKE 'com.example.%' AND k.platform_binary = 0)";
+
+/// osquery's `checkPlatform` (`osquery/core/system.cpp`): substring tests on
+/// the query's `platform`, against the build's SDK platform name.
+fn osquery_runs_on(platform: &str, host: &str) -> bool {
+    if platform.is_empty() || platform == "null" {
+        return true;
+    }
+    if platform.contains("any") || platform.contains("all") {
+        return true;
+    }
+    let linux = ["linux", "ubuntu", "centos"]
+        .iter()
+        .any(|p| platform.contains(p));
+    if linux && host == "linux" {
+        return true;
+    }
+    if platform.contains("posix") && host != "windows" {
+        return true;
+    }
+    platform.contains(host)
+}
+
+/// Fleet's `verifyQueryPlatforms` (`server/fleet/queries.go`): empty, or a
+/// comma-separated list of darwin, linux, windows and chrome.
+fn fleet_accepts_platform(platform: &str) -> bool {
+    platform.trim().is_empty()
+        || platform
+            .split(',')
+            .all(|p| matches!(p.trim(), "darwin" | "linux" | "windows" | "chrome"))
+}
+
+/// An SQL string literal.
+fn sql_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// The hardened query with its allow-list set to `entries`, as a user would
+/// edit it: the shipped example entry replaced.
+fn with_exceptions(entries: &[&str]) -> String {
+    let sql = pack_files::conf_query(HARDENED);
+    assert_eq!(sql.matches(EXAMPLE_EXCEPTION).count(), 1, "{sql}");
+    let list: Vec<String> = entries.iter().map(|e| sql_quote(e)).collect();
+    let edited = sql.replace(EXAMPLE_EXCEPTION, &list.join(", "));
+    assert_ne!(edited, sql);
+    edited
+}
+
+/// The hardened query with `clause` added before `ORDER BY`.
+fn with_clause(clause: &str) -> String {
+    let sql = pack_files::conf_query(HARDENED);
+    assert_eq!(sql.matches(" ORDER BY ").count(), 1, "{sql}");
+    sql.replace(" ORDER BY ", &format!(" {clause} ORDER BY "))
+}
+
+/// `exception_key` as packs/README.md defines it, from a row's own columns.
+fn documented_key(rows: &Rows, row: usize) -> String {
+    ["indicator", "path", "parent_path", "signing_id", "team_id"]
+        .iter()
+        .map(|c| match rows.get(row, c) {
+            Value::Text(s) => s.clone(),
+            other => panic!("{c} is not text: {other:?}"),
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Whitespace collapsed, so SQL wrapped over lines in the README compares.
+fn squeeze(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// The exec's indicator as stored, read straight from the table.
+fn stored_indicator(host: &Host, eid: &str) -> String {
+    let got = host.query(&format!(
+        "SELECT indicator FROM kerberos_cache_access WHERE eid = {}",
+        sql_quote(eid)
+    ));
+    assert_eq!(got.len(), 1, "{eid} is not in the table");
+    got.texts("indicator").remove(0)
+}
+
+#[test]
+fn elastic_port_sql_is_unchanged_and_has_no_exceptions() {
+    let sql = pack_files::conf_query(DETECTION);
+    assert_eq!(sql, ELASTIC_SQL);
+    assert!(!sql.contains("exception_key"));
+    assert!(!sql.contains("indicator !="));
+}
+
+#[test]
+fn hardened_reports_every_non_empty_indicator() {
+    let host = Host::new();
+    // From the engine: a copy (the classifier's indicator is certainly set)
+    // and the benign aliases (certainly not).
+    let copy = host.exec(
+        NOW - 100,
+        10,
+        "/usr/bin/kcc",
+        &["kcc", "copy_cred_cache", "FILE:/tmp/a.ccache"],
+    );
+    let benign = [
+        host.exec(NOW - 95, 11, "/usr/bin/kcc", &["klist"]),
+        host.exec(NOW - 94, 12, "/usr/bin/klist", &["klist", "-v"]),
+        host.exec(NOW - 93, 13, "/usr/bin/kcc", &["kswitch", "-p", "alice"]),
+        host.exec(NOW - 92, 14, "/usr/bin/kswitch", &["kswitch", "-p", "bob"]),
+    ];
+    assert_ne!(stored_indicator(&host, &copy), "");
+    for eid in &benign {
+        assert_eq!(stored_indicator(&host, eid), "", "{eid}");
+    }
+    // Stored rows with the indicator values the table may hold, including a
+    // name the query has never heard of: it must not depend on the names.
+    let indicators = [
+        "credential_cache_copy,renamed_kerberos_tool",
+        "credential_dump",
+        "kerberoasting",
+        "bifrost_kerberoast",
+        "forged_keytab",
+        "an_indicator_added_later",
+    ];
+    let mut want = vec![copy];
+    for (i, indicator) in (0i64..).zip(indicators) {
+        want.push(host.insert_row(NOW - 80 + i, 30 + i, |r| {
+            r.indicator = indicator.to_string();
+        }));
+    }
+    let blank = host.insert_row(NOW - 5, 40, |r| {
+        r.indicator = String::new();
+        r.technique = String::new();
+    });
+
+    let got = host.hardened();
+    assert_eq!(got.texts("eid"), want);
+    assert!(!got.texts("eid").contains(&blank));
+    assert_eq!(&got.texts("indicator")[1..], indicators);
+    assert!(got.texts("indicator").iter().all(|i| !i.is_empty()));
+}
+
+#[test]
+fn hardened_is_a_superset_of_the_elastic_port() {
+    let host = Host::new();
+    host.exec(NOW - 60, 50, "/tmp/kcc", &["/tmp/kcc", "copy_cred_cache"]);
+    host.exec(
+        NOW - 50,
+        51,
+        "/usr/bin/kcc",
+        &["kcc", "COPY_CRED_CACHE", "/tmp/t.ccache"],
+    );
+    host.exec(NOW - 40, 52, "/usr/bin/kcc", &["kcc", "Copy_Cred_Cache"]);
+    host.exec(NOW - 30, 53, "/usr/bin/kcc", &["klist"]);
+    // An abbreviated sub-command: kcc runs copy_cred_cache, the port's exact
+    // argument test does not see it.
+    let extra = host.insert_row(NOW - 20, 54, |r| {
+        r.cmdline = "kcc copy FILE:/tmp/x".into();
+        r.args = r#"["kcc","copy","FILE:/tmp/x"]"#.into();
+        r.ccache = "FILE:/tmp/x".into();
+    });
+
+    let port = host.detection().texts("eid");
+    let hardened = host.hardened().texts("eid");
+    assert_eq!(port.len(), 3, "{port:?}");
+    for eid in &port {
+        assert!(hardened.contains(eid), "{eid} only in the port");
+    }
+    assert!(hardened.contains(&extra));
+    assert!(!port.contains(&extra));
+}
+
+#[test]
+fn hardened_metadata_and_severity_follow_the_indicator() {
+    let host = Host::new();
+    // (indicator, severity, risk_score)
+    let cases = [
+        ("credential_cache_copy", "high", 73),
+        (
+            "credential_cache_copy,renamed_kerberos_tool",
+            "critical",
+            99,
+        ),
+        ("renamed_kerberos_tool", "critical", 99),
+        ("bifrost_dump", "critical", 99),
+        ("credential_dump,bifrost_asktgt", "critical", 99),
+        ("kerberoasting", "high", 73),
+        ("credential_dump", "high", 73),
+        ("not_renamed_kerberos_tool", "high", 73),
+        ("xbifrost_dump", "high", 73),
+        ("an_indicator_added_later", "high", 73),
+    ];
+    for (i, (indicator, _, _)) in (0i64..).zip(cases) {
+        host.insert_row(NOW - 100 + i, 100 + i, |r| {
+            r.indicator = indicator.to_string();
+            r.technique = format!("T{i}");
+        });
+    }
+    let got = host.hardened();
+    assert_eq!(got.len(), cases.len());
+    for (row, (indicator, severity, risk)) in cases.iter().enumerate() {
+        assert_eq!(got.get(row, "indicator"), &text(indicator));
+        assert_eq!(got.get(row, "severity"), &text(severity), "{indicator}");
+        assert_eq!(
+            got.get(row, "risk_score"),
+            &Value::Integer(*risk),
+            "{indicator}"
+        );
+        assert_eq!(got.get(row, "rule_id"), &text(HARDENED_RULE_ID));
+        assert_eq!(got.get(row, "rule_name"), &text(HARDENED_RULE_NAME));
+        assert_eq!(got.get(row, "mitre_tactic"), &text("TA0006"));
+        assert_eq!(got.get(row, "mitre_techniques"), got.get(row, "technique"));
+        assert_eq!(got.get(row, "technique"), &text(&format!("T{row}")));
+    }
+    // Its own rule id, not Elastic's.
+    assert_ne!(HARDENED_RULE_ID, "ad88231f-e2ab-491c-8fc6-64746da26cfe");
+}
+
+#[test]
+fn hardened_selects_only_stored_columns_the_key_and_literals() {
+    let host = Host::new();
+    // Linux-like: no code identity at all.
+    host.exec(
+        NOW - 60,
+        60,
+        "/usr/bin/kcc",
+        &["kcc", "copy_cred_cache", "/tmp/x"],
+    );
+    // macOS-like: Apple's kcc.
+    host.insert_row(NOW - 50, 61, |r| {
+        r.signing_id = "com.apple.kcc".into();
+        r.platform_binary = Some(1);
+        r.sha256 = "ab".repeat(32);
+    });
+    let got = host.hardened();
+    assert_eq!(got.len(), 2);
+    for column in &got.columns {
+        assert!(
+            EXEC_COLUMNS.iter().any(|c| c.name == column)
+                || HARDENED_COMPUTED.contains(&column.as_str()),
+            "{column} is neither a stored column nor a computed one"
+        );
+    }
+    for column in [
+        "time",
+        "eid",
+        "indicator",
+        "technique",
+        "tool",
+        "action",
+        "ccache",
+        "signing_id",
+        "team_id",
+        "platform_binary",
+        "sha256",
+        "parent",
+        "parent_path",
+        "parent_cmdline",
+    ] {
+        assert!(got.columns.iter().any(|c| c == column), "{column} missing");
+    }
+    for column in HARDENED_COMPUTED {
+        assert!(got.columns.iter().any(|c| c == column), "{column} missing");
+    }
+    // The key is the documented join of stored columns, never NULL (a NULL
+    // key would make `NOT IN` drop the row).
+    for row in 0..got.len() {
+        assert_eq!(
+            got.get(row, "exception_key"),
+            &text(&documented_key(&got, row))
+        );
+    }
+    assert_eq!(
+        got.texts("exception_key")[1],
+        "credential_cache_copy,/usr/bin/kcc,/bin/zsh,com.apple.kcc,"
+    );
+}
+
+#[test]
+fn hardened_window_reaches_generate_as_a_constraint() {
+    let host = Host::new();
+    let old = host.exec(
+        NOW - WINDOW - 1,
+        70,
+        "/usr/bin/kcc",
+        &["kcc", "copy_cred_cache"],
+    );
+    let old_synthetic = host.insert_row(NOW - WINDOW - 100, 71, |r| {
+        r.indicator = "kerberoasting".into();
+    });
+    let edge = host.exec(
+        NOW - WINDOW,
+        72,
+        "/usr/bin/kcc",
+        &["kcc", "copy_cred_cache"],
+    );
+    let recent = host.insert_row(NOW - 1, 73, |r| r.indicator = "credential_dump".into());
+    host.calls();
+
+    let got = host.hardened();
+    assert_eq!(got.texts("eid"), [edge, recent]);
+    assert!(!got.texts("eid").contains(&old));
+    assert!(!got.texts("eid").contains(&old_synthetic));
+    let calls = host.calls();
+    assert!(!calls.is_empty(), "generate was not called");
+    for call in &calls {
+        assert_eq!(
+            constraints_on(&call.context, "time"),
+            [(32, (NOW - WINDOW).to_string())],
+            "{}",
+            call.context
+        );
+        // `indicator` is not INDEX/ADDITIONAL: SQLite filters it.
+        assert!(constraints_on(&call.context, "indicator").is_empty());
+        assert_eq!(call.rows, 2, "the store applied the window");
+    }
+}
+
+#[test]
+fn hardened_returns_at_most_100_rows_oldest_first() {
+    let host = Host::new();
+    // Stored newest first, with a benign klist at every second that must not
+    // take a place among the 100.
+    for i in (0..150).rev() {
+        host.exec(NOW - 500 + i, 2000 + i, "/usr/bin/kcc", &["klist"]);
+        host.exec(
+            NOW - 500 + i,
+            3000 + i,
+            "/usr/bin/kcc",
+            &["kcc", "copy_cred_cache"],
+        );
+    }
+    let got = host.hardened();
+    assert_eq!(got.len(), 100);
+    let expected: Vec<i64> = (0..100).map(|i| NOW - 500 + i).collect();
+    assert_eq!(got.ints("time"), expected);
+    let pids: Vec<i64> = (0..100).map(|i| 3000 + i).collect();
+    assert_eq!(got.ints("pid"), pids);
+}
+
+#[test]
+fn hardened_breaks_time_ties_by_eid() {
+    let host = Host::new();
+    // Stored in the opposite order of their eids.
+    let second = host.insert_row(NOW - 3, 902, |r| r.indicator = "kerberoasting".into());
+    let first = host.insert_row(NOW - 3, 901, |r| r.indicator = "credential_dump".into());
+    assert!(first < second);
+    assert_eq!(host.hardened().texts("eid"), [first, second]);
+}
+
+#[test]
+fn hardened_rows_are_deterministic_across_runs() {
+    let host = Host::new();
+    host.exec(NOW - 200, 80, "/tmp/kcc", &["/tmp/kcc", "copy_cred_cache"]);
+    host.insert_row(NOW - 150, 81, |r| {
+        r.indicator = "credential_cache_copy,renamed_kerberos_tool".into();
+        r.signing_id = "com.apple.kcc".into();
+        r.platform_binary = Some(1);
+    });
+    host.insert_row(NOW - 120, 82, |r| r.indicator = "bifrost_dump".into());
+    host.exec(NOW - 90, 83, "/usr/bin/kcc", &["klist"]);
+    let first = host.hardened();
+    assert_eq!(first.len(), 3);
+    assert_eq!(host.hardened(), first, "same rows, same clock");
+
+    // The next run, 300 s later, with one new exec: every row still in the
+    // window is identical, so a differential log adds only the new one.
+    host.set_now(NOW + 300);
+    let new = host.exec(NOW + 250, 84, "/usr/bin/kcc", &["kcc", "copy_cred_cache"]);
+    let second = host.hardened();
+    assert_eq!(second.columns, first.columns);
+    let added: Vec<&Vec<Value>> = second
+        .rows
+        .iter()
+        .filter(|r| !first.rows.contains(r))
+        .collect();
+    assert_eq!(added.len(), 1, "{added:?}");
+    let eid_col = second.columns.iter().position(|c| c == "eid").unwrap();
+    assert_eq!(added[0][eid_col], text(&new));
+    for row in &first.rows {
+        assert!(
+            second.rows.contains(row),
+            "row changed or vanished: {row:?}"
+        );
+    }
+}
+
+#[test]
+fn shipped_exception_list_holds_only_an_entry_that_cannot_match() {
+    let sql = pack_files::conf_query(HARDENED);
+    assert!(sql.contains(&format!(
+        "AND exception_key NOT IN ({EXAMPLE_EXCEPTION}) ORDER BY"
+    )));
+    // Every key joins five columns with four commas; the example has none.
+    assert!(!EXAMPLE_EXCEPTION.contains(','));
+
+    let host = Host::new();
+    host.exec(NOW - 10, 90, "/usr/bin/kcc", &["kcc", "copy_cred_cache"]);
+    // Even a row whose every column is the example's text comes back.
+    let example = EXAMPLE_EXCEPTION.trim_matches('\'').to_string();
+    let lookalike = host.insert_row(NOW - 5, 91, |r| {
+        r.indicator = example.clone();
+        r.path = example.clone();
+        r.parent_path = example.clone();
+        r.signing_id = example.clone();
+        r.team_id = example.clone();
+    });
+    let got = host.hardened();
+    assert_eq!(got.len(), 2);
+    assert!(got.texts("eid").contains(&lookalike));
+    for key in got.texts("exception_key") {
+        assert!(key.matches(',').count() >= 4, "{key}");
+    }
+}
+
+#[test]
+fn an_exception_key_in_the_list_suppresses_exactly_that_program() {
+    let host = Host::new();
+    let dest = "FILE:/Users/alice/Library/Caches/corp-dbtool/krb5cc";
+    let tool = "/usr/local/bin/corp-dbtool";
+    let allowed = host.exec_from(
+        NOW - 60,
+        20,
+        "/usr/bin/kcc",
+        &["kcc", "copy_cred_cache", dest],
+        tool,
+    );
+    // Same kcc and arguments, another parent.
+    let other_parent = host.exec(
+        NOW - 50,
+        21,
+        "/usr/bin/kcc",
+        &["kcc", "copy_cred_cache", dest],
+    );
+    // Same parent, another executable.
+    let other_path = host.exec_from(
+        NOW - 40,
+        22,
+        "/tmp/kcc",
+        &["kcc", "copy_cred_cache", dest],
+        tool,
+    );
+    // Same parent and executable, another indicator.
+    let dump = host.insert_row(NOW - 30, 23, |r| {
+        r.cmdline = "kcc dump-credentials".into();
+        r.args = r#"["kcc","dump-credentials"]"#.into();
+        r.action = "dump-credentials".into();
+        r.ccache = String::new();
+        r.indicator = "credential_dump".into();
+        r.parent_path = tool.into();
+    });
+    // The allowed program again, later: same key.
+    let again = host.exec_from(
+        NOW - 20,
+        24,
+        "/usr/bin/kcc",
+        &["kcc", "copy_cred_cache", dest],
+        tool,
+    );
+
+    let before = host.hardened();
+    assert_eq!(
+        before.texts("eid"),
+        [&allowed, &other_parent, &other_path, &dump, &again].map(String::as_str)
+    );
+    // The user copies the key from the logged row.
+    let key = before.texts("exception_key")[0].clone();
+    assert_eq!(key, documented_key(&before, 0));
+    assert!(
+        key.ends_with(",/usr/bin/kcc,/usr/local/bin/corp-dbtool,,"),
+        "{key}"
+    );
+
+    // Replacing the example entry with the key.
+    let after = host.query(&with_exceptions(&[&key]));
+    assert_eq!(
+        after.texts("eid"),
+        [&other_parent, &other_path, &dump].map(String::as_str)
+    );
+    assert_eq!(after.columns, before.columns);
+    // Adding the key after the example entry does the same.
+    let example = EXAMPLE_EXCEPTION.trim_matches('\'');
+    let after = host.query(&with_exceptions(&[example, &key]));
+    assert_eq!(
+        after.texts("eid"),
+        [&other_parent, &other_path, &dump].map(String::as_str)
+    );
+    // A key that is almost right (other case) allows nothing.
+    let after = host.query(&with_exceptions(&[&key.to_uppercase()]));
+    assert_eq!(after.len(), 5);
+    // The port ignores the hardened query's list.
+    assert_eq!(host.detection().len(), 4);
+}
+
+#[test]
+fn documented_parent_and_cache_exception_allows_only_that_copy() {
+    let host = Host::new();
+    let tool = "/usr/local/bin/corp-dbtool";
+    let alice = host.exec_from(
+        NOW - 60,
+        120,
+        "/usr/bin/kcc",
+        &[
+            "kcc",
+            "copy_cred_cache",
+            "FILE:/Users/alice/Library/Caches/corp-dbtool/krb5cc",
+        ],
+        tool,
+    );
+    let bob = host.exec_from(
+        NOW - 55,
+        121,
+        "/usr/bin/kcc",
+        &[
+            "kcc",
+            "copy_cred_cache",
+            "FILE:/Users/bob/Library/Caches/corp-dbtool/krb5cc.1234",
+        ],
+        tool,
+    );
+    // The same parent writing elsewhere, and another parent writing there.
+    let elsewhere = host.exec_from(
+        NOW - 50,
+        122,
+        "/usr/bin/kcc",
+        &["kcc", "copy_cred_cache", "FILE:/tmp/stolen.ccache"],
+        tool,
+    );
+    let shell = host.exec(
+        NOW - 45,
+        123,
+        "/usr/bin/kcc",
+        &[
+            "kcc",
+            "copy_cred_cache",
+            "FILE:/Users/alice/Library/Caches/corp-dbtool/krb5cc",
+        ],
+    );
+    let dropped = host.exec_from(
+        NOW - 40,
+        124,
+        "/tmp/kcc",
+        &[
+            "kcc",
+            "copy_cred_cache",
+            "FILE:/Users/alice/Library/Caches/corp-dbtool/krb5cc",
+        ],
+        tool,
+    );
+    assert_eq!(host.hardened().len(), 5);
+    let got = host.query(&with_clause(GOKRB5_CLAUSE));
+    assert_eq!(
+        got.texts("eid"),
+        [&elsewhere, &shell, &dropped].map(String::as_str)
+    );
+    assert!(!got.texts("eid").contains(&alice));
+    assert!(!got.texts("eid").contains(&bob));
+}
+
+#[test]
+fn documented_code_identity_exception_needs_the_team_id() {
+    let host = Host::new();
+    let signed = host.insert_row(NOW - 60, 130, |r| {
+        r.indicator = "credential_dump".into();
+        r.path = "/Applications/Helper.app/Contents/MacOS/helper".into();
+        r.signing_id = "com.example.kerberos-helper".into();
+        r.team_id = "ABCDE12345".into();
+        r.platform_binary = Some(0);
+    });
+    // An ad-hoc signature can carry any identifier, but no team id.
+    let ad_hoc = host.insert_row(NOW - 50, 131, |r| {
+        r.indicator = "credential_dump".into();
+        r.path = "/tmp/helper".into();
+        r.signing_id = "com.example.kerberos-helper".into();
+        r.platform_binary = Some(0);
+    });
+    let other_team = host.insert_row(NOW - 40, 132, |r| {
+        r.indicator = "credential_dump".into();
+        r.signing_id = "com.example.kerberos-helper".into();
+        r.team_id = "ZZZZZ99999".into();
+        r.platform_binary = Some(0);
+    });
+    // Apple's kcc, the binary an attacker runs.
+    let apple = host.insert_row(NOW - 30, 133, |r| {
+        r.signing_id = "com.apple.kcc".into();
+        r.platform_binary = Some(1);
+    });
+    assert_eq!(host.hardened().len(), 4);
+    let got = host.query(&with_clause(TEAM_CLAUSE));
+    assert_eq!(
+        got.texts("eid"),
+        [&ad_hoc, &other_team, &apple].map(String::as_str)
+    );
+    assert!(!got.texts("eid").contains(&signed));
+}
+
+#[test]
+fn readme_documents_the_hardened_query_and_its_exceptions() {
+    let readme = squeeze(&pack_files::read(pack_files::README));
+    for needle in [
+        HARDENED,
+        DETECTION,
+        HARDENED_RULE_ID,
+        GOKRB5_CLAUSE,
+        TEAM_CLAUSE,
+        EXAMPLE_EXCEPTION,
+        "k.indicator || ',' || k.path || ',' || k.parent_path || ',' || k.signing_id || ',' || k.team_id AS exception_key",
+    ] {
+        assert!(readme.contains(&squeeze(needle)), "README lacks {needle}");
+    }
+    // The key's definition in the README is the one the query uses.
+    let sql = pack_files::conf_query(HARDENED);
+    assert!(sql.contains(
+        "k.indicator || ',' || k.path || ',' || k.parent_path || ',' || k.signing_id || ',' || k.team_id AS exception_key"
+    ));
 }

@@ -14,8 +14,10 @@ use std::path::PathBuf;
 pub const CONF: &str = "packs/kerberos_cache_access.conf";
 pub const FLEET_APPLY: &str = "packs/fleet/kerberos_cache_access.yml";
 pub const FLEET_GITOPS: &str = "packs/fleet/gitops-reports.yml";
+pub const README: &str = "packs/README.md";
 
 pub const DETECTION: &str = "kerberos_cached_credentials_dumping";
+pub const HARDENED: &str = "kerberos_credential_access_hardened";
 pub const HEALTH: &str = "kerberos_cache_access_health";
 
 pub fn read(relative: &str) -> String {
