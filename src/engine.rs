@@ -4,8 +4,9 @@
 //! store. Everything a source needs from the rest of the program goes through
 //! here, so sources stay independent of osquery and of each other.
 
-use crate::classify::classify;
+use crate::classify::{classify, classify_with, Identity, KeytabCorrelator};
 use crate::event::{ExecEvent, SourceKind};
+use crate::identity::KccImage;
 use crate::row::Row;
 use crate::sources::snapshot::Snapshot;
 use crate::status::{Counters, StatusBoard};
@@ -38,6 +39,8 @@ pub struct Engine {
     users: Box<dyn UserNames>,
     observer: Mutex<Option<Sender<Arc<Row>>>>,
     snapshot: Mutex<Option<SnapshotSlot>>,
+    kcc_image: KccImage,
+    keytabs: Mutex<KeytabCorrelator>,
 }
 
 impl Engine {
@@ -48,7 +51,16 @@ impl Engine {
             users,
             observer: Mutex::new(None),
             snapshot: Mutex::new(None),
+            kcc_image: KccImage::from_host(),
+            keytabs: Mutex::new(KeytabCorrelator::default()),
         }
+    }
+
+    /// Uses these files as "the host's kcc" for recognising renamed copies
+    /// by content (tests; hosts with kcc elsewhere).
+    pub fn with_kcc_references(mut self, paths: &[&std::path::Path]) -> Engine {
+        self.kcc_image = KccImage::from_paths(paths);
+        self
     }
 
     pub fn store(&self) -> &Store {
@@ -73,12 +85,44 @@ impl Engine {
         if event.incomplete {
             counters.incomplete.fetch_add(1, Ordering::Relaxed);
         }
-        let class = classify(&event.path, &event.argv)?;
+        // The cheap verdict first (what the sources filter on), then the full
+        // one with what we know of the executable's identity.
+        let pre = classify(&event.path, &event.argv);
+        let signing_id = event.code.signing_id.as_str();
+        if pre.is_none() && signing_id.is_empty() {
+            return None;
+        }
+        // A file-content check only for execs that are not plainly a
+        // Kerberos tool by name and whose source gave no signing id.
+        let verdict = match &pre {
+            Some(p) if p.tool.is_empty() && signing_id.is_empty() => {
+                self.kcc_image.check(&event.path)
+            }
+            _ => None,
+        };
+        let identity = Identity {
+            signing_id,
+            kcc_image: verdict.as_ref().map(|v| v.is_kcc),
+        };
+        let mut class = classify_with(&event.path, &event.argv, &identity)?;
+        if let Some(upgrade) = self
+            .keytabs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .observe(&class, event.uid, event.time)
+        {
+            class.add_indicator(upgrade);
+        }
         let username = event
             .uid
             .and_then(|uid| self.users.name_of(uid))
             .unwrap_or_default();
-        let row = Row::from_event(event, &class, username);
+        let mut row = Row::from_event(event, &class, username);
+        if row.sha256.is_empty() {
+            if let Some(sha) = verdict.and_then(|v| v.sha256) {
+                row.sha256 = sha;
+            }
+        }
         if event.source == SourceKind::Snapshot && self.store.has_exec_event_for(&row) {
             // An exec source already reported this process image; the
             // snapshot's row would be a second row for one execution.
@@ -153,6 +197,98 @@ mod tests {
             source,
             ..ExecEvent::default()
         }
+    }
+
+    fn exec(path: &str, argv: &[&str]) -> ExecEvent {
+        ExecEvent {
+            time: 2000,
+            pid: 7,
+            ppid: 1,
+            path: path.as_bytes().to_vec(),
+            argv: argv.iter().map(|a| a.as_bytes().to_vec()).collect(),
+            uid: Some(501),
+            source: SourceKind::LinuxAudit,
+            ..ExecEvent::default()
+        }
+    }
+
+    #[test]
+    fn a_renamed_kcc_is_recognised_by_its_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let kcc = dir.path().join("kcc");
+        std::fs::write(&kcc, b"the host's kcc").unwrap();
+        let copy = dir.path().join("fontd");
+        std::fs::copy(&kcc, &copy).unwrap();
+        let engine = Engine::new(StoreConfig::default(), Box::new(FixedUsers::default()))
+            .with_kcc_references(&[kcc.as_path()]);
+        let c = engine.counters(SourceKind::LinuxAudit);
+        let path = copy.to_str().unwrap();
+        let row = engine
+            .ingest(&exec(path, &["fontd", "c", "/tmp/stolen"]), &c)
+            .expect("a renamed kcc copying a cache is a row");
+        assert_eq!(row.indicator, "credential_cache_copy,renamed_kerberos_tool");
+        assert_eq!(row.sha256.len(), 64);
+        assert_eq!(row.ccache, "FILE:/tmp/stolen");
+        // The same argv from a binary that is not kcc is not an indicator.
+        let other = dir.path().join("other");
+        std::fs::write(&other, b"something else entirely").unwrap();
+        let e = exec(other.to_str().unwrap(), &["other", "c", "/tmp/stolen"]);
+        let row = engine.ingest(&e, &c);
+        assert!(row.is_none_or(|r| r.indicator.is_empty()));
+    }
+
+    #[test]
+    fn a_signing_id_names_a_renamed_kcc_whatever_it_runs() {
+        let engine = Engine::new(StoreConfig::default(), Box::new(FixedUsers::default()));
+        let c = engine.counters(SourceKind::Eslogger);
+        let mut e = exec("/private/tmp/helper", &["helper", "list"]);
+        e.code.signing_id = "com.apple.kcc".into();
+        let row = engine.ingest(&e, &c).expect("row");
+        assert!(
+            row.indicator.contains("renamed_kerberos_tool"),
+            "{}",
+            row.indicator
+        );
+    }
+
+    #[test]
+    fn a_forged_keytab_then_its_use_is_flagged() {
+        let engine = Engine::new(StoreConfig::default(), Box::new(FixedUsers::default()));
+        let c = engine.counters(SourceKind::LinuxAudit);
+        let add = exec(
+            "/usr/bin/ktutil",
+            &[
+                "ktutil",
+                "-k",
+                "/tmp/evil.keytab",
+                "add",
+                "-p",
+                "svc@CORP",
+                "-V",
+                "1",
+                "-e",
+                "aes256-cts-hmac-sha1-96",
+                "--hex",
+            ],
+        );
+        let row = engine.ingest(&add, &c).expect("ktutil row");
+        assert!(
+            row.indicator.contains("forged_keytab_key"),
+            "{}",
+            row.indicator
+        );
+        let mut kinit = exec(
+            "/usr/bin/kinit",
+            &["kinit", "-t", "/tmp/evil.keytab", "svc@CORP"],
+        );
+        kinit.time = 2100;
+        kinit.pid = 8;
+        let row = engine.ingest(&kinit, &c).expect("kinit row");
+        assert!(
+            row.indicator.contains("forged_keytab_use"),
+            "{}",
+            row.indicator
+        );
     }
 
     #[test]

@@ -15,7 +15,7 @@
 //! reason. Field paths and version history are in
 //! shared/fixtures/eslogger/SCHEMA.md.
 
-use crate::classify::classify;
+use crate::classify::{classify_with, Identity};
 use crate::engine::{unix_now, Engine};
 use crate::event::{CodeIdentity, ExecEvent, SourceKind};
 use crate::sources::exec_cache::ExecCache;
@@ -1745,7 +1745,13 @@ impl Eslogger {
             ex.time_nanos = 0;
         }
         let args: &[String] = ex.args.as_deref().unwrap_or_default();
-        if classify(ex.path.as_bytes(), args).is_none() {
+        // The signing id is known here, so a renamed kcc doing anything is
+        // kept, not only one with a suspicious argv.
+        let identity = Identity {
+            signing_id: &ex.signing_id,
+            kcc_image: None,
+        };
+        if classify_with(ex.path.as_bytes(), args, &identity).is_none() {
             counters.saw(ex.time);
             self.cache.record(ex.pid, ex.path.as_bytes(), args);
             return;

@@ -746,7 +746,12 @@ mod tests {
             ("path_hex", hex(path.as_bytes())),
             ("cmdline_hex", hex(cmdline.as_bytes())),
             ("cwd_hex", hex(b"/Users/a")),
-            ("signing_id_hex", hex(b"com.apple.kcc")),
+            // Each binary's own identifier: a kcc signing id on another
+            // binary would (rightly) make it a renamed kcc.
+            (
+                "signing_id_hex",
+                hex(format!("com.apple.{}", path.rsplit('/').next().unwrap_or(path)).as_bytes()),
+            ),
             ("team_id_hex", String::new()),
         ] {
             r.insert(k.to_string(), v);

@@ -1,0 +1,501 @@
+//! The classifier against tests/data/classifier_corpus.tsv (the format is
+//! described at the top of that file), and property tests that it never
+//! panics, whatever argv it is given.
+
+use kerberos_cache_access::classify::{
+    classify, classify_with, Classification, Identity, Indicator, CREDENTIAL_CACHE_COPY,
+    CREDENTIAL_CACHE_COPY_TECHNIQUE,
+};
+use proptest::prelude::*;
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+
+/// Counts this thread's allocations while armed (other test threads do not
+/// interfere).
+struct Counting;
+
+thread_local! {
+    static ARMED: Cell<bool> = const { Cell::new(false) };
+    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
+}
+
+fn note_allocation() {
+    let _ = ARMED.try_with(|armed| {
+        if armed.get() {
+            let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
+        }
+    });
+}
+
+// SAFETY: every call is forwarded unchanged to the system allocator.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        note_allocation();
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        note_allocation();
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        note_allocation();
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn allocations_during(f: impl FnOnce()) -> u64 {
+    ALLOCATIONS.with(|n| n.set(0));
+    ARMED.with(|a| a.set(true));
+    f();
+    ARMED.with(|a| a.set(false));
+    ALLOCATIONS.with(Cell::get)
+}
+
+const CORPUS: &str = include_str!("data/classifier_corpus.tsv");
+const INDICATORS_DOC: &str = include_str!("../docs/indicators.md");
+
+struct Case {
+    line: usize,
+    name: String,
+    path: Vec<u8>,
+    argv: Vec<Vec<u8>>,
+    signing_id: String,
+    kcc_image: Option<bool>,
+    identity_given: bool,
+    /// None: the exec must be dropped.
+    expect: Option<Expect>,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+struct Expect {
+    tool: String,
+    action: String,
+    ccache: String,
+    source: String,
+    keytab: String,
+    indicator: String,
+    needs_identity: bool,
+}
+
+impl Expect {
+    fn of(c: &Classification) -> Expect {
+        Expect {
+            tool: c.tool.to_string(),
+            action: c.action.to_string(),
+            ccache: c.ccache.clone(),
+            source: c.source_ccache.clone(),
+            keytab: c.keytab.clone(),
+            indicator: c.indicator.clone(),
+            needs_identity: c.needs_identity,
+        }
+    }
+}
+
+/// `\xNN` escapes to bytes; everything else as written.
+fn unescape(text: &str) -> Vec<u8> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i..].starts_with(b"\\x") && i + 4 <= bytes.len() {
+            let hex = std::str::from_utf8(&bytes[i + 2..i + 4]).unwrap();
+            out.push(u8::from_str_radix(hex, 16).unwrap());
+            i += 4;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+fn dash(field: &str) -> String {
+    if field == "-" {
+        String::new()
+    } else {
+        field.to_string()
+    }
+}
+
+fn corpus() -> Vec<Case> {
+    let mut cases = Vec::new();
+    for (n, line) in CORPUS.lines().enumerate() {
+        if line.trim().is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let f: Vec<&str> = line.split('\t').collect();
+        assert_eq!(f.len(), 11, "line {}: 11 tab-separated fields", n + 1);
+        let argv = if f[2].is_empty() {
+            Vec::new()
+        } else {
+            f[2].split(' ')
+                .map(|a| if a == "\"\"" { Vec::new() } else { unescape(a) })
+                .collect()
+        };
+        let mut signing_id = String::new();
+        let mut kcc_image = None;
+        if f[3] != "-" {
+            for part in f[3].split(',') {
+                match part.split_once('=') {
+                    Some(("sid", v)) => signing_id = v.to_string(),
+                    Some(("image", "yes")) => kcc_image = Some(true),
+                    Some(("image", "no")) => kcc_image = Some(false),
+                    _ => panic!("line {}: bad identity {part:?}", n + 1),
+                }
+            }
+        }
+        let expect = (f[4] != "NONE").then(|| Expect {
+            tool: dash(f[4]),
+            action: dash(f[5]),
+            ccache: dash(f[6]),
+            source: dash(f[7]),
+            keytab: dash(f[8]),
+            indicator: dash(f[9]),
+            needs_identity: match f[10] {
+                "y" => true,
+                "-" => false,
+                other => panic!("line {}: needs is y or -, not {other:?}", n + 1),
+            },
+        });
+        cases.push(Case {
+            line: n + 1,
+            name: f[0].to_string(),
+            path: unescape(f[1]),
+            argv,
+            signing_id,
+            kcc_image,
+            identity_given: f[3] != "-",
+            expect,
+        });
+    }
+    cases
+}
+
+/// The technique column a set of indicator names must have.
+fn techniques_of(indicator: &str) -> String {
+    let mut out: Vec<&str> = Vec::new();
+    for name in indicator.split(',').filter(|n| !n.is_empty()) {
+        let i = Indicator::from_name(name).unwrap_or_else(|| panic!("unknown {name}"));
+        for t in i.technique().split(',') {
+            if !out.contains(&t) {
+                out.push(t);
+            }
+        }
+    }
+    out.join(",")
+}
+
+/// Internal consistency of one classification.
+fn check_consistent(c: &Classification) -> Result<(), String> {
+    if c.indicator != c.indicators.names() {
+        return Err(format!(
+            "indicator {:?} vs set {:?}",
+            c.indicator, c.indicators
+        ));
+    }
+    if c.technique != techniques_of(&c.indicator) {
+        return Err(format!("technique {:?} for {:?}", c.technique, c.indicator));
+    }
+    if c.indicator == CREDENTIAL_CACHE_COPY && c.technique != CREDENTIAL_CACHE_COPY_TECHNIQUE {
+        return Err("Elastic's technique list changed".into());
+    }
+    Ok(())
+}
+
+#[test]
+fn corpus_matches() {
+    let cases = corpus();
+    assert!(cases.len() >= 60, "only {} cases", cases.len());
+    let mut names = std::collections::HashSet::new();
+    let mut failures = Vec::new();
+    for case in &cases {
+        assert!(
+            names.insert(case.name.as_str()),
+            "duplicate case {}",
+            case.name
+        );
+        let identity = Identity {
+            signing_id: &case.signing_id,
+            kcc_image: case.kcc_image,
+        };
+        let got = classify_with(&case.path, &case.argv, &identity);
+        let hot = classify(&case.path, &case.argv);
+        let label = format!("line {} {}", case.line, case.name);
+
+        let got_expect = got.as_ref().map(Expect::of);
+        if got_expect != case.expect {
+            failures.push(format!(
+                "{label}:\n    want {:?}\n    got  {:?}",
+                case.expect, got_expect
+            ));
+        }
+        if !case.identity_given && got != hot {
+            failures.push(format!(
+                "{label}: classify and classify_with(UNKNOWN) differ"
+            ));
+        }
+        if let Some(c) = &got {
+            if let Err(e) = check_consistent(c) {
+                failures.push(format!("{label}: {e}"));
+            }
+            // The hot path must keep every exec that identity turns into a
+            // credential indicator (a rename alone it cannot see).
+            let credential = c
+                .indicators
+                .iter()
+                .any(|i| i != Indicator::RenamedKerberosTool);
+            if credential && hot.is_none() {
+                failures.push(format!("{label}: the hot path drops it"));
+            }
+        }
+    }
+    for f in &failures {
+        eprintln!("{f}");
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} corpus cases failed (listed above)",
+        failures.len(),
+        cases.len()
+    );
+}
+
+/// The hot path's promise: an exec it drops costs no allocation, whatever
+/// part of the classifier looked at it.
+#[test]
+fn dropped_execs_do_not_allocate() {
+    let cases = corpus();
+    let mut checked = 0;
+    for case in cases.iter().filter(|c| c.expect.is_none()) {
+        let identity = Identity {
+            signing_id: &case.signing_id,
+            kcc_image: case.kcc_image,
+        };
+        let n = allocations_during(|| {
+            let got = classify_with(&case.path, &case.argv, &identity);
+            assert!(std::hint::black_box(got).is_none());
+        });
+        assert_eq!(n, 0, "line {} {} allocated {n} times", case.line, case.name);
+        checked += 1;
+    }
+    assert!(checked >= 15, "{checked} dropped cases");
+    assert_eq!(
+        allocations_during(|| drop(std::hint::black_box(Vec::<u8>::with_capacity(8)))),
+        1,
+        "the counter sees allocations"
+    );
+}
+
+#[test]
+fn corpus_covers_every_indicator() {
+    let cases = corpus();
+    for i in Indicator::ALL {
+        if i == Indicator::ForgedKeytabUse {
+            // Stateful: the correlator's tests cover it.
+            continue;
+        }
+        assert!(
+            cases.iter().any(|c| c
+                .expect
+                .as_ref()
+                .is_some_and(|e| e.indicator.split(',').any(|n| n == i.name()))),
+            "no corpus case for {}",
+            i.name()
+        );
+    }
+}
+
+#[test]
+fn the_indicator_doc_lists_every_indicator_and_technique() {
+    for i in Indicator::ALL {
+        let row = INDICATORS_DOC
+            .lines()
+            .find(|l| l.starts_with(&format!("| `{}` |", i.name())))
+            .unwrap_or_else(|| panic!("docs/indicators.md has no row for {}", i.name()));
+        for t in i.technique().split(',') {
+            assert!(row.contains(t), "{}: {t} missing from its row", i.name());
+        }
+    }
+}
+
+#[test]
+fn huge_argv_is_handled() {
+    let mut argv: Vec<Vec<u8>> = vec![b"kcc".to_vec(), b"c".to_vec()];
+    argv.extend((0..200_000).map(|i| format!("-{i}").into_bytes()));
+    argv.push(vec![b'x'; 4 << 20]);
+    let c = classify(b"/usr/bin/kcc", &argv).unwrap();
+    assert_eq!(c.action, "copy_cred_cache");
+    assert_eq!(c.ccache.len(), "FILE:".len() + (4 << 20));
+    // The same bulk under an unknown name is dropped.
+    argv[0] = b"ls".to_vec();
+    argv[1] = b"-l".to_vec();
+    assert_eq!(classify(b"/bin/ls", &argv), None);
+    let huge_path = vec![b'/'; 1 << 20];
+    assert_eq!(classify(&huge_path, &argv), None);
+}
+
+fn identities() -> [Identity<'static>; 4] {
+    [
+        Identity::UNKNOWN,
+        Identity {
+            signing_id: "com.apple.kcc",
+            kcc_image: None,
+        },
+        Identity {
+            signing_id: "",
+            kcc_image: Some(true),
+        },
+        Identity {
+            signing_id: "com.example.x",
+            kcc_image: Some(false),
+        },
+    ]
+}
+
+fn check_all(path: &[u8], argv: &[Vec<u8>]) -> Result<(), TestCaseError> {
+    let hot = classify(path, argv);
+    prop_assert_eq!(&hot, &classify_with(path, argv, &Identity::UNKNOWN));
+    for id in identities() {
+        if let Some(c) = classify_with(path, argv, &id) {
+            check_consistent(&c).map_err(TestCaseError::fail)?;
+            prop_assert_eq!(c.indicator.is_empty(), c.indicators.is_empty());
+        }
+    }
+    Ok(())
+}
+
+/// Words the classifier reacts to, so random argv reaches its deep paths.
+const TOKENS: &[&str] = &[
+    "kcc",
+    "klist",
+    "KLIST",
+    "kinit",
+    "ktutil",
+    "bifrost",
+    "heimtools",
+    "c",
+    "co",
+    "copy_cred_cache",
+    "d",
+    "dump-credentials",
+    "k",
+    "ks",
+    "kg",
+    "kv",
+    "?",
+    "-e",
+    "-e23",
+    "-qe",
+    "--enctype",
+    "--enctype=rc4-hmac",
+    "--enc",
+    "rc4-hmac",
+    "arcfour-hmac-md5",
+    "23",
+    "aes256-cts",
+    "--",
+    "-",
+    "-c",
+    "-kt",
+    "-t",
+    "--keytab=",
+    "--no-use-keytab",
+    "-action",
+    "-kerberoast",
+    "dump",
+    "tickets",
+    "ptt",
+    "-ticket",
+    "add",
+    "a",
+    "--hex",
+    "--hex=no",
+    "-H",
+    "-k",
+    "/tmp/x",
+    "FILE:/tmp/y",
+    "API:1",
+    ":",
+    "",
+];
+
+const PATHS: &[&str] = &[
+    "/usr/bin/kcc",
+    "/usr/bin/KCC",
+    "/tmp/x",
+    "/usr/bin/klist",
+    "/usr/bin/kinit",
+    "/usr/bin/ktutil",
+    "/tmp/bifrost",
+    "/bin/ls",
+    "",
+    "/",
+];
+
+fn token() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        4 => prop::sample::select(TOKENS).prop_map(|t| t.as_bytes().to_vec()),
+        1 => prop::collection::vec(any::<u8>(), 0..12),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn never_panics_on_arbitrary_bytes(
+        path in prop::collection::vec(any::<u8>(), 0..64),
+        argv in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..48), 0..16),
+    ) {
+        check_all(&path, &argv)?;
+    }
+
+    #[test]
+    fn never_panics_on_token_soup(
+        path in prop::sample::select(PATHS),
+        argv in prop::collection::vec(token(), 0..12),
+    ) {
+        check_all(path.as_bytes(), &argv)?;
+    }
+
+    /// A renamed kcc running a credential command kcc accepts is kept by the
+    /// hot path, so the engine gets to check its identity.
+    #[test]
+    fn hot_path_keeps_valid_renamed_credential_commands(
+        which in 0usize..2,
+        len in 1usize..20,
+        upper in any::<bool>(),
+        operands in prop::collection::vec(
+            prop::sample::select(&["/tmp/x", "FILE:/tmp/y", "API:1", "KCM:501"][..]), 0..3),
+    ) {
+        let full = ["copy_cred_cache", "dump-credentials"][which];
+        let mut word = full[..len.min(full.len())].to_string();
+        if upper {
+            word = word.to_uppercase();
+        }
+        let operands = if which == 1 {
+            &operands[..0]
+        } else if word.len() < full.len() && operands.is_empty() {
+            // kcc needs the destination.
+            return Ok(());
+        } else {
+            &operands[..]
+        };
+        let mut argv = vec![b"helper".to_vec(), word.into_bytes()];
+        argv.extend(operands.iter().map(|o| o.as_bytes().to_vec()));
+        let id = Identity { signing_id: "", kcc_image: Some(true) };
+        let full_class = classify_with(b"/tmp/helper", &argv, &id).unwrap();
+        prop_assert!(full_class.indicators.iter().any(|i| i != Indicator::RenamedKerberosTool));
+        let hot = classify(b"/tmp/helper", &argv);
+        prop_assert!(hot.is_some_and(|c| c.needs_identity), "{:?}", argv);
+    }
+}
