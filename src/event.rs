@@ -71,7 +71,7 @@ pub struct ExecEvent {
     pub ppid: i64,
     /// Executable path.
     pub path: Vec<u8>,
-    /// argv, argv[0] first.
+    /// argv, `argv[0]` first.
     pub argv: Vec<Vec<u8>>,
     pub cwd: Option<Vec<u8>>,
     pub uid: Option<i64>,

@@ -1228,14 +1228,30 @@ fn standalone_trail_replay_reports_kcc() {
     bytes.extend(kcc_execve(2, 0xffff_ffff));
     bytes.extend(kcc_execve(0, 0));
     std::fs::write(&trail, &bytes).unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kerberos_cache_access"))
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kerberos_cache_access"))
         .args(["--standalone", "--snapshot-interval", "0", "--source"])
         .arg(format!("bsm:{}", trail.display()))
-        .output()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
         .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    let rows: Vec<serde_json::Value> = String::from_utf8(out.stdout)
-        .unwrap()
+    // A finite source: the process must end by itself.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("standalone bsm replay did not exit once the trail was drained");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status:?}");
+    let mut stdout = String::new();
+    std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut stdout).unwrap();
+    let rows: Vec<serde_json::Value> = stdout
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();

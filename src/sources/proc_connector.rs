@@ -98,7 +98,7 @@ fn describe(t: &Tally, unprivileged: bool) -> String {
 /// needed to turn its notifications into events.
 pub struct ProcConnector {
     conn: proc_connector::ProcConnector,
-    /// Clock ticks per second of /proc/<pid>/stat times.
+    /// Clock ticks per second of `/proc/<pid>/stat` times.
     hz: u64,
     unprivileged: bool,
     msg: Vec<u8>,

@@ -2,10 +2,11 @@
 //!
 //! What xnu writes (bsd/security/audit/audit_bsm.c, kern_exec.c):
 //!
-//! * execve / posix_spawn: [arg32 0 "child PID" (posix_spawn only)],
-//!   exec_args, [exec_env], path as given, path resolved, attr32, [path and
-//!   attr32 of the interpreter for a `#!` script], [data: the new image's
-//!   cdhash, on success], subject, return, [identity], trailer.
+//! * execve / posix_spawn (optional tokens in parentheses): (arg32 0 "child
+//!   PID", posix_spawn only), exec_args, (exec_env), path as given, path
+//!   resolved, attr32, (path and attr32 of the interpreter for a `#!`
+//!   script), (data: the new image's cdhash, on success), subject, return,
+//!   (identity), trailer.
 //! * fork / vfork: arg32 0 "child PID", subject, return (value = child pid).
 //!
 //! The subject is the caller, with the credentials it had when it entered
