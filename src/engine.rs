@@ -123,9 +123,14 @@ impl Engine {
                 row.sha256 = sha;
             }
         }
-        if event.source == SourceKind::Snapshot && self.store.has_exec_event_for(&row) {
-            // An exec source already reported this process image; the
-            // snapshot's row would be a second row for one execution.
+        // One execution, one row: whichever of the snapshot and an exec
+        // source saw it first keeps it.
+        let seen = if event.source == SourceKind::Snapshot {
+            self.store.has_exec_event_for(&row)
+        } else {
+            self.store.has_snapshot_row_for(&row)
+        };
+        if seen {
             return None;
         }
         let row = self.store.insert(row, unix_now())?;
@@ -311,6 +316,31 @@ mod tests {
         let mut other = kcc(SourceKind::Snapshot, 999);
         other.argv.push(b"/tmp/x".to_vec());
         assert!(engine.ingest(&other, &snap).is_some());
+        assert_eq!(engine.store().stats().rows, 2);
+    }
+
+    #[test]
+    fn an_exec_source_does_not_repeat_what_the_snapshot_reported() {
+        let engine = Engine::new(StoreConfig::default(), Box::new(FixedUsers::default()));
+        let es = engine
+            .status()
+            .set(SourceKind::OsqueryEs, State::Active, "t");
+        let snap = engine
+            .status()
+            .set(SourceKind::Snapshot, State::Active, "t");
+        let now = unix_now();
+        // The snapshot sees the running process first (start time `now`).
+        assert!(engine
+            .ingest(&kcc(SourceKind::Snapshot, now), &snap)
+            .is_some());
+        // A slower source then delivers its exec: same image, no second row.
+        assert!(engine
+            .ingest(&kcc(SourceKind::OsqueryEs, now), &es)
+            .is_none());
+        // The pid reused later by the same command is a new execution.
+        assert!(engine
+            .ingest(&kcc(SourceKind::OsqueryEs, now + 30), &es)
+            .is_some());
         assert_eq!(engine.store().stats().rows, 2);
     }
 }

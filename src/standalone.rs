@@ -2,6 +2,7 @@
 //! printed as one JSON object per line on stdout.
 
 use crate::engine::Engine;
+use crate::row::Row;
 use crate::sources::{self, Plan};
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,16 +21,20 @@ pub fn run(
     let running = sources::start(engine, specs, options, stop)?;
     let stdout = std::io::stdout();
     let mut printed = 0u64;
+    let mut closed = false;
+    let print = |row: &Row| -> bool {
+        let mut out = stdout.lock();
+        writeln!(out, "{}", row.to_json())
+            .and_then(|()| out.flush())
+            .is_ok()
+    };
     loop {
         match rx.recv_timeout(Duration::from_millis(100)) {
             Ok(row) => {
-                let mut out = stdout.lock();
-                if writeln!(out, "{}", row.to_json())
-                    .and_then(|()| out.flush())
-                    .is_err()
-                {
+                if !print(&row) {
                     // stdout is closed (piped into head, say): we are done.
                     log::info!("standalone: stdout closed, stopping");
+                    closed = true;
                     break;
                 }
                 printed += 1;
@@ -44,9 +49,13 @@ pub fn run(
     stop.store(true, Ordering::Relaxed);
     running.join();
     // Rows added while the sources wound down.
-    for row in rx.try_iter() {
-        println!("{}", row.to_json());
-        printed += 1;
+    if !closed {
+        for row in rx.try_iter() {
+            if !print(&row) {
+                break;
+            }
+            printed += 1;
+        }
     }
     log::info!("standalone: printed {printed} row(s)");
     Ok(0)

@@ -171,6 +171,25 @@ impl Store {
         })
     }
 
+    /// Whether the snapshot already stored the process image that the
+    /// exec-event row `exec_row` reports (the snapshot can see a running
+    /// process before a slower source, e.g. a 5 s osquery_es poll, delivers
+    /// its exec). Same pid, path and command line, started no later than the
+    /// exec, and seen by the snapshot no earlier than the exec (+1 s for the
+    /// clocks' second granularity), so a reused pid running the same command
+    /// later is not mistaken for it.
+    pub fn has_snapshot_row_for(&self, exec_row: &Row) -> bool {
+        self.lock().entries.iter().any(|e| {
+            let r = &e.row;
+            r.source == "snapshot"
+                && r.pid == exec_row.pid
+                && r.time <= exec_row.time
+                && exec_row.time <= e.arrived.saturating_add(1)
+                && r.path == exec_row.path
+                && r.cmdline == exec_row.cmdline
+        })
+    }
+
     pub fn contains(&self, eid: &str) -> bool {
         self.lock().eids.contains(eid)
     }

@@ -41,6 +41,11 @@ pub const EXTENSION_NAME: &str = EXEC_TABLE;
 
 /// How long one call to osqueryd may take before we call it hung.
 const CALL_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long shutdown waits for osquery-rust-ng's thread.
+const SERVER_STOP_WAIT: Duration = Duration::from_secs(3);
+/// `--timeout` values above this are taken as this (an absurd value must not
+/// overflow a deadline).
+const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 
 /// Why the extension stopped; decides the exit code.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -242,8 +247,8 @@ pub fn run_extension(
         .to_str()
         .ok_or_else(|| anyhow!("--socket {} is not valid UTF-8", socket.display()))?
         .to_string();
-    let timeout = Duration::from_secs(args.timeout);
-    let interval = Duration::from_secs(args.interval.max(1));
+    let timeout = Duration::from_secs(args.timeout).min(MAX_TIMEOUT);
+    let interval = Duration::from_secs(args.interval.clamp(1, 3600));
 
     wait_for_socket(&socket, timeout, stop)?;
     let running = sources::start(engine, specs, options, stop)?;
@@ -286,13 +291,24 @@ pub fn run_extension(
         },
     };
 
-    // Shut down: osquery-rust-ng deregisters and removes its socket.
+    // Shut down. Sources first (linux_audit restores the kernel's audit
+    // state), then osquery-rust-ng, which deregisters and removes its socket.
+    // Its client has no timeouts, so against a hung osqueryd its thread may
+    // never end: wait a bounded time and leave it to process exit.
     handle.stop();
-    if server_thread.join().is_err() {
-        log::error!("extension server thread panicked");
-    }
     stop.store(true, Ordering::Relaxed);
     running.join();
+    let waited = Instant::now();
+    while !server_thread.is_finished() && waited.elapsed() < SERVER_STOP_WAIT {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    if server_thread.is_finished() {
+        if server_thread.join().is_err() {
+            log::error!("extension server thread panicked");
+        }
+    } else {
+        log::warn!("the extension server did not stop (osqueryd not answering); exiting anyway");
+    }
 
     if let (Some(uuid), Exit::Requested(_)) = (uuid, &exit) {
         // Make sure the registration is gone even if the crate's own

@@ -138,8 +138,26 @@ pub fn auto() -> Vec<Plan> {
 }
 
 /// Running sources: the threads to join on shutdown.
+///
+/// Dropping it stops and joins the sources, so an error anywhere after
+/// `start` still lets `linux_audit` put the kernel's audit state back.
 pub struct Running {
     threads: Vec<(SourceKind, bool, JoinHandle<()>)>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if self.threads.is_empty() {
+            return;
+        }
+        self.stop.store(true, Ordering::Relaxed);
+        for (kind, _, handle) in self.threads.drain(..) {
+            if handle.join().is_err() {
+                log::error!("source {kind} thread panicked");
+            }
+        }
+    }
 }
 
 impl Running {
@@ -150,8 +168,10 @@ impl Running {
             .all(|(_, finite, handle)| *finite && handle.is_finished())
     }
 
-    pub fn join(self) {
-        for (kind, _, handle) in self.threads {
+    /// Waits for every source thread to end (after `stop` was set, or for
+    /// finite sources to drain).
+    pub fn join(mut self) {
+        for (kind, _, handle) in self.threads.drain(..) {
             if handle.join().is_err() {
                 log::error!("source {kind} thread panicked");
             }
@@ -237,7 +257,12 @@ pub fn start(
     options: Options,
     stop: &Arc<AtomicBool>,
 ) -> Result<Running> {
-    let mut threads = Vec::new();
+    // Built first, so an error below stops what already started (Drop).
+    let mut running = Running {
+        threads: Vec::new(),
+        stop: Arc::clone(stop),
+    };
+    let threads = &mut running.threads;
     for plan in plans {
         let candidates = match plan {
             Plan::One(spec) => std::slice::from_ref(spec),
@@ -267,7 +292,7 @@ pub fn start(
             previous = Some(spec.kind);
         }
     }
-    Ok(Running { threads })
+    Ok(running)
 }
 
 /// Runs a streaming source on its own thread; an error marks it failed.

@@ -154,11 +154,76 @@ pub mod system {
     #[derive(Default)]
     pub struct SystemProcesses {
         system: Option<System>,
+        /// A start time that does not move when the wall clock is stepped:
+        /// sysinfo derives it from the boot time the kernel reports now,
+        /// which shifts with every clock step, and the start time is part of
+        /// the row's time and id. On Linux we use the process's start ticks
+        /// and the boot time read once.
+        boot: Option<start::Boot>,
     }
 
     impl SystemProcesses {
         pub fn new() -> SystemProcesses {
-            SystemProcesses::default()
+            SystemProcesses {
+                system: None,
+                boot: start::Boot::read(),
+            }
+        }
+    }
+
+    fn stable_start(boot: Option<&start::Boot>, pid: i64, sysinfo_start: i64) -> i64 {
+        boot.and_then(|b| b.start_of(pid)).unwrap_or(sysinfo_start)
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    mod start {
+        // macOS reports a start time that does not depend on the clock.
+        pub struct Boot;
+
+        impl Boot {
+            pub fn read() -> Option<Boot> {
+                None
+            }
+
+            pub fn start_of(&self, _pid: i64) -> Option<i64> {
+                None
+            }
+        }
+    }
+
+    #[cfg(target_os = "linux")]
+    mod start {
+        pub struct Boot {
+            btime: i64,
+            ticks_per_sec: i64,
+        }
+
+        impl Boot {
+            pub fn read() -> Option<Boot> {
+                let stat = std::fs::read_to_string("/proc/stat").ok()?;
+                let btime = stat
+                    .lines()
+                    .find_map(|l| l.strip_prefix("btime "))?
+                    .trim()
+                    .parse()
+                    .ok()?;
+                // SAFETY: sysconf has no memory effects.
+                let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+                (hz > 0).then_some(Boot {
+                    btime,
+                    ticks_per_sec: i64::from(i32::try_from(hz).ok()?),
+                })
+            }
+
+            /// Field 22 of /proc/PID/stat (start time in clock ticks since
+            /// boot), read after the last ')' since comm may contain any byte.
+            pub fn start_of(&self, pid: i64) -> Option<i64> {
+                let stat = std::fs::read(format!("/proc/{pid}/stat")).ok()?;
+                let close = stat.iter().rposition(|&b| b == b')')?;
+                let rest = std::str::from_utf8(stat.get(close + 1..)?).ok()?;
+                let ticks: i64 = rest.split_whitespace().nth(19)?.parse().ok()?;
+                Some(self.btime.saturating_add(ticks / self.ticks_per_sec))
+            }
         }
     }
 
@@ -186,6 +251,7 @@ pub mod system {
         }
 
         fn details(&mut self, pids: &[i64]) -> Vec<ProcDetail> {
+            let boot = self.boot.as_ref();
             let Some(sys) = self.system.as_mut() else {
                 return Vec::new();
             };
@@ -215,7 +281,7 @@ pub mod system {
                     ProcDetail {
                         pid,
                         ppid: p.parent().map_or(0, |pp| i64::from(pp.as_u32())),
-                        start_time: to_i64(p.start_time()),
+                        start_time: stable_start(boot, pid, to_i64(p.start_time())),
                         exe: p.exe().map(|e| bytes(e.as_os_str())),
                         cmd: p.cmd().iter().map(|a| bytes(a)).collect(),
                         cwd: p.cwd().map(|c| bytes(c.as_os_str())),
@@ -356,6 +422,10 @@ mod tests {
         assert!(list.iter().any(|p| p.pid == me));
         let details = table.details(&[me]);
         assert_eq!(details.len(), 1);
+        // The clock-step-proof start time agrees with sysinfo's.
+        let listed = list.iter().find(|p| p.pid == me).unwrap().start_time;
+        assert!((details[0].start_time - listed).abs() <= 1);
+        assert!(details[0].start_time > 1_600_000_000);
         assert!(!details[0].cmd.is_empty());
         assert!(details[0].exe.is_some());
     }

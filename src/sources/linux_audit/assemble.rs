@@ -37,7 +37,7 @@ const ARG_OVERHEAD: usize = 32;
 const KEEP_ARG_BUFFERS: usize = 256;
 const KEEP_BUFFER_BYTES: usize = 64 << 10;
 /// How many finished event ids are remembered to recognise late records.
-const DONE_RING: usize = 512;
+const DONE_RING: usize = 4096;
 
 #[derive(Debug, Clone, Copy)]
 pub struct AssemblerConfig {

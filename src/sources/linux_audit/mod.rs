@@ -74,6 +74,12 @@ impl LinuxAudit {
                 stats.incomplete
             ));
         }
+        if stats.overflow > 0 || stats.late > 0 || stats.malformed > 0 {
+            reason.push_str(&format!(
+                "; {} forced out of a full pending table, {} late and {} unreadable record(s)",
+                stats.overflow, stats.late, stats.malformed
+            ));
+        }
         reason
     }
 
@@ -102,13 +108,22 @@ impl LinuxAudit {
 pub fn deliver(ex: &AuditExec, engine: &Engine, counters: &Counters, cache: &mut ExecCache) {
     let exe = ex.exe().unwrap_or_default();
     let argv = ex.argv();
+    // An event missing its SYSCALL has no pid (0): never cache or look it up.
     if classify(exe, argv).is_none() {
         counters.saw(ex.header.sec);
-        cache.record(ex.pid, exe, argv);
+        if ex.pid > 0 {
+            cache.record(ex.pid, exe, argv);
+        }
         return;
     }
-    let (parent_path, parent_cmdline) = match cache.get(ex.ppid) {
+    let cached = if ex.ppid > 0 {
+        cache.get(ex.ppid)
+    } else {
+        None
+    };
+    let (parent_path, parent_cmdline) = match cached {
         Some(p) => (Some(p.path.to_vec()), Some(vec![p.cmdline.to_vec()])),
+        None if ex.ppid <= 0 => (None, None),
         None => match exec_cache::read_proc(ex.ppid) {
             Some((path, cmdline)) => (Some(path), Some(vec![cmdline])),
             None => (None, None),
@@ -135,7 +150,9 @@ pub fn deliver(ex: &AuditExec, engine: &Engine, counters: &Counters, cache: &mut
         ..ExecEvent::default()
     };
     engine.ingest(&event, counters);
-    cache.record(ex.pid, exe, argv);
+    if ex.pid > 0 {
+        cache.record(ex.pid, exe, argv);
+    }
 }
 
 impl Source for LinuxAudit {
@@ -167,7 +184,12 @@ impl Source for LinuxAudit {
                     Ok((header, body)) => {
                         assembler.push(rtype, header, body, Instant::now(), &mut emit);
                     }
-                    Err(e) => log::debug!("linux_audit: unreadable record ({rtype}): {e}"),
+                    Err(e) => {
+                        // Counted: a lost record may be part of an exec.
+                        assembler.note_malformed();
+                        counters.drop_events(1);
+                        log::debug!("linux_audit: unreadable record ({rtype}): {e}");
+                    }
                 },
                 Ok(None) => {}
                 Err(RecvError::Overrun) => {
