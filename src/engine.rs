@@ -100,11 +100,18 @@ impl Engine {
             }
             _ => None,
         };
-        let identity = Identity {
-            signing_id,
-            kcc_image: verdict.as_ref().map(|v| v.is_kcc),
+        // With no identity known, the cheap verdict is already the full one
+        // (`classify` is `classify_with` an unknown identity).
+        let mut class = match pre {
+            Some(p) if signing_id.is_empty() && verdict.is_none() => p,
+            _ => {
+                let identity = Identity {
+                    signing_id,
+                    kcc_image: verdict.as_ref().map(|v| v.is_kcc),
+                };
+                classify_with(&event.path, &event.argv, &identity)?
+            }
         };
-        let mut class = classify_with(&event.path, &event.argv, &identity)?;
         if let Some(upgrade) = self
             .keytabs
             .lock()
@@ -125,12 +132,7 @@ impl Engine {
         }
         // One execution, one row: whichever of the snapshot and an exec
         // source saw it first keeps it.
-        let seen = if event.source == SourceKind::Snapshot {
-            self.store.has_exec_event_for(&row)
-        } else {
-            self.store.has_snapshot_row_for(&row)
-        };
-        if seen {
+        if self.store.has_same_execution(&row) {
             return None;
         }
         let row = self.store.insert(row, unix_now())?;

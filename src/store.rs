@@ -157,36 +157,30 @@ impl Store {
             .collect()
     }
 
-    /// Whether an exec-event source (not the snapshot) stored the exec that
-    /// `snapshot_row` shows: same pid and command line, exec'd at or after
-    /// the process start time the snapshot reports.
-    pub fn has_exec_event_for(&self, snapshot_row: &Row) -> bool {
+    /// Whether the store already holds this execution as seen by the other
+    /// kind of source: the snapshot (a running process) or an exec-event
+    /// source (the exec). Both must have the same pid, path and command line
+    /// and the exec must not precede the process start. When the snapshot
+    /// row came first (a slower source, e.g. a 5 s osquery_es poll, delivers
+    /// its exec later), the exec must also not postdate the snapshot's
+    /// arrival (+1 s for second granularity), so a reused pid running the
+    /// same command later is not mistaken for it.
+    pub fn has_same_execution(&self, row: &Row) -> bool {
+        let new_is_snapshot = row.source == "snapshot";
         self.lock().entries.iter().any(|e| {
-            let r = &e.row;
-            r.pid == snapshot_row.pid
-                && r.source != "snapshot"
-                && r.time >= snapshot_row.time
-                && r.path == snapshot_row.path
-                && r.cmdline == snapshot_row.cmdline
-        })
-    }
-
-    /// Whether the snapshot already stored the process image that the
-    /// exec-event row `exec_row` reports (the snapshot can see a running
-    /// process before a slower source, e.g. a 5 s osquery_es poll, delivers
-    /// its exec). Same pid, path and command line, started no later than the
-    /// exec, and seen by the snapshot no earlier than the exec (+1 s for the
-    /// clocks' second granularity), so a reused pid running the same command
-    /// later is not mistaken for it.
-    pub fn has_snapshot_row_for(&self, exec_row: &Row) -> bool {
-        self.lock().entries.iter().any(|e| {
-            let r = &e.row;
-            r.source == "snapshot"
-                && r.pid == exec_row.pid
-                && r.time <= exec_row.time
-                && exec_row.time <= e.arrived.saturating_add(1)
-                && r.path == exec_row.path
-                && r.cmdline == exec_row.cmdline
+            let old = &e.row;
+            if (old.source == "snapshot") == new_is_snapshot
+                || old.pid != row.pid
+                || old.path != row.path
+                || old.cmdline != row.cmdline
+            {
+                return false;
+            }
+            if new_is_snapshot {
+                old.time >= row.time
+            } else {
+                old.time <= row.time && row.time <= e.arrived.saturating_add(1)
+            }
         })
     }
 

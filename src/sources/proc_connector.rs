@@ -536,7 +536,8 @@ fn started_after(start_ticks: u64, hz: u64, exec_boot_ns: i128) -> bool {
     start_ns > exec_boot_ns + 1_000_000_000 / hz
 }
 
-fn clock_ticks() -> u64 {
+/// Clock ticks per second of /proc's process times (USER_HZ).
+pub fn clock_ticks() -> u64 {
     // SAFETY: sysconf only reads a configuration value.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
     u64::try_from(hz).ok().filter(|&h| h > 0).unwrap_or(100)

@@ -193,9 +193,11 @@ pub mod system {
 
     #[cfg(target_os = "linux")]
     mod start {
+        use crate::sources::proc_connector::{clock_ticks, parse_stat};
+
         pub struct Boot {
             btime: i64,
-            ticks_per_sec: i64,
+            ticks_per_sec: u64,
         }
 
         impl Boot {
@@ -207,22 +209,18 @@ pub mod system {
                     .trim()
                     .parse()
                     .ok()?;
-                // SAFETY: sysconf has no memory effects.
-                let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-                (hz > 0).then_some(Boot {
+                Some(Boot {
                     btime,
-                    ticks_per_sec: i64::from(i32::try_from(hz).ok()?),
+                    ticks_per_sec: clock_ticks(),
                 })
             }
 
-            /// Field 22 of /proc/PID/stat (start time in clock ticks since
-            /// boot), read after the last ')' since comm may contain any byte.
+            /// The process's start (ticks since boot, /proc/PID/stat) on
+            /// the boot time read once.
             pub fn start_of(&self, pid: i64) -> Option<i64> {
-                let stat = std::fs::read(format!("/proc/{pid}/stat")).ok()?;
-                let close = stat.iter().rposition(|&b| b == b')')?;
-                let rest = std::str::from_utf8(stat.get(close + 1..)?).ok()?;
-                let ticks: i64 = rest.split_whitespace().nth(19)?.parse().ok()?;
-                Some(self.btime.saturating_add(ticks / self.ticks_per_sec))
+                let stat = parse_stat(&std::fs::read(format!("/proc/{pid}/stat")).ok()?)?;
+                let secs = i64::try_from(stat.start_ticks / self.ticks_per_sec).ok()?;
+                Some(self.btime.saturating_add(secs))
             }
         }
     }
