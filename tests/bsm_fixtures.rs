@@ -3,6 +3,8 @@
 //! the values asserted below are the ones that program encodes), against
 //! macOS-shaped records built here, and against arbitrary bytes.
 
+mod support;
+
 use kerberos_cache_access::event::SourceKind;
 use kerberos_cache_access::sources::bsm::events::{
     caller_code_identity, hex_upper, interpret, to_exec_event, BsmEvent, BsmExec, AUE_EXECVE,
@@ -1236,17 +1238,10 @@ fn standalone_trail_replay_reports_kcc() {
         .spawn()
         .unwrap();
     // A finite source: the process must end by itself.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if std::time::Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("standalone bsm replay did not exit once the trail was drained");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
+    let Some(status) = support::wait_exit(&mut child, std::time::Duration::from_secs(20)) else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("standalone bsm replay did not exit once the trail was drained");
     };
     assert!(status.success(), "{status:?}");
     let mut stdout = String::new();

@@ -4,6 +4,8 @@
 //! programs in place of /usr/bin/eslogger.
 #![cfg(unix)]
 
+mod support;
+
 use kerberos_cache_access::engine::Engine;
 use kerberos_cache_access::event::SourceKind;
 use kerberos_cache_access::sources::eslogger::{
@@ -839,17 +841,11 @@ fn standalone_replay_prints_rows_and_exits_when_drained() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if std::time::Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("standalone replay did not exit once its file was drained");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
+    // A finite source: the process must end by itself.
+    let Some(status) = support::wait_exit(&mut child, std::time::Duration::from_secs(20)) else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("standalone replay did not exit once its file was drained");
     };
     assert!(status.success(), "{status:?}");
     let mut out = String::new();

@@ -180,19 +180,50 @@ fn args_of(row: &Value) -> Vec<String> {
     serde_json::from_str(row["args"].as_str().unwrap()).unwrap()
 }
 
+/// What both tests need: root, the audit lock, the state to restore, the
+/// running extension and a masquerading kcc. None (test skipped) when not
+/// root or when audit cannot run here.
+struct Setup {
+    _lock: (std::sync::MutexGuard<'static, ()>, std::fs::File),
+    before: String,
+    ext: Extension,
+    dir: tempfile::TempDir,
+    kcc: std::path::PathBuf,
+}
+
+impl Setup {
+    fn new() -> Option<Setup> {
+        if !is_root() {
+            eprintln!("SKIPPED: needs root");
+            return None;
+        }
+        let lock = audit_lock();
+        let before = audit_state();
+        let ext = Extension::start()?;
+        let dir = tempfile::tempdir().unwrap();
+        let kcc = masquerade(dir.path());
+        Some(Setup {
+            _lock: lock,
+            before,
+            ext,
+            dir,
+            kcc,
+        })
+    }
+}
+
 #[test]
 fn red_team_kcc_copy_cred_cache_is_caught_with_its_context() {
-    if !is_root() {
-        eprintln!("SKIPPED: needs root");
-        return;
-    }
-    let _one = audit_lock();
-    let before = audit_state();
-    let Some(ext) = Extension::start() else {
+    let Some(Setup {
+        _lock,
+        before,
+        ext,
+        dir,
+        kcc,
+    }) = Setup::new()
+    else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let kcc = masquerade(dir.path());
     let child = Command::new(&kcc)
         .arg("copy_cred_cache")
         .current_dir(dir.path())
@@ -230,17 +261,16 @@ fn red_team_kcc_copy_cred_cache_is_caught_with_its_context() {
 
 #[test]
 fn one_hundred_runs_give_one_hundred_rows() {
-    if !is_root() {
-        eprintln!("SKIPPED: needs root");
-        return;
-    }
-    let _one = audit_lock();
-    let before = audit_state();
-    let Some(ext) = Extension::start() else {
+    let Some(Setup {
+        _lock,
+        before,
+        ext,
+        dir: _dir,
+        kcc,
+    }) = Setup::new()
+    else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let kcc = masquerade(dir.path());
     let mut pids = Vec::new();
     for i in 0..100 {
         let mut c = Command::new(&kcc)
