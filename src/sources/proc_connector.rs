@@ -140,10 +140,31 @@ impl ProcConnector {
 
     fn on_exec(&mut self, engine: &Engine, counters: &Counters, tgid: u32, ts_ns: u64) {
         let pid = i64::from(tgid);
-        // Before anything else: the process may be exiting as we speak.
-        let argv_read = read_into(proc_path(&mut self.path, pid, "cmdline"), &mut self.cmdline)
+        // The process may be exiting as we speak, or exec'ing again (sh -c
+        // 'exec kcc …' sends two events): the two reads are not atomic, so
+        // the exe is read before and after the argv. If the image changed in
+        // between, the argv may be the old image's: read it again, so that
+        // argv and exe always describe one image.
+        let exe_before = read_link(proc_path(&mut self.path, pid, "exe"));
+        let mut argv_read = read_into(proc_path(&mut self.path, pid, "cmdline"), &mut self.cmdline)
             && !self.cmdline.is_empty();
-        let exe = read_link(proc_path(&mut self.path, pid, "exe"));
+        let mut exe = read_link(proc_path(&mut self.path, pid, "exe"));
+        if exe_before.is_some() && exe.is_some() && exe_before != exe {
+            argv_read = read_into(proc_path(&mut self.path, pid, "cmdline"), &mut self.cmdline)
+                && !self.cmdline.is_empty();
+            exe = read_link(proc_path(&mut self.path, pid, "exe"));
+        }
+        // A readable exe with an empty argv is an exec in progress (the new
+        // image's argv is not laid out yet; a zombie has no exe): give it a
+        // moment. Rare, so the sleeps do not slow the common path.
+        let mut tries = 0;
+        while !argv_read && exe.is_some() && tries < 5 {
+            tries += 1;
+            std::thread::sleep(std::time::Duration::from_micros(200));
+            argv_read = read_into(proc_path(&mut self.path, pid, "cmdline"), &mut self.cmdline)
+                && !self.cmdline.is_empty();
+            exe = read_link(proc_path(&mut self.path, pid, "exe"));
+        }
         let (time, time_nanos) = exec_wall_time(ts_ns);
         self.tally.execs += 1;
         if !argv_read && exe.is_none() {
