@@ -64,9 +64,43 @@ pub struct Args {
     /// osqueryd, before each query).
     #[arg(long, value_name = "SECONDS", default_value_t = 10)]
     pub snapshot_interval: u64,
+
+    /// Directory for state that outlives the process (row journal, audit
+    /// state found at start, instance locks). Default: /var/lib/kerberos_cache_access
+    /// (Linux), /var/db/kerberos_cache_access (macOS). `--standalone` keeps a
+    /// journal only when this is given.
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+
+    /// Bound on the bytes the store holds (rows and their encoded forms).
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_BYTES)]
+    pub max_bytes: usize,
+
+    /// Put the host's audit configuration back as an earlier instance found
+    /// it (or delete only our tagged rules), then exit. Refuses while another
+    /// instance owns the audit session.
+    #[arg(long)]
+    pub cleanup_audit: bool,
 }
 
+/// Default store byte budget: far below the RSS an agent may use, far above
+/// what 10,000 ordinary rows need (about 2 KB each).
+pub const DEFAULT_MAX_BYTES: usize = 32 << 20;
+
 impl Args {
+    /// The state directory to use: `--state-dir`, or the platform default.
+    pub fn state_dir_path(&self) -> PathBuf {
+        self.state_dir
+            .clone()
+            .unwrap_or_else(crate::state::default_path)
+    }
+
+    /// Whether rows are journaled: always under osqueryd, and in
+    /// `--standalone` only with an explicit `--state-dir`.
+    pub fn journal_wanted(&self) -> bool {
+        !self.standalone || self.state_dir.is_some()
+    }
+
     pub fn store_config(&self) -> StoreConfig {
         StoreConfig {
             max_rows: self.max_rows.max(1),
@@ -117,6 +151,7 @@ pub fn run(args: &Args) -> anyhow::Result<i32> {
     let options = sources::Options {
         snapshot_interval: Duration::from_secs(args.snapshot_interval),
         socket: args.socket.clone(),
+        state_dir: args.state_dir_path(),
     };
     if args.standalone {
         crate::standalone::run(&engine, &specs, options, &stop)

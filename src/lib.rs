@@ -18,6 +18,7 @@ pub mod row;
 pub mod schema;
 pub mod sources;
 pub mod standalone;
+pub mod state;
 pub mod status;
 pub mod store;
 pub mod table;

@@ -78,6 +78,8 @@ pub struct SourceStatus {
 #[derive(Debug, Default)]
 pub struct StatusBoard {
     sources: Mutex<BTreeMap<SourceKind, Entry>>,
+    /// The store's own health (journal or memory), for the `store` row.
+    store: Mutex<Option<(State, String)>>,
 }
 
 impl StatusBoard {
@@ -118,6 +120,27 @@ impl StatusBoard {
         entry.state = state;
         entry.reason = reason;
         Arc::clone(&entry.counters)
+    }
+
+    /// Records the store's state (journaled, in memory, and why), shown as
+    /// the status table's `store` row.
+    pub fn set_store(&self, state: State, reason: impl Into<String>) {
+        let reason = reason.into();
+        let mut slot = self.store.lock().unwrap_or_else(|e| e.into_inner());
+        if slot.as_ref().is_none_or(|(s, _)| *s != state) {
+            match state {
+                State::Active => log::info!("store: {reason}"),
+                State::Unavailable | State::Failed => {
+                    log::warn!("store {}: {reason}", state.as_str());
+                }
+            }
+        }
+        *slot = Some((state, reason));
+    }
+
+    /// The store's state as last set; `None` before anyone set it.
+    pub fn store(&self) -> Option<(State, String)> {
+        self.store.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     pub fn counters(&self, source: SourceKind) -> Arc<Counters> {

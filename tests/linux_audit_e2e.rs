@@ -66,6 +66,8 @@ fn audit_lock() -> (std::sync::MutexGuard<'static, ()>, std::fs::File) {
 
 struct Extension {
     child: Child,
+    /// Its own state directory (journal, audit record, locks).
+    _state: tempfile::TempDir,
     rows: Receiver<Value>,
     stderr: std::sync::Arc<Mutex<String>>,
 }
@@ -76,6 +78,7 @@ impl Extension {
     // The child is waited for in stop(), or killed on the failure paths.
     #[allow(clippy::zombie_processes)]
     fn start() -> Option<Extension> {
+        let state = tempfile::tempdir().unwrap();
         let mut child = Command::new(BIN)
             .args([
                 "--standalone",
@@ -84,6 +87,8 @@ impl Extension {
                 "--snapshot-interval",
                 "0",
             ])
+            .arg("--state-dir")
+            .arg(state.path().join("state"))
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -114,6 +119,7 @@ impl Extension {
             };
             if line.contains("source linux_audit:") {
                 return Some(Extension {
+                    _state: state,
                     child,
                     rows,
                     stderr,

@@ -187,6 +187,9 @@ pub struct Options {
     pub snapshot_interval: Duration,
     /// osqueryd's extension manager socket (for `osquery_es`).
     pub socket: std::path::PathBuf,
+    /// Where state that outlives the process lives (see `state`): the audit
+    /// configuration found at start and the audit-owner lock.
+    pub state_dir: std::path::PathBuf,
 }
 
 /// Why a source could not start: it cannot run here (`Unavailable`, not a

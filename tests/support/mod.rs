@@ -733,6 +733,9 @@ pub fn spawn_extension(socket: &Path, opts: &LaunchOptions) -> Extension {
         .arg("--interval")
         .arg(opts.interval.to_string())
         .args(&opts.extra)
+        // Each extension its own journal and locks.
+        .arg("--state-dir")
+        .arg(dir.path().join("state"))
         // osqueryd sets the child's own pid; the test's pid is close enough
         // (the variable only has to be present).
         .env("OSQUERY_EXTENSION", std::process::id().to_string())
