@@ -286,6 +286,13 @@ const SIGNING_IDS: &[(&str, &str)] = &[("com.apple.kcc", "kcc")];
 /// is not a known tool: such execs are kept so the pack can see them.
 const CACHE_KEYWORDS: &[&str] = &["copy_cred_cache", "dump-credentials"];
 
+/// Whether `arg` is one of the credential-cache keywords, in any case.
+pub fn is_cache_keyword(arg: &[u8]) -> bool {
+    CACHE_KEYWORDS
+        .iter()
+        .any(|k| arg.eq_ignore_ascii_case(k.as_bytes()))
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Cmd {
     Klist,

@@ -104,6 +104,7 @@ impl Args {
     pub fn store_config(&self) -> StoreConfig {
         StoreConfig {
             max_rows: self.max_rows.max(1),
+            max_bytes: self.max_bytes.max(1),
             retention: Duration::from_secs(self.retention),
         }
     }

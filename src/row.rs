@@ -39,6 +39,75 @@ pub struct Row {
     pub platform_binary: Option<i64>,
     pub sha256: String,
     pub source: String,
+    /// 1 when argv, cmdline or a path was cut to the storage caps (the
+    /// classification was made on the whole exec), else 0.
+    #[serde(default)]
+    pub truncated: i64,
+}
+
+/// Longest argument or path stored whole; longer ones are cut.
+pub const MAX_STORED_ARG: usize = 4096;
+/// Arguments are stored in order until their bytes reach this; after it only
+/// the ones that decided the indicator are kept.
+pub const MAX_STORED_ARGV: usize = 16 * 1024;
+/// At most this many arguments are stored in order.
+pub const MAX_STORED_ARGS: usize = 256;
+/// Arguments past the caps kept because they decided the classification.
+const MAX_KEPT_EXTRA: usize = 8;
+
+/// The argv a row stores: argv itself when it fits the caps; otherwise its
+/// head (each argument cut to [`MAX_STORED_ARG`], [`MAX_STORED_ARGV`] bytes and
+/// [`MAX_STORED_ARGS`] arguments in all), plus the first later argument
+/// equal to each credential-cache keyword or to the action (any case),
+/// so that a query over `args` (Elastic's `json_each(args)`) still finds
+/// `copy_cred_cache` hidden behind a megabyte of padding. Returns the argv
+/// and whether anything was cut.
+pub fn stored_argv<'a>(argv: &'a [Vec<u8>], action: &str) -> (Vec<&'a [u8]>, bool) {
+    let mut out = Vec::with_capacity(argv.len().min(MAX_STORED_ARGS + MAX_KEPT_EXTRA));
+    let mut total = 0usize;
+    let mut cut = false;
+    for arg in argv {
+        if out.len() >= MAX_STORED_ARGS || total >= MAX_STORED_ARGV {
+            cut = true;
+            break;
+        }
+        let keep = arg.len().min(MAX_STORED_ARG);
+        cut |= keep < arg.len();
+        out.push(&arg[..keep]);
+        total += keep;
+    }
+    if !cut {
+        return (out, false);
+    }
+    // The head is full: look for the deciding words in the tail, from the
+    // first argument that was not stored whole.
+    let skipped = out.len().saturating_sub(1);
+    let mut found: Vec<&[u8]> = Vec::new();
+    for arg in argv[skipped..].iter() {
+        if found.len() >= MAX_KEPT_EXTRA {
+            break;
+        }
+        let deciding = crate::classify::is_cache_keyword(arg)
+            || (!action.is_empty() && arg.eq_ignore_ascii_case(action.as_bytes()));
+        if deciding
+            && arg.len() <= MAX_STORED_ARG
+            && !found.iter().any(|f| f.eq_ignore_ascii_case(arg))
+        {
+            found.push(arg);
+        }
+    }
+    out.extend(found);
+    (out, true)
+}
+
+/// `bytes` cut to [`MAX_STORED_ARG`]; sets `cut` when it was longer.
+fn capped<'a>(bytes: &'a [u8], cut: &mut bool) -> &'a [u8] {
+    if bytes.len() > MAX_STORED_ARG {
+        *cut = true;
+        &bytes[..MAX_STORED_ARG]
+    } else {
+        bytes
+    }
 }
 
 /// Bytes as text: valid UTF-8 is kept, every byte of an invalid sequence is
@@ -57,16 +126,16 @@ pub fn bytes_to_text(bytes: &[u8]) -> String {
 }
 
 /// argv joined by single spaces.
-pub fn cmdline_of(argv: &[Vec<u8>]) -> String {
+pub fn cmdline_of<A: AsRef<[u8]>>(argv: &[A]) -> String {
     argv.iter()
-        .map(|a| bytes_to_text(a))
+        .map(|a| bytes_to_text(a.as_ref()))
         .collect::<Vec<_>>()
         .join(" ")
 }
 
 /// argv as a JSON array of strings.
-pub fn args_json(argv: &[Vec<u8>]) -> String {
-    let texts: Vec<String> = argv.iter().map(|a| bytes_to_text(a)).collect();
+pub fn args_json<A: AsRef<[u8]>>(argv: &[A]) -> String {
+    let texts: Vec<String> = argv.iter().map(|a| bytes_to_text(a.as_ref())).collect();
     serde_json::Value::from(texts).to_string()
 }
 
@@ -98,33 +167,45 @@ pub fn event_id(event: &ExecEvent) -> String {
 }
 
 impl Row {
+    /// The row for a classified event. The eid and the classification come
+    /// from the whole event; what is stored is capped (see [`stored_argv`]),
+    /// so a megabyte argv cannot make a megabyte row.
     pub fn from_event(event: &ExecEvent, class: &Classification, username: String) -> Row {
+        let (argv, mut cut) = stored_argv(&event.argv, class.action);
+        let path = capped(&event.path, &mut cut);
+        let cwd = event.cwd.as_deref().map(|c| capped(c, &mut cut));
+        let parent_path = event.parent_path.as_deref().map(|p| capped(p, &mut cut));
+        let parent_cmdline = event.parent_argv.as_deref().map(|a| {
+            let joined = cmdline_of(a);
+            if joined.len() > MAX_STORED_ARG {
+                cut = true;
+                let mut end = MAX_STORED_ARG;
+                while !joined.is_char_boundary(end) {
+                    end -= 1;
+                }
+                joined[..end].to_string()
+            } else {
+                joined
+            }
+        });
         Row {
             time: event.time,
             eid: event_id(event),
             pid: event.pid,
             parent: event.ppid,
-            path: bytes_to_text(&event.path),
-            name: bytes_to_text(crate::classify::basename(&event.path)),
-            cmdline: cmdline_of(&event.argv),
-            args: args_json(&event.argv),
-            cwd: event.cwd.as_deref().map(bytes_to_text).unwrap_or_default(),
+            path: bytes_to_text(path),
+            name: bytes_to_text(crate::classify::basename(path)),
+            cmdline: cmdline_of(&argv),
+            args: args_json(&argv),
+            cwd: cwd.map(bytes_to_text).unwrap_or_default(),
             uid: event.uid,
             euid: event.euid,
             gid: event.gid,
             egid: event.egid,
             auid: event.auid,
             username,
-            parent_path: event
-                .parent_path
-                .as_deref()
-                .map(bytes_to_text)
-                .unwrap_or_default(),
-            parent_cmdline: event
-                .parent_argv
-                .as_deref()
-                .map(cmdline_of)
-                .unwrap_or_default(),
+            parent_path: parent_path.map(bytes_to_text).unwrap_or_default(),
+            parent_cmdline: parent_cmdline.unwrap_or_default(),
             tool: class.tool.to_string(),
             action: class.action.to_string(),
             ccache: class.ccache.clone(),
@@ -135,7 +216,38 @@ impl Row {
             platform_binary: event.code.platform_binary.map(i64::from),
             sha256: event.code.sha256.clone(),
             source: event.source.as_str().to_string(),
+            truncated: i64::from(cut),
         }
+    }
+
+    /// What the row costs the store: its struct, its strings' bytes, and the
+    /// eid's second copy in the store's index. Used for `--max-bytes`.
+    pub fn footprint(&self) -> usize {
+        let texts = [
+            &self.eid,
+            &self.path,
+            &self.name,
+            &self.cmdline,
+            &self.args,
+            &self.cwd,
+            &self.username,
+            &self.parent_path,
+            &self.parent_cmdline,
+            &self.tool,
+            &self.action,
+            &self.ccache,
+            &self.indicator,
+            &self.technique,
+            &self.signing_id,
+            &self.team_id,
+            &self.sha256,
+            &self.source,
+        ];
+        std::mem::size_of::<Row>()
+            + texts.iter().map(|t| t.capacity()).sum::<usize>()
+            + self.eid.capacity()
+            // Arc header, store entry and index slot.
+            + 96
     }
 
     /// The cells in `EXEC_COLUMNS` order.
@@ -168,6 +280,7 @@ impl Row {
             opt_int(self.platform_binary),
             Value::Text(&self.sha256),
             Value::Text(&self.source),
+            Value::Int(self.truncated),
         ]
     }
 
@@ -227,6 +340,53 @@ mod tests {
         let split = event(42, &["kcc", "copy_", "cred_cache"]);
         let joined = event(42, &["kcc", "copy_cred_cache"]);
         assert_ne!(event_id(&split), event_id(&joined));
+    }
+
+    #[test]
+    fn a_huge_argv_is_capped_but_keeps_what_decided_it() {
+        // 1.4 MB of padding before the sub-command Elastic's rule looks for.
+        let mut e = event(9, &["kcc"]);
+        e.argv
+            .extend((0..100_000).map(|i| format!("pad{i:010}").into_bytes()));
+        e.argv.push(b"COPY_CRED_CACHE".to_vec());
+        e.argv.push(vec![b'a'; 1 << 20]);
+        let c = classify(&e.path, &e.argv).unwrap();
+        assert_eq!(c.indicator, "credential_cache_copy");
+        let row = Row::from_event(&e, &c, String::new());
+        assert_eq!(row.truncated, 1);
+        assert!(row.footprint() < 64 * 1024, "{} bytes", row.footprint());
+        let args: Vec<String> = serde_json::from_str(&row.args).unwrap();
+        assert_eq!(args[0], "kcc");
+        assert!(args.len() <= MAX_STORED_ARGS + 8);
+        assert!(
+            args.iter()
+                .any(|a| a.eq_ignore_ascii_case("copy_cred_cache")),
+            "the deciding argument is kept"
+        );
+        // The eid is the whole exec's, not the stored one's.
+        assert_eq!(row.eid, event_id(&e));
+        // A small argv is stored as it is.
+        let small = event(9, &["kcc", "copy_cred_cache"]);
+        let row = Row::from_event(&small, &c, String::new());
+        assert_eq!(
+            (row.truncated, row.args.as_str()),
+            (0, "[\"kcc\",\"copy_cred_cache\"]")
+        );
+    }
+
+    #[test]
+    fn long_paths_and_arguments_are_cut_and_marked() {
+        let long = vec![b'p'; MAX_STORED_ARG * 3];
+        let mut e = event(9, &["kcc", "copy_cred_cache"]);
+        e.argv.push(long.clone());
+        e.cwd = Some(long.clone());
+        let c = classify(&e.path, &e.argv).unwrap();
+        let row = Row::from_event(&e, &c, String::new());
+        assert_eq!(row.truncated, 1);
+        assert_eq!(row.cwd.len(), MAX_STORED_ARG);
+        let args: Vec<String> = serde_json::from_str(&row.args).unwrap();
+        assert_eq!(args.len(), 3);
+        assert_eq!(args[2].len(), MAX_STORED_ARG);
     }
 
     #[test]

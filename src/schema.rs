@@ -83,10 +83,11 @@ pub const EXEC_COLUMNS: &[Column] = &[
     col("platform_binary", Integer, COLLATEBINARY),
     col("sha256", Text, COLLATEBINARY),
     col("source", Text, COLLATEBINARY),
+    col("truncated", Integer, COLLATEBINARY),
 ];
 
 /// `kerberos_cache_access_status`: one row per event source, so Fleet can see
-/// where the detection is blind.
+/// where the detection is blind, and one row (`store`) about the row store.
 pub const STATUS_COLUMNS: &[Column] = &[
     col("source", Text, COLLATEBINARY),
     col("state", Text, COLLATEBINARY),
@@ -97,7 +98,13 @@ pub const STATUS_COLUMNS: &[Column] = &[
     col("evicted", BigInt, COLLATEBINARY),
     col("incomplete", BigInt, COLLATEBINARY),
     col("last_event_time", BigInt, COLLATEBINARY),
+    col("rows", BigInt, COLLATEBINARY),
+    col("bytes", BigInt, COLLATEBINARY),
+    col("evicted_detections", BigInt, COLLATEBINARY),
 ];
+
+/// The `source` value of the status table's row about the store itself.
+pub const STORE_STATUS_ROW: &str = "store";
 
 /// A cell value. `Null` is sent to osqueryd as an empty string, which it
 /// turns into SQL NULL for numeric columns.

@@ -1,10 +1,16 @@
 //! The row store: every source's rows, in arrival order, bounded by a row
-//! count and a retention age.
+//! count, a byte budget and a retention age.
 //!
 //! Rows are kept behind `Arc` and never modified, so a generate call copies
-//! pointers under the lock and formats outside it. Eviction takes the oldest
-//! arrivals first and is counted per source, so the status table can say when
-//! the store, not the sources, lost rows.
+//! pointers under the lock and formats outside it.
+//!
+//! Detections are protected from floods: rows with an indicator and benign
+//! rows (a `klist`, a `kinit`) are kept in two queues, and when the store is
+//! over its row or byte budget the oldest *benign* row goes first. An
+//! unprivileged user running 10,000 copies of `/bin/true` named `klist`
+//! therefore cannot push a `kcc copy_cred_cache` row out before osqueryd
+//! reads it; only detections crowd out detections, and that is counted
+//! separately (`evicted_detections`) so the health query shows it.
 
 use crate::constraints::IntRange;
 use crate::event::SourceKind;
@@ -15,8 +21,10 @@ use std::time::Duration;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StoreConfig {
-    /// At most this many rows; the oldest arrivals are evicted first.
+    /// At most this many rows; benign rows are evicted first, oldest first.
     pub max_rows: usize,
+    /// At most this many bytes of rows (see [`Row::footprint`]).
+    pub max_bytes: usize,
     /// Rows that arrived longer ago than this are evicted.
     pub retention: Duration,
 }
@@ -25,6 +33,7 @@ impl Default for StoreConfig {
     fn default() -> Self {
         StoreConfig {
             max_rows: 10_000,
+            max_bytes: 32 << 20,
             retention: Duration::from_secs(24 * 3600),
         }
     }
@@ -46,26 +55,72 @@ impl RowFilter {
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct StoreStats {
+    /// Rows held now.
     pub rows: usize,
+    /// Rows with an indicator held now.
+    pub detections: usize,
+    /// Bytes held now (the sum of [`Row::footprint`]).
+    pub bytes: usize,
     pub inserted: u64,
     pub duplicates: u64,
+    /// Rows evicted because the store was over its row or byte budget.
     pub evicted_capacity: u64,
+    /// Rows evicted because they were older than the retention.
     pub evicted_age: u64,
+    /// Rows with an indicator evicted for capacity before their retention
+    /// ran out (only other detections can cause this).
+    pub evicted_detections: u64,
+}
+
+/// Evictions of one source's rows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Evicted {
+    pub rows: u64,
+    pub detections: u64,
 }
 
 struct Entry {
+    /// Arrival order across both queues, so reads merge them back.
+    seq: u64,
     /// When the row arrived, unix seconds: retention counts from here, so a
     /// long-running process found by the snapshot is not evicted on arrival.
     arrived: i64,
+    bytes: usize,
     row: Arc<Row>,
 }
 
 #[derive(Default)]
 struct Inner {
-    entries: VecDeque<Entry>,
+    detections: VecDeque<Entry>,
+    benign: VecDeque<Entry>,
+    next_seq: u64,
+    bytes: usize,
     eids: HashSet<String>,
     stats: StoreStats,
-    evicted_by_source: HashMap<String, u64>,
+    evicted_by_source: HashMap<String, Evicted>,
+}
+
+impl Inner {
+    fn len(&self) -> usize {
+        self.detections.len() + self.benign.len()
+    }
+
+    /// Both queues, merged back into arrival order.
+    fn in_order(&self) -> impl Iterator<Item = &Entry> {
+        let mut d = self.detections.iter().peekable();
+        let mut b = self.benign.iter().peekable();
+        std::iter::from_fn(move || match (d.peek(), b.peek()) {
+            (Some(x), Some(y)) if x.seq < y.seq => d.next(),
+            (Some(_), Some(_)) => b.next(),
+            (Some(_), None) => d.next(),
+            (None, _) => b.next(),
+        })
+    }
+
+    fn remove(&mut self, entry: &Entry) {
+        self.eids.remove(&entry.row.eid);
+        self.bytes = self.bytes.saturating_sub(entry.bytes);
+    }
 }
 
 pub struct Store {
@@ -92,20 +147,31 @@ impl Store {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Adds a row unless one with the same eid is already stored. Returns the
-    /// shared row when it was added.
+    /// Adds a row unless one with the same eid is already stored. `now` is
+    /// its arrival time. Returns the shared row when it was added (it may be
+    /// evicted again at once if it alone is over the budget).
     pub fn insert(&self, row: Row, now: i64) -> Option<Arc<Row>> {
         let mut inner = self.lock();
         if inner.eids.contains(&row.eid) {
             inner.stats.duplicates += 1;
             return None;
         }
+        let bytes = row.footprint();
         let row = Arc::new(row);
         inner.eids.insert(row.eid.clone());
-        inner.entries.push_back(Entry {
+        let entry = Entry {
+            seq: inner.next_seq,
             arrived: now,
+            bytes,
             row: Arc::clone(&row),
-        });
+        };
+        inner.next_seq += 1;
+        inner.bytes = inner.bytes.saturating_add(bytes);
+        if row.indicator.is_empty() {
+            inner.benign.push_back(entry);
+        } else {
+            inner.detections.push_back(entry);
+        }
         inner.stats.inserted += 1;
         self.evict(&mut inner, now);
         Some(row)
@@ -114,28 +180,52 @@ impl Store {
     fn evict(&self, inner: &mut Inner, now: i64) {
         let max_age = i64::try_from(self.config.retention.as_secs()).unwrap_or(i64::MAX);
         let oldest_allowed = now.saturating_sub(max_age);
+        let old = |q: &VecDeque<Entry>| q.front().is_some_and(|e| e.arrived < oldest_allowed);
+        // Age first: it costs no detection anything.
         loop {
-            let by_capacity = inner.entries.len() > self.config.max_rows;
-            let by_age = inner
-                .entries
-                .front()
-                .is_some_and(|e| e.arrived < oldest_allowed);
-            if !by_capacity && !by_age {
-                break;
-            }
-            let Some(entry) = inner.entries.pop_front() else {
+            let entry = if old(&inner.benign) {
+                inner.benign.pop_front()
+            } else if old(&inner.detections) {
+                inner.detections.pop_front()
+            } else {
                 break;
             };
-            inner.eids.remove(&entry.row.eid);
-            if by_capacity {
-                inner.stats.evicted_capacity += 1;
-            } else {
-                inner.stats.evicted_age += 1;
-            }
-            *inner
+            let Some(entry) = entry else { break };
+            inner.remove(&entry);
+            inner.stats.evicted_age += 1;
+            inner
                 .evicted_by_source
                 .entry(entry.row.source.clone())
-                .or_default() += 1;
+                .or_default()
+                .rows += 1;
+        }
+        // Then capacity: benign rows first, detections only when no benign
+        // row is left.
+        while inner.len() > self.config.max_rows || inner.bytes > self.config.max_bytes {
+            let (entry, detection) = match inner.benign.pop_front() {
+                Some(e) => (e, false),
+                None => match inner.detections.pop_front() {
+                    Some(e) => (e, true),
+                    None => break,
+                },
+            };
+            inner.remove(&entry);
+            inner.stats.evicted_capacity += 1;
+            let per_source = inner
+                .evicted_by_source
+                .entry(entry.row.source.clone())
+                .or_default();
+            per_source.rows += 1;
+            if detection {
+                per_source.detections += 1;
+                inner.stats.evicted_detections += 1;
+                log::warn!(
+                    "store: evicted detection {} ({}) before its retention ran out: more \
+                     detections than --max-rows/--max-bytes allow",
+                    entry.row.eid,
+                    entry.row.indicator
+                );
+            }
         }
     }
 
@@ -150,8 +240,7 @@ impl Store {
     pub fn select(&self, filter: &RowFilter) -> Vec<Arc<Row>> {
         let inner = self.lock();
         inner
-            .entries
-            .iter()
+            .in_order()
             .filter(|e| filter.accepts(&e.row))
             .map(|e| Arc::clone(&e.row))
             .collect()
@@ -167,7 +256,7 @@ impl Store {
     /// same command later is not mistaken for it.
     pub fn has_same_execution(&self, row: &Row) -> bool {
         let new_is_snapshot = row.source == "snapshot";
-        self.lock().entries.iter().any(|e| {
+        self.lock().in_order().any(|e| {
             let old = &e.row;
             if (old.source == "snapshot") == new_is_snapshot
                 || old.pid != row.pid
@@ -191,17 +280,33 @@ impl Store {
     pub fn stats(&self) -> StoreStats {
         let inner = self.lock();
         StoreStats {
-            rows: inner.entries.len(),
+            rows: inner.len(),
+            detections: inner.detections.len(),
+            bytes: inner.bytes,
             ..inner.stats
         }
     }
 
-    pub fn evicted(&self, source: SourceKind) -> u64 {
+    /// How many of `source`'s rows were evicted (all causes), and how many of
+    /// those were detections evicted for capacity.
+    pub fn evicted(&self, source: SourceKind) -> Evicted {
         self.lock()
             .evicted_by_source
             .get(source.as_str())
             .copied()
-            .unwrap_or(0)
+            .unwrap_or_default()
+    }
+
+    /// Rows and bytes held per source name.
+    pub fn held_by_source(&self) -> HashMap<String, (u64, u64)> {
+        let inner = self.lock();
+        let mut out: HashMap<String, (u64, u64)> = HashMap::new();
+        for e in inner.detections.iter().chain(inner.benign.iter()) {
+            let slot = out.entry(e.row.source.clone()).or_default();
+            slot.0 += 1;
+            slot.1 += e.bytes as u64;
+        }
+        out
     }
 }
 
@@ -238,12 +343,14 @@ mod tests {
             platform_binary: None,
             sha256: String::new(),
             source: "snapshot".into(),
+            truncated: 0,
         }
     }
 
     fn store(max_rows: usize, retention_secs: u64) -> Store {
         Store::new(StoreConfig {
             max_rows,
+            max_bytes: usize::MAX,
             retention: Duration::from_secs(retention_secs),
         })
     }
@@ -270,9 +377,79 @@ mod tests {
             .collect();
         assert_eq!(eids, ["r2", "r3", "r4"]);
         assert_eq!(s.stats().evicted_capacity, 2);
-        assert_eq!(s.evicted(SourceKind::Snapshot), 2);
+        assert_eq!(s.evicted(SourceKind::Snapshot).rows, 2);
         // An evicted eid may come back (the store no longer knows it).
         assert!(!s.contains("r0"));
+    }
+
+    fn detection(eid: &str, pid: i64) -> Row {
+        Row {
+            indicator: "credential_cache_copy".into(),
+            source: "linux_audit".into(),
+            ..row(eid, 1, pid)
+        }
+    }
+
+    #[test]
+    fn a_benign_flood_does_not_evict_a_detection() {
+        let s = store(100, 10_000);
+        s.insert(row("early", 1, 1), 1000);
+        s.insert(detection("kcc", 2), 1000);
+        for i in 0..10_400 {
+            s.insert(row(&format!("klist-{i}"), 1, 3), 1000);
+        }
+        assert!(s.contains("kcc"), "the detection must survive the flood");
+        assert!(!s.contains("early"));
+        let st = s.stats();
+        assert_eq!((st.rows, st.detections), (100, 1));
+        assert_eq!(st.evicted_detections, 0);
+        assert_eq!(st.evicted_capacity, 10_402 - 100);
+        // Reads still come out in arrival order across both queues.
+        let eids: Vec<String> = s
+            .select(&RowFilter::default())
+            .iter()
+            .map(|r| r.eid.clone())
+            .collect();
+        assert_eq!(eids[0], "kcc");
+        assert_eq!(eids[1], "klist-10301");
+        assert_eq!(eids.last().map(String::as_str), Some("klist-10399"));
+    }
+
+    #[test]
+    fn detections_crowding_out_detections_are_counted() {
+        let s = store(3, 10_000);
+        for i in 0..5 {
+            s.insert(detection(&format!("d{i}"), i), 1000);
+        }
+        assert_eq!(s.stats().evicted_detections, 2);
+        assert_eq!(s.evicted(SourceKind::LinuxAudit).detections, 2);
+        assert!(!s.contains("d0") && s.contains("d4"));
+        // Retention is not a capacity eviction of a detection.
+        let s = store(3, 60);
+        s.insert(detection("old", 1), 1000);
+        s.expire(2000);
+        assert_eq!(s.stats().evicted_detections, 0);
+        assert_eq!(s.stats().evicted_age, 1);
+    }
+
+    #[test]
+    fn the_byte_budget_bounds_the_store() {
+        let one = row("x", 1, 1).footprint();
+        let s = Store::new(StoreConfig {
+            max_rows: 1_000_000,
+            max_bytes: one * 10 + one / 2,
+            retention: Duration::from_secs(10_000),
+        });
+        for i in 0..100 {
+            s.insert(row(&format!("r{i:02}"), 1, i), 1000);
+        }
+        let st = s.stats();
+        assert!(st.bytes <= one * 10 + one / 2, "{} bytes", st.bytes);
+        assert!(st.rows >= 9 && st.rows <= 10, "{} rows", st.rows);
+        assert!(s.contains("r99"));
+        // Evicting everything brings the byte count back to zero.
+        s.expire(1_000_000);
+        assert_eq!((s.stats().rows, s.stats().bytes), (0, 0));
     }
 
     #[test]

@@ -8,7 +8,9 @@ use crate::constraints::QueryContext;
 use crate::engine::Engine;
 use crate::schema::{
     opt_int, Column, Value, EXEC_COLUMNS, EXEC_TABLE, STATUS_COLUMNS, STATUS_TABLE,
+    STORE_STATUS_ROW,
 };
+use crate::status::State;
 use crate::store::RowFilter;
 use anyhow::Result;
 use std::collections::BTreeMap;
@@ -128,25 +130,56 @@ impl Table for StatusTable {
         let statuses = self.engine.status().snapshot();
         let store = self.engine.store();
         let used = ctx.used_mask(STATUS_COLUMNS);
-        let evicted: Vec<i64> = statuses
-            .iter()
-            .map(|s| i64::try_from(store.evicted(s.source)).unwrap_or(i64::MAX))
-            .collect();
+        let held = store.held_by_source();
         let count = |n: u64| Value::Int(i64::try_from(n).unwrap_or(i64::MAX));
-        let cells = statuses.iter().zip(&evicted).map(|(s, ev)| {
-            [
-                Value::Text(s.source.as_str()),
-                Value::Text(s.state.as_str()),
-                Value::Text(s.reason.as_str()),
-                count(s.events_seen),
-                count(s.rows_added),
-                count(s.dropped),
-                Value::Int(*ev),
-                count(s.incomplete),
-                opt_int(s.last_event_time),
-            ]
-        });
-        Ok(to_osquery_rows(STATUS_COLUMNS, &used, cells))
+        let mut rows: Vec<[Value<'_>; STATUS_COLUMNS.len()]> = statuses
+            .iter()
+            .map(|s| {
+                let evicted = store.evicted(s.source);
+                let (rows, bytes) = held.get(s.source.as_str()).copied().unwrap_or_default();
+                [
+                    Value::Text(s.source.as_str()),
+                    Value::Text(s.state.as_str()),
+                    Value::Text(s.reason.as_str()),
+                    count(s.events_seen),
+                    count(s.rows_added),
+                    count(s.dropped),
+                    count(evicted.rows),
+                    count(s.incomplete),
+                    opt_int(s.last_event_time),
+                    count(rows),
+                    count(bytes),
+                    count(evicted.detections),
+                ]
+            })
+            .collect();
+        // The store's own row: whether rows survive a restart, and what the
+        // budgets cost (detections evicted by other detections above all).
+        let (state, reason) = self.engine.status().store().unwrap_or((
+            State::Active,
+            "in memory: rows do not survive a restart".to_string(),
+        ));
+        let st = store.stats();
+        let config = store.config();
+        let reason = format!(
+            "{reason}; {} row(s) ({} detection(s)), {} of {} byte(s), at most {} row(s)",
+            st.rows, st.detections, st.bytes, config.max_bytes, config.max_rows
+        );
+        rows.push([
+            Value::Text(STORE_STATUS_ROW),
+            Value::Text(state.as_str()),
+            Value::Text(&reason),
+            Value::Null,
+            count(st.inserted),
+            Value::Null,
+            count(st.evicted_capacity + st.evicted_age),
+            Value::Null,
+            Value::Null,
+            count(st.rows as u64),
+            count(st.bytes as u64),
+            count(st.evicted_detections),
+        ]);
+        Ok(to_osquery_rows(STATUS_COLUMNS, &used, rows.into_iter()))
     }
 }
 
@@ -253,12 +286,20 @@ mod tests {
         let rows = StatusTable::new(engine)
             .generate(&QueryContext::default())
             .unwrap();
-        assert_eq!(rows.len(), 1);
+        assert_eq!(rows.len(), 2);
         assert_eq!(rows[0]["source"], "snapshot");
         assert_eq!(rows[0]["state"], "active");
         assert_eq!(rows[0]["rows_added"], "3");
         assert_eq!(rows[0]["events_seen"], "3");
         assert_eq!(rows[0]["last_event_time"], "1002");
         assert_eq!(rows[0]["evicted"], "0");
+        assert_eq!(rows[0]["rows"], "3");
+        assert_eq!(rows[0]["evicted_detections"], "0");
+        let store = &rows[1];
+        assert_eq!(store["source"], "store");
+        assert_eq!(store["rows"], "3");
+        assert_eq!(store["events_seen"], "");
+        assert!(store["bytes"].parse::<u64>().unwrap() > 3 * 300);
+        assert!(store["reason"].contains("in memory"), "{}", store["reason"]);
     }
 }

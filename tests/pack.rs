@@ -617,9 +617,14 @@ fn health_query_reports_every_source() {
     let got = host.query(&pack_files::conf_query(HEALTH));
     let want_columns: Vec<&str> = STATUS_COLUMNS.iter().map(|c| c.name).collect();
     assert_eq!(got.columns, want_columns);
-    assert_eq!(got.texts("source"), ["linux_audit", "snapshot"]);
-    assert_eq!(got.texts("state"), ["unavailable", "active"]);
-    assert_eq!(got.texts("reason"), ["needs root", "test"]);
+    assert_eq!(got.texts("source"), ["linux_audit", "snapshot", "store"]);
+    assert_eq!(got.texts("state"), ["unavailable", "active", "active"]);
+    assert_eq!(&got.texts("reason")[..2], ["needs root", "test"]);
+    // The store's row: what it holds, and detections it had to evict.
+    assert_eq!(got.get(2, "rows"), &Value::Integer(2));
+    assert_eq!(got.get(2, "evicted_detections"), &Value::Integer(0));
+    assert_eq!(got.get(2, "events_seen"), &Value::Null);
+    assert_eq!(got.get(1, "rows"), &Value::Integer(2));
     assert_eq!(got.get(1, "events_seen"), &Value::Integer(3));
     assert_eq!(got.get(1, "rows_added"), &Value::Integer(2));
     assert_eq!(got.get(1, "dropped"), &Value::Integer(3));
