@@ -100,6 +100,21 @@ pub fn stored_argv<'a>(argv: &'a [Vec<u8>], action: &str) -> (Vec<&'a [u8]>, boo
     (out, true)
 }
 
+/// `text` cut to at most [`MAX_STORED_ARG`] bytes, on a character boundary;
+/// sets `cut` when it was longer.
+fn capped_text(mut text: String, cut: &mut bool) -> String {
+    if text.len() > MAX_STORED_ARG {
+        *cut = true;
+        let mut end = MAX_STORED_ARG;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.shrink_to_fit();
+    }
+    text
+}
+
 /// `bytes` cut to [`MAX_STORED_ARG`]; sets `cut` when it was longer.
 fn capped<'a>(bytes: &'a [u8], cut: &mut bool) -> &'a [u8] {
     if bytes.len() > MAX_STORED_ARG {
@@ -136,7 +151,10 @@ pub fn cmdline_of<A: AsRef<[u8]>>(argv: &[A]) -> String {
 /// argv as a JSON array of strings.
 pub fn args_json<A: AsRef<[u8]>>(argv: &[A]) -> String {
     let texts: Vec<String> = argv.iter().map(|a| bytes_to_text(a.as_ref())).collect();
-    serde_json::Value::from(texts).to_string()
+    let mut json = serde_json::Value::from(texts).to_string();
+    // Rows live long and are never appended to: give back the growth slack.
+    json.shrink_to_fit();
+    json
 }
 
 /// A stable id for one execution: the same event always gets the same id, on
@@ -175,19 +193,11 @@ impl Row {
         let path = capped(&event.path, &mut cut);
         let cwd = event.cwd.as_deref().map(|c| capped(c, &mut cut));
         let parent_path = event.parent_path.as_deref().map(|p| capped(p, &mut cut));
-        let parent_cmdline = event.parent_argv.as_deref().map(|a| {
-            let joined = cmdline_of(a);
-            if joined.len() > MAX_STORED_ARG {
-                cut = true;
-                let mut end = MAX_STORED_ARG;
-                while !joined.is_char_boundary(end) {
-                    end -= 1;
-                }
-                joined[..end].to_string()
-            } else {
-                joined
-            }
-        });
+        let parent_cmdline = event
+            .parent_argv
+            .as_deref()
+            .map(|a| capped_text(cmdline_of(a), &mut cut));
+        let ccache = capped_text(class.ccache.clone(), &mut cut);
         Row {
             time: event.time,
             eid: event_id(event),
@@ -208,7 +218,7 @@ impl Row {
             parent_cmdline: parent_cmdline.unwrap_or_default(),
             tool: class.tool.to_string(),
             action: class.action.to_string(),
-            ccache: class.ccache.clone(),
+            ccache,
             indicator: class.indicator.clone(),
             technique: class.technique.clone(),
             signing_id: event.code.signing_id.clone(),
@@ -381,9 +391,11 @@ mod tests {
         e.argv.push(long.clone());
         e.cwd = Some(long.clone());
         let c = classify(&e.path, &e.argv).unwrap();
+        assert_eq!(c.ccache.len(), "FILE:".len() + MAX_STORED_ARG * 3);
         let row = Row::from_event(&e, &c, String::new());
         assert_eq!(row.truncated, 1);
         assert_eq!(row.cwd.len(), MAX_STORED_ARG);
+        assert_eq!(row.ccache.len(), MAX_STORED_ARG);
         let args: Vec<String> = serde_json::from_str(&row.args).unwrap();
         assert_eq!(args.len(), 3);
         assert_eq!(args[2].len(), MAX_STORED_ARG);

@@ -219,12 +219,17 @@ impl Store {
             if detection {
                 per_source.detections += 1;
                 inner.stats.evicted_detections += 1;
-                log::warn!(
-                    "store: evicted detection {} ({}) before its retention ran out: more \
-                     detections than --max-rows/--max-bytes allow",
-                    entry.row.eid,
-                    entry.row.indicator
-                );
+                // First and then every power of two: a flood of detections
+                // must not become a flood of log lines.
+                let n = inner.stats.evicted_detections;
+                if n.is_power_of_two() {
+                    log::warn!(
+                        "store: evicted detection {} ({}) before its retention ran out; {n} so \
+                         far: more detections than --max-rows/--max-bytes allow",
+                        entry.row.eid,
+                        entry.row.indicator
+                    );
+                }
             }
         }
     }
