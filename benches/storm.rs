@@ -57,6 +57,9 @@ fn start_extension(source: &str) -> Child {
             "--source",
             source,
         ])
+        // Its own state directory, never the host's.
+        .arg("--state-dir")
+        .arg(std::env::temp_dir().join(format!("kca-storm-state-{}", std::process::id())))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

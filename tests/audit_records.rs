@@ -660,6 +660,7 @@ mod linux_audit {
             let mut asm = Assembler::new(AssemblerConfig {
                 timeout: Duration::from_millis(500),
                 max_pending,
+                ..AssemblerConfig::default()
             });
             let t0 = Instant::now();
             let mut clock = 0u64;

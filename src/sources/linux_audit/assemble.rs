@@ -46,6 +46,11 @@ pub struct AssemblerConfig {
     pub timeout: Duration,
     /// Events in progress at most; the oldest is forced out beyond it.
     pub max_pending: usize,
+    /// Argument text held by events in progress at most; beyond it the
+    /// oldest other events are forced out. Without it, megabyte argvs whose
+    /// EOE was lost (a receive-buffer overrun) would each be held for the
+    /// whole timeout: memory would follow argv size times exec rate.
+    pub max_pending_bytes: usize,
 }
 
 impl Default for AssemblerConfig {
@@ -53,6 +58,7 @@ impl Default for AssemblerConfig {
         AssemblerConfig {
             timeout: Duration::from_millis(500),
             max_pending: 4096,
+            max_pending_bytes: 16 << 20,
         }
     }
 }
@@ -625,6 +631,8 @@ pub struct Assembler {
     /// pointer move and the slot table stays small to scan.
     #[allow(clippy::vec_box)]
     pool: Vec<Box<AuditExec>>,
+    /// Sum of the pending events' `argv_text`.
+    pending_bytes: usize,
     stats: AssemblerStats,
 }
 
@@ -641,6 +649,7 @@ impl Assembler {
             done: Vec::with_capacity(DONE_RING),
             done_next: 0,
             pool: Vec::new(),
+            pending_bytes: 0,
             stats: AssemblerStats::default(),
             config,
         }
@@ -699,11 +708,22 @@ impl Assembler {
                     }
                     slot.phase = Phase::Skip;
                     if let Some(exec) = slot.exec.take() {
+                        self.pending_bytes = self.pending_bytes.saturating_sub(exec.argv_text);
                         recycle(&mut self.pool, exec);
                     }
                 }
             },
-            AUDIT_EXECVE if !exec.apply_execve(body) => self.stats.malformed += 1,
+            AUDIT_EXECVE => {
+                let before = exec.argv_text;
+                if !exec.apply_execve(body) {
+                    self.stats.malformed += 1;
+                }
+                let grown = exec.argv_text.saturating_sub(before);
+                if grown > 0 {
+                    self.pending_bytes = self.pending_bytes.saturating_add(grown);
+                    self.enforce_byte_budget(header, emit);
+                }
+            }
             AUDIT_CWD => exec.apply_cwd(body),
             AUDIT_PATH => exec.apply_path(body),
             AUDIT_PROCTITLE => exec.apply_proctitle(body),
@@ -763,6 +783,21 @@ impl Assembler {
         }
     }
 
+    /// Forces out the oldest events other than `current` while the pending
+    /// argument text is over budget (counted as overflow, like a full table).
+    fn enforce_byte_budget(&mut self, current: Header, emit: &mut dyn FnMut(&AuditExec)) {
+        while self.pending_bytes > self.config.max_pending_bytes {
+            let Some(i) = self.slots.iter().position(|s| s.header != current) else {
+                break;
+            };
+            let Some(oldest) = self.slots.remove(i) else {
+                break;
+            };
+            self.stats.overflow += 1;
+            self.finish(oldest, true, emit);
+        }
+    }
+
     /// Adds an event to the table, forcing out the oldest if it is full.
     fn open(&mut self, header: Header, now: Instant, emit: &mut dyn FnMut(&AuditExec)) -> usize {
         while self.slots.len() >= self.config.max_pending {
@@ -797,6 +832,7 @@ impl Assembler {
         let Some(mut exec) = slot.exec else {
             return;
         };
+        self.pending_bytes = self.pending_bytes.saturating_sub(exec.argv_text);
         if slot.phase == Phase::Undecided && !exec.has_execve {
             // Neither an exec SYSCALL nor an EXECVE record: not an exec.
             self.stats.non_exec += 1;
@@ -1327,6 +1363,36 @@ mod tests {
         run.flush();
         assert_eq!(run.out.len(), 3);
         assert_eq!(run.asm.pending(), 0);
+    }
+
+    #[test]
+    fn pending_argument_bytes_are_bounded() {
+        // Each event's argv text is a few bytes: a budget of 20 bytes holds
+        // about one event without its EOE, so older ones are forced out.
+        let mut run = Run::with(AssemblerConfig {
+            max_pending_bytes: 20,
+            ..AssemblerConfig::default()
+        });
+        let records = kcc_exec();
+        for serial in [1, 2, 3, 4] {
+            for (rtype, body) in &records[..6] {
+                run.push(*rtype, serial, body);
+            }
+            assert!(run.asm.pending() <= 1, "{} pending", run.asm.pending());
+        }
+        assert_eq!(run.out.len(), 3);
+        assert!(run.out.iter().all(|e| e.incomplete));
+        assert_eq!(run.out[0].argv.len(), 3, "forced out whole, not cut");
+        assert_eq!(run.asm.stats().overflow, 3);
+        // Finished events give their bytes back: a full event fits again.
+        run.push(AUDIT_EOE, 4, "");
+        assert_eq!(run.asm.pending(), 0);
+        for (rtype, body) in &records {
+            run.push(*rtype, 5, body);
+        }
+        assert_eq!(run.out.len(), 5);
+        assert!(!run.out[4].incomplete);
+        assert_eq!(run.asm.stats().overflow, 3);
     }
 
     #[test]
