@@ -261,7 +261,9 @@ impl Store {
     /// same command later is not mistaken for it.
     pub fn has_same_execution(&self, row: &Row) -> bool {
         let new_is_snapshot = row.source == "snapshot";
-        self.lock().in_order().any(|e| {
+        let inner = self.lock();
+        // Order does not matter here: scan both queues as they lie.
+        let found = inner.detections.iter().chain(inner.benign.iter()).any(|e| {
             let old = &e.row;
             if (old.source == "snapshot") == new_is_snapshot
                 || old.pid != row.pid
@@ -275,7 +277,8 @@ impl Store {
             } else {
                 old.time <= row.time && row.time <= e.arrived.saturating_add(1)
             }
-        })
+        });
+        found
     }
 
     pub fn contains(&self, eid: &str) -> bool {
