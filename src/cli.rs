@@ -47,8 +47,10 @@ pub struct Args {
     #[arg(long)]
     pub standalone: bool,
 
-    /// Event sources, comma-separated: auto, or snapshot (more sources are
-    /// added per platform).
+    /// Event sources, comma-separated: auto (the platform's best exec source
+    /// plus snapshot), or any of linux_audit, proc_connector (Linux),
+    /// eslogger[:FILE], osquery_es, bsm[:PATH] (macOS; FILE and PATH replay
+    /// a capture on any system), snapshot.
     #[arg(long, value_name = "LIST", default_value = "auto")]
     pub source: String,
 

@@ -58,6 +58,16 @@ pub struct CodeIdentity {
     pub sha256: String,
 }
 
+/// The audit user id of a process that never logged in: `(uid_t)-1`, as
+/// Linux's loginuid and audit records and macOS's `AU_DEFAUDITID` write it.
+pub const AUID_UNSET: i64 = 4_294_967_295;
+
+/// An audit user id as rows show it: `None` (NULL) when it was never set,
+/// in its unsigned or signed spelling, as the schema promises for unknown ids.
+pub fn known_auid(auid: Option<i64>) -> Option<i64> {
+    auid.filter(|&a| a != AUID_UNSET && a != -1)
+}
+
 /// One process execution, as seen by one source.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ExecEvent {
@@ -90,4 +100,19 @@ pub struct ExecEvent {
     /// Some of the event's records were lost or never arrived (audit): the
     /// event was emitted from what did arrive.
     pub incomplete: bool,
+}
+
+#[cfg(test)]
+mod auid_tests {
+    use super::*;
+
+    #[test]
+    fn unset_audit_ids_become_unknown() {
+        assert_eq!(known_auid(Some(AUID_UNSET)), None);
+        assert_eq!(known_auid(Some(-1)), None);
+        assert_eq!(known_auid(None), None);
+        assert_eq!(known_auid(Some(0)), Some(0));
+        assert_eq!(known_auid(Some(501)), Some(501));
+        assert_eq!(known_auid(Some(4_294_967_294)), Some(4_294_967_294));
+    }
 }

@@ -25,7 +25,7 @@ use kerberos_cache_access::store::StoreConfig;
 use kerberos_cache_access::table::{ExecTable, StatusTable};
 use kerberos_cache_access::users::FixedUsers;
 use osquery_vtab::{attach, Backend, GenerateCall};
-use pack_files::{DETECTION, HARDENED, HEALTH};
+use pack_files::{DETECTION, FLEET_POLICIES, HARDENED, HEALTH};
 use rusqlite::types::Value;
 use rusqlite::Connection;
 use serde_json::Value as Json;
@@ -1366,4 +1366,83 @@ fn readme_documents_the_hardened_query_and_its_exceptions() {
     assert!(sql.contains(
         "k.indicator || ',' || k.path || ',' || k.parent_path || ',' || k.signing_id || ',' || k.team_id AS exception_key"
     ));
+}
+
+const POLICY_LOADED: &str = "kerberos_cache_access extension loaded";
+const POLICY_EXEC: &str = "kerberos_cache_access exec source active";
+
+fn policy_sql(name: &str) -> String {
+    let entry = pack_files::fleet_entry(FLEET_POLICIES, name);
+    assert_eq!(entry["platform"], "darwin,linux", "{name}");
+    assert!(entry.contains_key("resolution"), "{name}");
+    entry["query"].clone()
+}
+
+#[test]
+fn exec_source_policy_fails_where_only_the_snapshot_runs() {
+    let host = Host::new();
+    let sql = policy_sql(POLICY_EXEC);
+    let status = host.engine.status();
+    // Host::new has the snapshot active, and the store's row.
+    assert_eq!(host.query(&sql).len(), 0, "snapshot alone is blind");
+    let exec_kinds: Vec<SourceKind> = SourceKind::ALL
+        .into_iter()
+        .filter(|k| *k != SourceKind::Snapshot)
+        .collect();
+    for kind in &exec_kinds {
+        status.set(*kind, State::Unavailable, "cannot run here");
+    }
+    assert_eq!(host.query(&sql).len(), 0, "tried and unavailable");
+    // Any one exec source active passes, and only while it is.
+    for kind in &exec_kinds {
+        status.set(*kind, State::Active, "reading");
+        assert_eq!(host.query(&sql).len(), 1, "{kind:?} active");
+        status.set(*kind, State::Failed, "died");
+        assert_eq!(host.query(&sql).len(), 0, "{kind:?} failed");
+    }
+    status.set(SourceKind::LinuxAudit, State::Active, "reading");
+    status.set(SourceKind::ProcConnector, State::Active, "reading");
+    assert_eq!(
+        host.query(&sql).len(),
+        1,
+        "one row, however many are active"
+    );
+}
+
+#[test]
+fn loaded_policy_fails_without_the_extension_and_never_errors() {
+    let host = Host::new();
+    let sql = policy_sql(POLICY_LOADED);
+    assert_eq!(host.query(&sql).len(), 0, "nothing registered");
+    host.query(
+        "INSERT INTO osquery_registry VALUES ('table', 'kerberos_cache_access', 4242, 0, 1)",
+    );
+    assert_eq!(
+        host.query(&sql).len(),
+        0,
+        "the status table is what it checks"
+    );
+    host.query(
+        "INSERT INTO osquery_registry VALUES ('table', 'kerberos_cache_access_status', 4242, 0, 1)",
+    );
+    assert_eq!(host.query(&sql).len(), 1);
+
+    // A host without the extension: the registry query still answers (and
+    // fails the policy), while the exec-source query errors, which Fleet
+    // shows as no response; docs/deploy-macos.md says so.
+    let bare = Connection::open_in_memory().unwrap();
+    bare.execute_batch(
+        "CREATE TABLE osquery_registry(registry TEXT, name TEXT, owner_uuid INTEGER,
+                                       internal INTEGER, active INTEGER);",
+    )
+    .unwrap();
+    assert_eq!(run(&bare, &sql).len(), 0);
+    let err = bare
+        .prepare(&policy_sql(POLICY_EXEC))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("no such table: kerberos_cache_access_status"),
+        "{err}"
+    );
 }

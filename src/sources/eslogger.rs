@@ -1043,7 +1043,7 @@ pub fn to_exec_event(ex: &EsExec, parent: Option<(Vec<u8>, Vec<u8>)>) -> ExecEve
         euid: ex.euid,
         gid: ex.gid,
         egid: ex.egid,
-        auid: ex.auid,
+        auid: crate::event::known_auid(ex.auid),
         parent_path,
         parent_argv,
         code: CodeIdentity {

@@ -258,9 +258,11 @@ impl ProcConnector {
             }
             None => event.incomplete = true,
         }
-        event.auid = read_small(proc_path(&mut self.path, pid, "loginuid"))
-            .as_deref()
-            .and_then(parse_int);
+        event.auid = crate::event::known_auid(
+            read_small(proc_path(&mut self.path, pid, "loginuid"))
+                .as_deref()
+                .and_then(parse_int),
+        );
         event.cwd = read_link(proc_path(&mut self.path, pid, "cwd"));
         if stat.ppid > 0 {
             event.parent_path = read_link(proc_path(&mut self.path, stat.ppid, "exe"));

@@ -125,7 +125,7 @@ fn to_event(d: ProcDetail, parent: Option<&ProcDetail>) -> ExecEvent {
         euid: d.euid,
         gid: d.gid,
         egid: d.egid,
-        auid: d.auid,
+        auid: crate::event::known_auid(d.auid),
         parent_path: parent.and_then(|p| p.exe.clone()),
         parent_argv: parent.map(|p| p.cmd.clone()),
         source: SourceKind::Snapshot,

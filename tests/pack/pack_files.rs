@@ -15,6 +15,7 @@ pub const CONF: &str = "packs/kerberos_cache_access.conf";
 pub const FLEET_APPLY: &str = "packs/fleet/kerberos_cache_access.yml";
 pub const FLEET_GITOPS: &str = "packs/fleet/gitops-reports.yml";
 pub const README: &str = "packs/README.md";
+pub const FLEET_POLICIES: &str = "packs/fleet/policies.yml";
 
 pub const DETECTION: &str = "kerberos_cached_credentials_dumping";
 pub const HARDENED: &str = "kerberos_credential_access_hardened";

@@ -290,7 +290,7 @@ pub fn to_exec_event(exec: &BsmExec<'_>, ppid: Option<i64>) -> ExecEvent {
         euid: Some(i64::from(exec.euid)),
         gid: Some(i64::from(exec.rgid)),
         egid: Some(i64::from(exec.egid)),
-        auid: Some(i64::from(exec.auid)),
+        auid: crate::event::known_auid(Some(i64::from(exec.auid))),
         parent_path: None,
         parent_argv: None,
         code: CodeIdentity::default(),

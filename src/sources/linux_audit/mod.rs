@@ -141,7 +141,7 @@ pub fn deliver(ex: &AuditExec, engine: &Engine, counters: &Counters, cache: &mut
         euid: ex.euid,
         gid: ex.gid,
         egid: ex.egid,
-        auid: ex.auid,
+        auid: crate::event::known_auid(ex.auid),
         parent_path,
         parent_argv: parent_cmdline,
         source: SourceKind::LinuxAudit,
