@@ -36,7 +36,7 @@ EOF
 root=$(cd "$(dirname "$0")/.." && pwd)
 out=$root/dist
 make_pkg=1
-p12= p12_pw= inst_p12= inst_pw= api_key= identity= inst_identity= profile=
+p12='' p12_pw='' inst_p12='' inst_pw='' api_key='' identity='' inst_identity='' profile=''
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--out) out=$2; shift ;;
@@ -92,6 +92,13 @@ else
 		exit 3
 	fi
 	kca_use_stubs
+	# Cargo does not know the stubs are link inputs: after they change, make
+	# it relink (touching the binary's root rebuilds only that crate).
+	stubs_sum=$(find "$KCA_STUBS" -name '*.tbd' -type f | LC_ALL=C sort | xargs cat | cksum)
+	stamp=$root/target/macos-stubs.sum
+	if [ "$(cat "$stamp" 2>/dev/null)" != "$stubs_sum" ]; then
+		touch "$root/src/main.rs"
+	fi
 	echo "== cargo zigbuild --release --target universal2-apple-darwin (log: $log)"
 	if ! (cd "$root" && cargo zigbuild --release --locked --target universal2-apple-darwin --bin "$name") >"$log" 2>&1; then
 		missing=$(kca_undefined_symbols "$log")
@@ -107,6 +114,7 @@ else
 		exit 1
 	fi
 	grep -E '^(warning: unused|error)' "$log" >&2 || true
+	printf '%s\n' "$stubs_sum" >"$stamp"
 	cp "$root/target/universal2-apple-darwin/release/$name" "$ext"
 	stubs_arg=(--stubs "$KCA_STUBS")
 fi
@@ -140,8 +148,8 @@ fi
 
 if [ "$make_pkg" = 1 ]; then
 	echo "== pkg"
-	(cd "$root/tools/pkg" && cargo build --release --locked --quiet --target-dir "$root/target/tools")
-	"$root/target/tools/release/kca-pkg" --out "$pkg" --version "$version" \
+	(cd "$root/tools/pkg" && cargo build --locked --quiet --target-dir "$root/target/tools")
+	"$root/target/tools/debug/kca-pkg" --out "$pkg" --version "$version" \
 		--install-location "/opt/$name" \
 		--file "$name.ext=$ext" \
 		--file "install.sh=$root/scripts/install.sh" \
@@ -168,6 +176,7 @@ end=$(date +%s)
 echo "== built in $((built - start)) s, total $((end - start)) s"
 for f in "$ext" ${make_pkg:+$([ "$make_pkg" = 1 ] && echo "$pkg")}; do
 	[ -f "$f" ] || continue
-	sum=$( (command -v sha256sum >/dev/null && sha256sum "$f" || shasum -a 256 "$f") | cut -d' ' -f1)
+	if command -v sha256sum >/dev/null; then sum=$(sha256sum "$f"); else sum=$(shasum -a 256 "$f"); fi
+	sum=${sum%% *}
 	printf '%10d  %s  %s\n' "$(wc -c <"$f")" "$sum" "$f"
 done

@@ -230,10 +230,9 @@ unregister() {
 	load=$R$LOAD
 	[ -f "$load" ] || return 0
 	grep -qxF "$EXT" "$load" || return 0
-	tmp="$load.kca.$$"
-	cp -p "$load" "$tmp" # same owner and mode
-	grep -vxF "$EXT" "$load" >"$tmp" || true
-	mv -f "$tmp" "$load"
+	# Rewritten in place, so its owner, mode (and a symbolic link) stay.
+	rest=$(grep -vxF "$EXT" "$load" || true)
+	if [ -n "$rest" ]; then printf '%s\n' "$rest" >"$load"; else : >"$load"; fi
 	say "removed $EXT from $LOAD"
 }
 

@@ -34,13 +34,14 @@ kca_linux_toolchain() {
 	if [ ! -x "$KCA_TOOLS/bin/cargo-zigbuild" ] || [ "$(cat "$KCA_TOOLS/.pins" 2>/dev/null)" != "$want" ]; then
 		kca_log "installing $want into $KCA_TOOLS"
 		rm -rf "$KCA_TOOLS"
-		python3 -m venv "$KCA_TOOLS" >&2 &&
-			"$KCA_TOOLS/bin/pip" install --quiet $want >&2 &&
-			printf '%s' "$want" >"$KCA_TOOLS/.pins" || {
+		# shellcheck disable=SC2086 # two package specs
+		if ! { python3 -m venv "$KCA_TOOLS" >&2 &&
+			"$KCA_TOOLS/bin/pip" install --quiet $want >&2; }; then
 			rm -rf "$KCA_TOOLS"
 			kca_log "could not install $want from PyPI"
 			return 1
-		}
+		fi
+		printf '%s' "$want" >"$KCA_TOOLS/.pins"
 	fi
 	export PATH="$KCA_TOOLS/bin:$PATH"
 }
