@@ -14,6 +14,7 @@ pub mod linux_audit;
 pub mod osquery_es;
 #[cfg(target_os = "linux")]
 pub mod proc_connector;
+pub mod replay;
 pub mod snapshot;
 
 use crate::engine::Engine;
@@ -23,7 +24,7 @@ use anyhow::{bail, Result};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// A streaming event source (audit netlink, eslogger, …).
 pub trait Source: Send {
@@ -137,25 +138,66 @@ pub fn auto() -> Vec<Plan> {
     plans
 }
 
-/// Running sources: the threads to join on shutdown.
+/// How long shutdown waits for a source thread to stop before it leaves it
+/// to process exit. `linux_audit` is always waited for: it puts the kernel's
+/// audit state back on its way out.
+pub const STOP_WAIT: Duration = Duration::from_secs(2);
+
+/// How a source ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// It returned by itself: a replay read its input to the end; a live
+    /// source stopped when asked.
+    Done,
+    /// A replay was asked to stop before the end of its input.
+    Interrupted(String),
+    /// It could not start, could not read, or (a replay) read nothing of its
+    /// format; the status table says the same.
+    Failed(String),
+}
+
+/// One started (or failed) source.
+struct Slot {
+    kind: SourceKind,
+    /// Replays a file (`eslogger:FILE`, `bsm:PATH`): it ends by itself.
+    finite: bool,
+    handle: Option<JoinHandle<Outcome>>,
+    outcome: Option<Outcome>,
+}
+
+impl Slot {
+    fn finished(&self) -> bool {
+        self.handle.as_ref().is_none_or(JoinHandle::is_finished)
+    }
+
+    /// Collects the outcome of a thread that ended.
+    fn reap(&mut self) {
+        if self.handle.as_ref().is_some_and(JoinHandle::is_finished) {
+            if let Some(handle) = self.handle.take() {
+                self.outcome = Some(handle.join().unwrap_or_else(|_| {
+                    log::error!("source {} thread panicked", self.kind);
+                    Outcome::Failed(format!("source {} panicked", self.kind))
+                }));
+            }
+        }
+    }
+}
+
+/// Running sources: the threads to join on shutdown, and how the replays
+/// went.
 ///
 /// Dropping it stops and joins the sources, so an error anywhere after
 /// `start` still lets `linux_audit` put the kernel's audit state back.
 pub struct Running {
-    threads: Vec<(SourceKind, bool, JoinHandle<()>)>,
+    slots: Vec<Slot>,
     stop: Arc<AtomicBool>,
 }
 
 impl Drop for Running {
     fn drop(&mut self) {
-        if self.threads.is_empty() {
-            return;
-        }
-        self.stop.store(true, Ordering::Relaxed);
-        for (kind, _, handle) in self.threads.drain(..) {
-            if handle.join().is_err() {
-                log::error!("source {kind} thread panicked");
-            }
+        if self.slots.iter().any(|s| s.handle.is_some()) {
+            self.stop.store(true, Ordering::Relaxed);
+            self.wait(STOP_WAIT);
         }
     }
 }
@@ -163,18 +205,68 @@ impl Drop for Running {
 impl Running {
     /// True when every source is finite and has finished.
     pub fn all_finished(&self) -> bool {
-        self.threads
-            .iter()
-            .all(|(_, finite, handle)| *finite && handle.is_finished())
+        self.slots.iter().all(|s| s.finite && s.finished())
     }
 
-    /// Waits for every source thread to end (after `stop` was set, or for
-    /// finite sources to drain).
-    pub fn join(mut self) {
-        for (kind, _, handle) in self.threads.drain(..) {
-            if handle.join().is_err() {
-                log::error!("source {kind} thread panicked");
+    /// The first replay that failed so far, as "source: reason".
+    pub fn replay_failure(&mut self) -> Option<String> {
+        self.slots.iter_mut().find_map(|s| {
+            s.reap();
+            match (&s.outcome, s.finite) {
+                (Some(Outcome::Failed(why)), true) => Some(format!("{}: {why}", s.kind)),
+                _ => None,
             }
+        })
+    }
+
+    /// Stops every source and waits for it: at most [`STOP_WAIT`], except
+    /// for `linux_audit`, which is waited for until it has restored the
+    /// audit state. Returns each source's outcome (`None`: left running).
+    pub fn join(mut self) -> Vec<(SourceKind, bool, Option<Outcome>)> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.wait(STOP_WAIT);
+        self.slots
+            .drain(..)
+            .map(|s| (s.kind, s.finite, s.outcome))
+            .collect()
+    }
+
+    fn wait(&mut self, bound: Duration) {
+        let deadline = Instant::now() + bound;
+        let mut warned = false;
+        loop {
+            for slot in &mut self.slots {
+                slot.reap();
+            }
+            let waiting: Vec<SourceKind> = self
+                .slots
+                .iter()
+                .filter(|s| s.handle.is_some())
+                .map(|s| s.kind)
+                .collect();
+            if waiting.is_empty() {
+                return;
+            }
+            if Instant::now() >= deadline {
+                if !waiting.contains(&SourceKind::LinuxAudit) {
+                    for kind in waiting {
+                        log::warn!(
+                            "source {kind} did not stop within {} s; leaving it to process exit",
+                            bound.as_secs()
+                        );
+                    }
+                    // Detached: the process ends without it.
+                    for slot in &mut self.slots {
+                        slot.handle = None;
+                    }
+                    return;
+                }
+                if !warned {
+                    log::warn!("waiting for linux_audit to restore the audit state");
+                    warned = true;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(10));
         }
     }
 }
@@ -262,10 +354,10 @@ pub fn start(
 ) -> Result<Running> {
     // Built first, so an error below stops what already started (Drop).
     let mut running = Running {
-        threads: Vec::new(),
+        slots: Vec::new(),
         stop: Arc::clone(stop),
     };
-    let threads = &mut running.threads;
+    let slots = &mut running.slots;
     for plan in plans {
         let candidates = match plan {
             Plan::One(spec) => std::slice::from_ref(spec),
@@ -274,7 +366,7 @@ pub fn start(
         let mut previous: Option<SourceKind> = None;
         for spec in candidates {
             if spec.kind == SourceKind::Snapshot {
-                threads.extend(start_snapshot(engine, &options, stop)?);
+                slots.extend(start_snapshot(engine, &options, stop)?);
                 break;
             }
             match open(spec, &options) {
@@ -282,14 +374,23 @@ pub fn start(
                     if let Some(prev) = previous {
                         log::warn!("source {prev} cannot run; falling back to {}", spec.kind);
                     }
-                    threads.push(spawn(engine, source, stop)?);
+                    slots.push(spawn(engine, source, stop)?);
                     break;
                 }
                 Err(StartFailure::Unavailable(why)) => {
                     engine.status().set(spec.kind, State::Unavailable, why);
                 }
                 Err(StartFailure::Failed(why)) => {
-                    engine.status().set(spec.kind, State::Failed, why);
+                    engine.status().set(spec.kind, State::Failed, why.clone());
+                    if spec.arg.is_some() {
+                        // A replay that cannot open: `--standalone` exits on it.
+                        slots.push(Slot {
+                            kind: spec.kind,
+                            finite: true,
+                            handle: None,
+                            outcome: Some(Outcome::Failed(why)),
+                        });
+                    }
                 }
             }
             previous = Some(spec.kind);
@@ -303,28 +404,43 @@ fn spawn(
     engine: &Arc<Engine>,
     mut source: Box<dyn Source>,
     stop: &Arc<AtomicBool>,
-) -> Result<(SourceKind, bool, JoinHandle<()>)> {
+) -> Result<Slot> {
     let kind = source.kind();
     let finite = source.is_finite();
     let engine = Arc::clone(engine);
     let stop = Arc::clone(stop);
     let handle = std::thread::Builder::new()
         .name(kind.as_str().into())
-        .spawn(move || {
-            if let Err(e) = source.run(&engine, &stop) {
-                engine
-                    .status()
-                    .set(kind, State::Failed, format!("stopped: {e:#}"));
-            }
+        .spawn(move || match source.run(&engine, &stop) {
+            Ok(()) => Outcome::Done,
+            Err(e) => match e.downcast::<replay::Interrupted>() {
+                Ok(interrupted) => Outcome::Interrupted(interrupted.0),
+                Err(e) => {
+                    // A replay's error is the whole story; a live source's
+                    // says what stopped it.
+                    let why = if finite {
+                        format!("{e:#}")
+                    } else {
+                        format!("stopped: {e:#}")
+                    };
+                    engine.status().set(kind, State::Failed, why.clone());
+                    Outcome::Failed(why)
+                }
+            },
         })?;
-    Ok((kind, finite, handle))
+    Ok(Slot {
+        kind,
+        finite,
+        handle: Some(handle),
+        outcome: None,
+    })
 }
 
 fn start_snapshot(
     engine: &Arc<Engine>,
     options: &Options,
     stop: &Arc<AtomicBool>,
-) -> Result<Option<(SourceKind, bool, JoinHandle<()>)>> {
+) -> Result<Option<Slot>> {
     let table = Box::new(snapshot::system::SystemProcesses::new());
     engine.install_snapshot(snapshot::Snapshot::new(table));
     engine.status().set(
@@ -345,8 +461,14 @@ fn start_snapshot(
             while sleep_unless_stopped(every, &stop) {
                 engine.scan_snapshot(Some(every / 2));
             }
+            Outcome::Done
         })?;
-    Ok(Some((SourceKind::Snapshot, false, handle)))
+    Ok(Some(Slot {
+        kind: SourceKind::Snapshot,
+        finite: false,
+        handle: Some(handle),
+        outcome: None,
+    }))
 }
 
 fn snapshot_reason(interval: Duration) -> String {
