@@ -173,6 +173,15 @@ pub fn run(
     for id in signal_ids {
         signal_hook::low_level::unregister(id);
     }
+    // What each finished replay read and skipped, without --verbose.
+    for (kind, _, _) in outcomes
+        .iter()
+        .filter(|(_, finite, o)| *finite && *o == Some(Outcome::Done))
+    {
+        if let Some(st) = engine.status().get(*kind) {
+            log::info!("{kind}: {}; dropped {}", st.reason, st.dropped);
+        }
+    }
     log::info!(
         "standalone: printed {} row(s)",
         printer.printed.load(Ordering::Relaxed)
@@ -217,6 +226,47 @@ fn exit_code(end: End, outcomes: &[(SourceKind, bool, Option<Outcome>)], unprint
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn exit_codes() {
+        use Outcome::*;
+        let es = SourceKind::Eslogger;
+        let live = |o| vec![(SourceKind::LinuxAudit, false, o)];
+        let replay = |o| vec![(es, true, o)];
+        let failed = || Some(Failed("x".into()));
+        let cut = || Some(Interrupted("x".into()));
+        for (end, outcomes, unprinted, want) in [
+            (End::Drained, replay(Some(Done)), false, EXIT_OK),
+            (
+                End::ReplayFailed,
+                replay(failed()),
+                false,
+                EXIT_REPLAY_FAILED,
+            ),
+            (End::Signal, replay(cut()), false, EXIT_REPLAY_FAILED),
+            (End::Signal, replay(None), false, EXIT_REPLAY_FAILED),
+            // The replay was read, but not all its rows printed.
+            (End::Signal, replay(Some(Done)), true, EXIT_REPLAY_FAILED),
+            // A reader that closed stdout has what it wanted...
+            (End::StdoutClosed, replay(cut()), false, EXIT_OK),
+            // ...but a failure is still one.
+            (
+                End::StdoutClosed,
+                replay(failed()),
+                false,
+                EXIT_REPLAY_FAILED,
+            ),
+            // Live sources never decide the exit code.
+            (End::Signal, live(failed()), true, EXIT_OK),
+            (End::Signal, live(None), false, EXIT_OK),
+        ] {
+            assert_eq!(
+                exit_code(end, &outcomes, unprinted),
+                want,
+                "{end:?} {outcomes:?} {unprinted}"
+            );
+        }
+    }
 
     #[test]
     fn a_signal_ends_a_run_within_five_seconds() {

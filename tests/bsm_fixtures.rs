@@ -1279,13 +1279,7 @@ fn standalone_trail_with_garbage_replays_the_records() {
     std::fs::write(&trail, &bytes).unwrap();
     let stderr_path = dir.path().join("stderr");
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_kerberos_cache_access"))
-        .args([
-            "--standalone",
-            "--verbose",
-            "--snapshot-interval",
-            "0",
-            "--source",
-        ])
+        .args(["--standalone", "--snapshot-interval", "0", "--source"])
         .arg(format!("bsm:{}", trail.display()))
         .arg("--state-dir")
         .arg(dir.path().join("state"))

@@ -139,8 +139,9 @@ pub fn auto() -> Vec<Plan> {
 }
 
 /// How long shutdown waits for a source thread to stop before it leaves it
-/// to process exit. `linux_audit` is always waited for: it puts the kernel's
-/// audit state back on its way out.
+/// to process exit. Sources that undo something on the host on their way out
+/// are always waited for (their own cleanup is bounded): `linux_audit` puts
+/// the kernel's audit state back, live `eslogger` stops and reaps its child.
 pub const STOP_WAIT: Duration = Duration::from_secs(2);
 
 /// How a source ended.
@@ -161,6 +162,8 @@ struct Slot {
     kind: SourceKind,
     /// Replays a file (`eslogger:FILE`, `bsm:PATH`): it ends by itself.
     finite: bool,
+    /// Waited for on shutdown however long it takes (see [`STOP_WAIT`]).
+    awaited: bool,
     handle: Option<JoinHandle<Outcome>>,
     outcome: Option<Outcome>,
 }
@@ -238,20 +241,16 @@ impl Running {
             for slot in &mut self.slots {
                 slot.reap();
             }
-            let waiting: Vec<SourceKind> = self
-                .slots
-                .iter()
-                .filter(|s| s.handle.is_some())
-                .map(|s| s.kind)
-                .collect();
+            let waiting: Vec<&Slot> = self.slots.iter().filter(|s| s.handle.is_some()).collect();
             if waiting.is_empty() {
                 return;
             }
             if Instant::now() >= deadline {
-                if !waiting.contains(&SourceKind::LinuxAudit) {
-                    for kind in waiting {
+                if !waiting.iter().any(|s| s.awaited) {
+                    for slot in waiting {
                         log::warn!(
-                            "source {kind} did not stop within {} s; leaving it to process exit",
+                            "source {} did not stop within {} s; leaving it to process exit",
+                            slot.kind,
                             bound.as_secs()
                         );
                     }
@@ -262,7 +261,9 @@ impl Running {
                     return;
                 }
                 if !warned {
-                    log::warn!("waiting for linux_audit to restore the audit state");
+                    for slot in waiting.iter().filter(|s| s.awaited) {
+                        log::warn!("waiting for source {} to clean up", slot.kind);
+                    }
                     warned = true;
                 }
             }
@@ -387,6 +388,7 @@ pub fn start(
                         slots.push(Slot {
                             kind: spec.kind,
                             finite: true,
+                            awaited: false,
                             handle: None,
                             outcome: Some(Outcome::Failed(why)),
                         });
@@ -431,6 +433,7 @@ fn spawn(
     Ok(Slot {
         kind,
         finite,
+        awaited: matches!(kind, SourceKind::LinuxAudit | SourceKind::Eslogger) && !finite,
         handle: Some(handle),
         outcome: None,
     })
@@ -466,6 +469,7 @@ fn start_snapshot(
     Ok(Some(Slot {
         kind: SourceKind::Snapshot,
         finite: false,
+        awaited: false,
         handle: Some(handle),
         outcome: None,
     }))
@@ -501,6 +505,77 @@ pub fn sleep_unless_stopped(total: Duration, stop: &AtomicBool) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn slot(kind: SourceKind, awaited: bool, f: impl FnOnce() -> Outcome + Send + 'static) -> Slot {
+        Slot {
+            kind,
+            finite: false,
+            awaited,
+            handle: Some(std::thread::spawn(f)),
+            outcome: None,
+        }
+    }
+
+    #[test]
+    fn join_leaves_a_stuck_source_but_waits_for_one_that_cleans_up() {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (release, stuck) = std::sync::mpsc::channel::<()>();
+        let cleanup = STOP_WAIT + Duration::from_millis(300);
+        let s = Arc::clone(&stop);
+        let running = Running {
+            slots: vec![
+                // Ignores the stop flag until released.
+                slot(SourceKind::Eslogger, false, move || {
+                    let _ = stuck.recv();
+                    Outcome::Done
+                }),
+                // Restores host state for longer than STOP_WAIT after stop.
+                slot(SourceKind::LinuxAudit, true, move || {
+                    while !s.load(Ordering::Relaxed) {
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                    std::thread::sleep(cleanup);
+                    Outcome::Done
+                }),
+            ],
+            stop: Arc::clone(&stop),
+        };
+        let t = Instant::now();
+        let outcomes = running.join();
+        assert!(t.elapsed() >= cleanup, "{:?}", t.elapsed());
+        assert_eq!(
+            outcomes,
+            [
+                (SourceKind::Eslogger, false, None),
+                (SourceKind::LinuxAudit, false, Some(Outcome::Done))
+            ]
+        );
+        drop(release);
+    }
+
+    #[test]
+    fn a_replay_that_cannot_open_is_a_failure_at_once() {
+        let engine = Arc::new(Engine::new(
+            crate::store::StoreConfig::default(),
+            Box::new(crate::users::FixedUsers::default()),
+        ));
+        let stop = Arc::new(AtomicBool::new(false));
+        let plans = parse_list("bsm:/nonexistent/trail").unwrap();
+        let options = Options {
+            snapshot_interval: Duration::ZERO,
+            socket: "/nonexistent/osquery.em".into(),
+            state_dir: "/nonexistent/state".into(),
+        };
+        let mut running = start(&engine, &plans, options, &stop).unwrap();
+        let why = running.replay_failure().unwrap();
+        assert!(
+            why.starts_with("bsm: cannot open BSM trail /nonexistent/trail"),
+            "{why}"
+        );
+        assert!(running.all_finished());
+        let st = engine.status().get(SourceKind::Bsm).unwrap();
+        assert_eq!(st.state, State::Failed);
+    }
 
     #[test]
     fn parses_source_lists() {
