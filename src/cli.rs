@@ -23,7 +23,8 @@ Exit codes:
   1  error: could not start, or osqueryd refused or dropped the extension
   2  bad command line (unknown flag, bad --source list)
   3  --standalone replay failed: eslogger:FILE or bsm:PATH could not be opened or read,
-     is empty, holds no records of its format, or was stopped before its end";
+     is empty, holds no records of its format, or was stopped by a signal before its end
+     or before its rows were printed (the reason is the last line on stderr)";
 
 /// Where osqueryd listens by default on Linux and macOS.
 pub const DEFAULT_SOCKET: &str = "/var/osquery/osquery.em";

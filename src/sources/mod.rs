@@ -223,8 +223,9 @@ impl Running {
     }
 
     /// Stops every source and waits for it: at most [`STOP_WAIT`], except
-    /// for `linux_audit`, which is waited for until it has restored the
-    /// audit state. Returns each source's outcome (`None`: left running).
+    /// for the sources that clean up after themselves (`linux_audit`
+    /// restoring the audit state), which are waited for until they are done.
+    /// Returns each source's outcome (`None`: left running).
     pub fn join(mut self) -> Vec<(SourceKind, bool, Option<Outcome>)> {
         self.stop.store(true, Ordering::Relaxed);
         self.wait(STOP_WAIT);
