@@ -10,6 +10,22 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Exit code for anything that stopped the run other than a replay: could
+/// not start, osqueryd refused or dropped us.
+pub const EXIT_ERROR: i32 = 1;
+/// Exit code for a bad command line (clap's own convention, kept for a bad
+/// `--source` list too).
+pub const EXIT_USAGE: i32 = 2;
+
+const EXIT_CODES_HELP: &str = "\
+Exit codes:
+  0  ok: stopped by SIGTERM/SIGINT or osqueryd, or (--standalone) every replay read to its end
+  1  error: could not start, or osqueryd refused or dropped the extension
+  2  bad command line (unknown flag, bad --source list)
+  3  --standalone replay failed: eslogger:FILE or bsm:PATH could not be opened or read,
+     is empty, holds no records of its format, or was stopped by a signal before its end
+     or before its rows were printed (the reason is the last line on stderr)";
+
 /// Where osqueryd listens by default on Linux and macOS.
 pub const DEFAULT_SOCKET: &str = "/var/osquery/osquery.em";
 
@@ -20,7 +36,8 @@ pub const DEFAULT_SOCKET: &str = "/var/osquery/osquery.em";
 #[command(
     name = "kerberos_cache_access",
     version,
-    about = "osquery extension: process executions that touch Kerberos credential caches"
+    about = "osquery extension: process executions that touch Kerberos credential caches",
+    after_help = EXIT_CODES_HELP
 )]
 pub struct Args {
     /// Path of osqueryd's extension manager socket.
@@ -136,13 +153,19 @@ pub fn main() -> i32 {
         Ok(code) => code,
         Err(e) => {
             log::error!("{e:#}");
-            1
+            EXIT_ERROR
         }
     }
 }
 
 pub fn run(args: &Args) -> anyhow::Result<i32> {
-    let specs = sources::parse_list(&args.source)?;
+    let specs = match sources::parse_list(&args.source) {
+        Ok(specs) => specs,
+        Err(e) => {
+            log::error!("--source: {e:#}");
+            return Ok(EXIT_USAGE);
+        }
+    };
     let engine = Arc::new(Engine::new(
         args.store_config(),
         Box::new(SystemUsers::new()),

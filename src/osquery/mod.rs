@@ -127,10 +127,14 @@ fn confirm_registration(
     me: &Instance,
     timeout: Duration,
     server: &JoinHandle<()>,
+    stop: &AtomicBool,
 ) -> Result<i64> {
     let deadline = Instant::now() + timeout;
     let mut last_error = None;
     loop {
+        if stop.load(Ordering::Relaxed) {
+            bail!("stopped before osqueryd confirmed the registration");
+        }
         match find_own_uuid(socket, me) {
             Ok(Ok(uuid)) => return Ok(uuid),
             Ok(Err(others)) if !others.is_empty() && Instant::now() >= deadline => {
@@ -250,7 +254,14 @@ pub fn run_extension(
     let timeout = Duration::from_secs(args.timeout).min(MAX_TIMEOUT);
     let interval = Duration::from_secs(args.interval.clamp(1, 3600));
 
-    wait_for_socket(&socket, timeout, stop)?;
+    if let Err(e) = wait_for_socket(&socket, timeout, stop) {
+        if stop.load(Ordering::Relaxed) {
+            // A signal is a request, not a failure (exit 0).
+            log::info!("stopping: signal while waiting for osqueryd's socket");
+            return Ok(Exit::Requested("signal").code());
+        }
+        return Err(e);
+    }
     let running = sources::start(engine, specs, options, stop)?;
 
     let me = Arc::new(Instance::current());
@@ -273,7 +284,13 @@ pub fn run_extension(
         })?;
 
     let confirm_within = timeout.max(Duration::from_secs(2));
-    let (uuid, exit) = match confirm_registration(&socket, &me, confirm_within, &server_thread) {
+    let (uuid, exit) = match confirm_registration(
+        &socket,
+        &me,
+        confirm_within,
+        &server_thread,
+        stop,
+    ) {
         Ok(uuid) => {
             log::info!(
                 "registered with osqueryd as {EXTENSION_NAME} (uuid {uuid}); health check every {} s",
@@ -284,6 +301,7 @@ pub fn run_extension(
                 supervise(&socket, uuid, interval, stop, &server_thread),
             )
         }
+        Err(_) if stop.load(Ordering::Relaxed) => (None, Exit::Requested("signal")),
         // osqueryd vanishing while we start is not our failure.
         Err(e) => match core_answers(&socket) {
             Ok(()) => (None, Exit::Deregistered(format!("{e:#}"))),
