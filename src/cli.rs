@@ -98,7 +98,17 @@ impl Args {
     /// Whether rows are journaled: always under osqueryd, and in
     /// `--standalone` only with an explicit `--state-dir`.
     pub fn journal_wanted(&self) -> bool {
-        !self.standalone || self.state_dir.is_some()
+        (!self.standalone || self.state_dir.is_some()) && !self.replays()
+    }
+
+    /// Whether `--source` replays a file (`eslogger:FILE`, `bsm:PATH`): such
+    /// rows are not this host's present, so they are never journaled.
+    pub fn replays(&self) -> bool {
+        sources::parse_list(&self.source).is_ok_and(|plans| {
+            plans
+                .iter()
+                .any(|p| matches!(p, sources::Plan::One(spec) if spec.arg.is_some()))
+        })
     }
 
     pub fn store_config(&self) -> StoreConfig {
@@ -146,6 +156,9 @@ pub fn run(args: &Args) -> anyhow::Result<i32> {
         args.store_config(),
         Box::new(SystemUsers::new()),
     ));
+    // Rows of earlier runs are back before any source or query runs; the
+    // journal is fsynced once more when this returns.
+    let _journal = crate::journal::start(args, &engine);
     let stop = Arc::new(AtomicBool::new(false));
     install_signal_handlers(&stop)?;
     let options = sources::Options {
