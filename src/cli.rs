@@ -222,6 +222,27 @@ mod tests {
     }
 
     #[test]
+    fn journals_under_osqueryd_and_in_standalone_only_with_a_state_dir_never_a_replay() {
+        let wanted = |argv: &[&str]| {
+            let mut all = vec!["x"];
+            all.extend_from_slice(argv);
+            Args::try_parse_from(all).unwrap().journal_wanted()
+        };
+        assert!(wanted(&["--socket", "/tmp/s"]));
+        assert!(!wanted(&["--standalone"]));
+        assert!(wanted(&["--standalone", "--state-dir", "/tmp/d"]));
+        assert!(!wanted(&[
+            "--standalone",
+            "--state-dir",
+            "/tmp/d",
+            "--source",
+            "eslogger:/tmp/cap.jsonl",
+        ]));
+        assert!(!wanted(&["--source", "snapshot,bsm:/tmp/trail"]));
+        assert!(wanted(&["--source", "bsm,snapshot"]));
+    }
+
+    #[test]
     fn rejects_bad_numbers() {
         assert!(Args::try_parse_from(["x", "--timeout", "soon"]).is_err());
     }

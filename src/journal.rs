@@ -769,7 +769,7 @@ impl Journal {
             log::debug!("journal: cannot write our pid into the lock file: {e}");
         }
         let path = dir.file(JOURNAL_FILE);
-        let taking_over = inner.mode != Mode::NotOpened;
+        let before = inner.mode.clone();
         let ours = store.stats().rows;
         let now = unix_now();
         let (report, restored) = replay(&path, store, now);
@@ -852,13 +852,16 @@ impl Journal {
                 inner.needs_rewrite = false;
                 inner.write_error = None;
                 self.attached.store(true, Ordering::Release);
-                let mut note = if taking_over {
-                    format!(
+                let mut note = match before {
+                    Mode::NotOpened => format!("{restored} row(s) restored at start"),
+                    Mode::Locked(_) => format!(
                         "taken over from the instance that held it: {restored} row(s) \
-                         restored, {ours} of ours added"
-                    )
-                } else {
-                    format!("{restored} row(s) restored at start")
+                         restored, {ours} kept in memory meanwhile written in"
+                    ),
+                    Mode::Failed(_) | Mode::Attached => format!(
+                        "usable again: {restored} row(s) restored, {ours} kept in memory \
+                         meanwhile written in"
+                    ),
                 };
                 let problems = report.problems();
                 if !problems.is_empty() {
@@ -866,9 +869,6 @@ impl Journal {
                 }
                 if let Some(p) = &moved_aside {
                     note.push_str(&format!("; damaged journal moved aside to {}", p.display()));
-                }
-                if taking_over {
-                    log::info!("journal {}: {note}", path.display());
                 }
                 inner.restore_note = note;
                 Attach::Attached {
