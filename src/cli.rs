@@ -115,7 +115,17 @@ impl Args {
     /// Whether rows are journaled: always under osqueryd, and in
     /// `--standalone` only with an explicit `--state-dir`.
     pub fn journal_wanted(&self) -> bool {
-        !self.standalone || self.state_dir.is_some()
+        (!self.standalone || self.state_dir.is_some()) && !self.replays()
+    }
+
+    /// Whether `--source` replays a file (`eslogger:FILE`, `bsm:PATH`): such
+    /// rows are not this host's present, so they are never journaled.
+    pub fn replays(&self) -> bool {
+        sources::parse_list(&self.source).is_ok_and(|plans| {
+            plans
+                .iter()
+                .any(|p| matches!(p, sources::Plan::One(spec) if spec.arg.is_some()))
+        })
     }
 
     pub fn store_config(&self) -> StoreConfig {
@@ -170,6 +180,9 @@ pub fn run(args: &Args) -> anyhow::Result<i32> {
         args.store_config(),
         Box::new(SystemUsers::new()),
     ));
+    // Rows of earlier runs are back before any source or query runs; the
+    // journal is fsynced once more when this returns.
+    let _journal = crate::journal::start(args, &engine);
     let stop = Arc::new(AtomicBool::new(false));
     install_signal_handlers(&stop)?;
     let options = sources::Options {
@@ -230,6 +243,27 @@ mod tests {
         assert_eq!(a.store_config().max_rows, 10);
         assert_eq!(a.store_config().retention, Duration::from_secs(60));
         assert!(a.noverbose);
+    }
+
+    #[test]
+    fn journals_under_osqueryd_and_in_standalone_only_with_a_state_dir_never_a_replay() {
+        let wanted = |argv: &[&str]| {
+            let mut all = vec!["x"];
+            all.extend_from_slice(argv);
+            Args::try_parse_from(all).unwrap().journal_wanted()
+        };
+        assert!(wanted(&["--socket", "/tmp/s"]));
+        assert!(!wanted(&["--standalone"]));
+        assert!(wanted(&["--standalone", "--state-dir", "/tmp/d"]));
+        assert!(!wanted(&[
+            "--standalone",
+            "--state-dir",
+            "/tmp/d",
+            "--source",
+            "eslogger:/tmp/cap.jsonl",
+        ]));
+        assert!(!wanted(&["--source", "snapshot,bsm:/tmp/trail"]));
+        assert!(wanted(&["--source", "bsm,snapshot"]));
     }
 
     #[test]

@@ -7,6 +7,7 @@
 use crate::classify::{classify, classify_with, Identity, KeytabCorrelator};
 use crate::event::{ExecEvent, SourceKind};
 use crate::identity::KccImage;
+use crate::journal::Journal;
 use crate::row::Row;
 use crate::sources::snapshot::Snapshot;
 use crate::status::{Counters, StatusBoard};
@@ -14,7 +15,7 @@ use crate::store::{Store, StoreConfig};
 use crate::users::UserNames;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::Sender;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// The snapshot runs at most this often on behalf of queries, so a join that
@@ -41,6 +42,8 @@ pub struct Engine {
     snapshot: Mutex<Option<SnapshotSlot>>,
     kcc_image: KccImage,
     keytabs: Mutex<KeytabCorrelator>,
+    /// Where rows are written before they become visible, when journaling.
+    journal: OnceLock<Arc<Journal>>,
 }
 
 impl Engine {
@@ -53,6 +56,7 @@ impl Engine {
             snapshot: Mutex::new(None),
             kcc_image: KccImage::from_host(),
             keytabs: Mutex::new(KeytabCorrelator::default()),
+            journal: OnceLock::new(),
         }
     }
 
@@ -69,6 +73,14 @@ impl Engine {
 
     pub fn status(&self) -> &StatusBoard {
         &self.status
+    }
+
+    /// Journals every row added from now on (set once, before the sources
+    /// start).
+    pub fn set_journal(&self, journal: Arc<Journal>) {
+        if self.journal.set(journal).is_err() {
+            log::warn!("engine: a journal was already set; keeping the first");
+        }
     }
 
     /// Every row added from now on is also sent to `tx` (the standalone
@@ -135,7 +147,13 @@ impl Engine {
         if self.store.has_same_execution(&row) {
             return None;
         }
-        let row = self.store.insert(row, unix_now())?;
+        // Written to the journal before it is visible, so a row osqueryd
+        // could have read survives a kill -9.
+        let now = unix_now();
+        let row = match self.journal.get() {
+            Some(journal) => journal.record(row, now, |row| self.store.insert(row, now)),
+            None => self.store.insert(row, now),
+        }?;
         counters.rows_added.fetch_add(1, Ordering::Relaxed);
         let observer = self.observer.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(tx) = observer.as_ref() {

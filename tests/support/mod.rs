@@ -732,10 +732,13 @@ pub fn spawn_extension(socket: &Path, opts: &LaunchOptions) -> Extension {
         .arg(opts.timeout.to_string())
         .arg("--interval")
         .arg(opts.interval.to_string())
-        .args(&opts.extra)
-        // Each extension its own journal and locks.
-        .arg("--state-dir")
-        .arg(dir.path().join("state"))
+        .args(&opts.extra);
+    // Each extension its own journal and locks, unless the test passes a
+    // --state-dir in `extra` (to restart on the same state).
+    if !opts.extra.iter().any(|a| a == "--state-dir") {
+        cmd.arg("--state-dir").arg(dir.path().join("state"));
+    }
+    cmd
         // osqueryd sets the child's own pid; the test's pid is close enough
         // (the variable only has to be present).
         .env("OSQUERY_EXTENSION", std::process::id().to_string())
