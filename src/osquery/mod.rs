@@ -43,6 +43,10 @@ pub const EXTENSION_NAME: &str = EXEC_TABLE;
 const CALL_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long shutdown waits for osquery-rust-ng's thread.
 const SERVER_STOP_WAIT: Duration = Duration::from_secs(3);
+/// Everything after a stop request (sources, server, deregistration) ends
+/// within this, even against a hung osqueryd: SIGTERM must end the process
+/// within 5 s in every state.
+pub const SHUTDOWN_BOUND: Duration = Duration::from_millis(4500);
 /// `--timeout` values above this are taken as this (an absurd value must not
 /// overflow a deadline).
 const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
@@ -313,11 +317,13 @@ pub fn run_extension(
     // state), then osquery-rust-ng, which deregisters and removes its socket.
     // Its client has no timeouts, so against a hung osqueryd its thread may
     // never end: wait a bounded time and leave it to process exit.
+    // The server stops in parallel with the sources; both waits count from
+    // the same moment, so their bounds do not add up.
+    let shutdown = Instant::now();
     handle.stop();
     stop.store(true, Ordering::Relaxed);
     running.join();
-    let waited = Instant::now();
-    while !server_thread.is_finished() && waited.elapsed() < SERVER_STOP_WAIT {
+    while !server_thread.is_finished() && shutdown.elapsed() < SERVER_STOP_WAIT {
         std::thread::sleep(Duration::from_millis(20));
     }
     if server_thread.is_finished() {
@@ -328,10 +334,14 @@ pub fn run_extension(
         log::warn!("the extension server did not stop (osqueryd not answering); exiting anyway");
     }
 
-    if let (Some(uuid), Exit::Requested(_)) = (uuid, &exit) {
+    // Two calls at most, in what is left of the shutdown bound.
+    let per_call = SHUTDOWN_BOUND.saturating_sub(shutdown.elapsed()) / 2;
+    if let (Some(uuid), Exit::Requested(_), true) =
+        (uuid, &exit, per_call >= Duration::from_millis(50))
+    {
         // Make sure the registration is gone even if the crate's own
         // deregistration failed, so a quick restart is not refused.
-        if let Ok(mut c) = ManagerClient::connect(&socket, CALL_TIMEOUT) {
+        if let Ok(mut c) = ManagerClient::connect(&socket, per_call.min(CALL_TIMEOUT)) {
             if c.extensions().is_ok_and(|l| l.contains_key(&uuid)) {
                 if let Err(e) = c.deregister(uuid) {
                     log::warn!("could not deregister uuid {uuid}: {e:#}");
