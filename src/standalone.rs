@@ -51,6 +51,9 @@ enum End {
 }
 
 /// The thread that writes rows to stdout.
+/// Rows waiting for the printer at most.
+const PRINT_QUEUE: usize = 1024;
+
 struct Printer {
     handle: JoinHandle<()>,
     /// Set when no more rows will come: print what is queued, then end.
@@ -123,8 +126,10 @@ pub fn run(
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_ids.push(signal_hook::flag::register(sig, Arc::clone(&signalled))?);
     }
-    let (tx, rx) = mpsc::channel();
-    engine.observe(tx);
+    // Bounded: a slow reader of stdout holds the sources back rather than
+    // letting rows pile up in memory; a stop request releases them.
+    let (tx, rx) = mpsc::sync_channel(PRINT_QUEUE);
+    engine.observe(tx, Arc::clone(stop));
     let printer = Printer::spawn(rx)?;
     let mut running = sources::start(engine, specs, options, stop)?;
 

@@ -486,14 +486,16 @@ fn a_signal_ends_a_run_whose_stdout_is_not_read() {
         Stdio::piped(),
         true,
     );
-    // The source has read everything; the rows wait for the printer.
-    run.wait_stderr("(finished)", RUN_LIMIT);
-    std::thread::sleep(Duration::from_millis(300));
+    // The printer fills the pipe, then the bounded print queue holds the
+    // replay back: it cannot finish while nobody reads.
+    run.wait_stderr("source eslogger", RUN_LIMIT);
+    std::thread::sleep(Duration::from_millis(1000));
     assert!(
         matches!(run.child.try_wait(), Ok(None)),
         "exited although stdout was not read:\n{}",
         run.stderr()
     );
+    assert!(!run.stderr().contains("(finished)"), "{}", run.stderr());
     let status = run.stop_with(libc::SIGTERM, "stdout not read");
     let err = run.stderr();
     assert_eq!(status.code(), Some(EXIT_REPLAY_FAILED), "{err}");
