@@ -152,6 +152,41 @@ impl AuditSocket {
         self.port
     }
 
+    pub fn fd(&self) -> libc::c_int {
+        self.sock.as_raw_fd()
+    }
+
+    /// Reads and throws away what is queued (at most `max` messages)
+    /// without copying it out; returns how many. For the registered
+    /// receiver socket whose records are read from the multicast copy: the
+    /// kernel blocks on a full receiver, so it must be kept empty.
+    pub fn discard_queued(&self, max: usize) -> io::Result<usize> {
+        let mut n = 0;
+        while n < max {
+            // SAFETY: a zero-length read into no buffer; MSG_TRUNC makes the
+            // kernel consume the datagram and report its length.
+            let rc = unsafe {
+                libc::recv(
+                    self.fd(),
+                    std::ptr::null_mut(),
+                    0,
+                    libc::MSG_TRUNC | libc::MSG_DONTWAIT,
+                )
+            };
+            if rc >= 0 {
+                n += 1;
+                continue;
+            }
+            let e = io::Error::last_os_error();
+            match e.raw_os_error() {
+                Some(libc::EAGAIN) => return Ok(n),
+                Some(libc::EINTR) | Some(libc::ENOBUFS) => {}
+                _ => return Err(e),
+            }
+        }
+        Ok(n)
+    }
+
     /// Asks for a receive buffer of `bytes`. SO_RCVBUFFORCE (root, i.e.
     /// CAP_NET_ADMIN) may exceed net.core.rmem_max; otherwise SO_RCVBUF is
     /// silently capped there. Returns what the kernel granted (which counts
@@ -185,13 +220,14 @@ impl AuditSocket {
     }
 
     /// Waits up to `timeout` (None: forever) for one message and reads it
-    /// into `buf`. Ok(None) on timeout or EINTR.
+    /// into `buf`. Ok(None) on timeout or EINTR. A zero timeout reads what
+    /// is queued without polling first.
     pub fn recv<'b>(
         &self,
         buf: &'b mut [u8],
         timeout: Option<Duration>,
     ) -> Result<Option<Message<'b>>, RecvError> {
-        if !wait_readable(self.sock.as_raw_fd(), timeout)? {
+        if timeout != Some(Duration::ZERO) && !wait_readable(self.sock.as_raw_fd(), timeout)? {
             return Ok(None);
         }
         let buf_len = buf.len();
@@ -415,26 +451,44 @@ fn setsockopt_int(fd: libc::c_int, opt: libc::c_int, value: libc::c_int) -> io::
 /// poll(2) for input. POLLERR counts as readable so a pending ENOBUFS is
 /// reported by the following recv. False on timeout or EINTR.
 fn wait_readable(fd: libc::c_int, timeout: Option<Duration>) -> io::Result<bool> {
+    let [ready, _] = poll2(fd, None, timeout)?;
+    Ok(ready)
+}
+
+/// poll(2) on one or two descriptors; which are readable (POLLERR counts).
+/// All false on timeout or EINTR.
+pub fn poll2(
+    a: libc::c_int,
+    b: Option<libc::c_int>,
+    timeout: Option<Duration>,
+) -> io::Result<[bool; 2]> {
     let ms = match timeout {
         None => -1,
         // Round up so a sub-millisecond timeout still waits.
         Some(t) => libc::c_int::try_from(t.as_micros().div_ceil(1000)).unwrap_or(libc::c_int::MAX),
     };
-    let mut pfd = libc::pollfd {
+    let pfd = |fd| libc::pollfd {
         fd,
         events: libc::POLLIN,
         revents: 0,
     };
-    // SAFETY: pfd is one valid pollfd and nfds is 1.
-    let rc = unsafe { libc::poll(&mut pfd, 1, ms) };
+    let mut fds = [pfd(a), pfd(b.unwrap_or(-1))];
+    let n: libc::nfds_t = if b.is_some() { 2 } else { 1 };
+    // SAFETY: fds holds n valid pollfd entries.
+    let rc = unsafe { libc::poll(fds.as_mut_ptr(), n, ms) };
     if rc < 0 {
         let e = io::Error::last_os_error();
         if e.kind() == io::ErrorKind::Interrupted {
-            return Ok(false);
+            return Ok([false; 2]);
         }
         return Err(e);
     }
-    Ok(rc > 0)
+    // Errors and hang-ups count as readable, so the following recv reports them.
+    let ready = |p: &libc::pollfd| p.revents != 0;
+    Ok([
+        rc > 0 && ready(&fds[0]),
+        rc > 0 && b.is_some() && ready(&fds[1]),
+    ])
 }
 
 #[cfg(test)]
