@@ -1380,8 +1380,14 @@ fn undo_changes(
                 Some(me) => revert(now.map(|s| s.pid), me, "audit pid", || {
                     set_status(ctl, STATUS_PID, |s| s.pid = 0)
                 }),
-                // A dead instance's registration: the kernel drops it on
-                // its next failed send, and only the holder may clear it.
+                // A dead writer's registration. The kernel would drop it on
+                // its next failed send; asking now makes it test the
+                // connection first, so the request succeeds (a live holder
+                // would refuse it, which is fine).
+                None if now.is_some_and(|s| s.pid == ctx.writer && !process_alive(s.pid)) => {
+                    let _ = set_status(ctl, STATUS_PID, |s| s.pid = 0);
+                    Ok(())
+                }
                 None => Ok(()),
             },
         };
