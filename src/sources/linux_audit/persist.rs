@@ -14,7 +14,8 @@
 //! names is only deleted if it is one of our exec rules (see
 //! [`Record::is_ours`]).
 
-use super::control::{AuditRule, ExecArch, MACHINE_ARCHES};
+#[cfg(test)]
+use super::control::MACHINE_ARCHES;
 use crate::state::StateDir;
 use serde::{Deserialize, Serialize};
 use std::io;
@@ -100,13 +101,7 @@ impl Record {
     /// Whether `raw` is one of our exec rules (any arch of this machine,
     /// this record's key): the only rules a record may make us delete.
     pub fn is_ours(&self, raw: &[u8]) -> bool {
-        let Some(rule) = AuditRule::parse(raw) else {
-            return false;
-        };
-        rule.key().unwrap_or("") == self.key
-            && MACHINE_ARCHES.iter().any(|a: &ExecArch| {
-                rule.covers_exec(a) && rule.raw() == super::control::exec_rule(a, &self.key)
-            })
+        super::control::is_exec_rule_of(raw, &self.key)
     }
 }
 
