@@ -431,6 +431,9 @@ pub fn process_alive(pid: u32) -> bool {
 /// After releasing the receiver role to a starting audit daemon, how long
 /// it has to register before we take the role back.
 const YIELD_GRACE: Duration = Duration::from_secs(10);
+/// How often the receiver socket is emptied. The kernel stalls all audit
+/// delivery when it is full; 8 MiB hold seconds of a heavy exec storm.
+const DRAIN_EVERY: Duration = Duration::from_millis(10);
 
 /// How often one kind of repair happened, and the last time.
 #[derive(Debug, Default, Clone)]
@@ -501,6 +504,7 @@ pub struct AuditSession {
     rcvbuf: usize,
     heal: HealStats,
     yielded: Option<Yielded>,
+    last_drain: Instant,
     /// Why we cannot see execs right now, from the last check.
     blind: Option<String>,
     restored: bool,
@@ -562,6 +566,7 @@ impl AuditSession {
             rcvbuf,
             heal: HealStats::default(),
             yielded: None,
+            last_drain: Instant::now(),
             blind: None,
             restored: false,
         }
@@ -941,29 +946,16 @@ impl AuditSession {
     ) -> Result<Option<(u16, &'b [u8])>, RecvError> {
         let deadline = Instant::now() + timeout;
         let (msg_type, len) = loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let wait = match &self.unicast {
-                Some(u) => {
-                    let [ready, u_ready] = netlink::poll2(self.rec.fd(), Some(u.fd()), Some(left))?;
-                    if u_ready {
-                        if let Err(e) = u.discard_queued(4096) {
-                            // Re-registered by the next check.
-                            log::warn!("audit: the receiver socket failed ({e}); dropping it");
-                            self.unicast = None;
-                        }
-                    }
-                    if !ready {
-                        if left.is_zero() {
-                            return Ok(None);
-                        }
-                        continue;
-                    }
-                    Duration::ZERO
-                }
-                None => left,
-            };
-            match self.rec.recv(buf, Some(wait))? {
-                None if wait.is_zero() && !left.is_zero() => {}
+            let now = Instant::now();
+            // The receiver socket gets the same records as the multicast
+            // one, so it only fills while records flow, that is while this
+            // loop turns: emptying it on a timer here is enough.
+            if now.duration_since(self.last_drain) >= DRAIN_EVERY {
+                self.last_drain = now;
+                self.drain_unicast();
+            }
+            let left = deadline.saturating_duration_since(now);
+            match self.rec.recv(buf, Some(left))? {
                 None => return Ok(None),
                 Some(m) if is_wanted(m.msg_type) => {
                     break (m.msg_type, netlink::record_text(m.payload).len())
@@ -974,6 +966,17 @@ impl AuditSession {
         };
         let at = netlink::NLMSG_HDRLEN;
         Ok(Some((msg_type, &buf[at..at + len])))
+    }
+
+    fn drain_unicast(&mut self) {
+        let Some(u) = &self.unicast else {
+            return;
+        };
+        if let Err(e) = u.discard_queued(usize::MAX) {
+            // Registered again by the next check.
+            log::warn!("audit: the receiver socket failed ({e}); dropping it");
+            self.unicast = None;
+        }
     }
 
     /// Kernel counters now (lost, backlog), for loss accounting.
@@ -1262,9 +1265,7 @@ impl AuditSession {
     fn wait_delivered(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(1);
         while Instant::now() < deadline {
-            if let Some(u) = &self.unicast {
-                let _ = u.discard_queued(4096);
-            }
+            self.drain_unicast();
             match self.ctl.get_status() {
                 Ok(s) if s.backlog == 0 => return,
                 Ok(_) => std::thread::sleep(Duration::from_millis(5)),
