@@ -448,3 +448,93 @@ fn cleanup_audit_refuses_while_an_owner_runs_and_undoes_after_a_kill() {
     assert!(!dir.join(RECORD_FILE).exists());
     guard.finish();
 }
+
+#[test]
+fn a_reader_says_failed_while_blind_and_active_once_repaired() {
+    let Some(guard) = AuditGuard::take("a_reader_says_failed_while_blind") else {
+        return;
+    };
+    let (_tmp, dir) = state_dir();
+    let Some(owner) = Extension::start(&dir) else {
+        return;
+    };
+    let reader = Extension::start(&dir).expect("second instance");
+    assert!(reader.log().contains("takes over when it exits"));
+    // The owner cannot repair while stopped; the reader must not claim to see.
+    audit_ext::signal(owner.pid(), "STOP");
+    let mut ctl = ControlSocket::open().unwrap();
+    for rule in AuditSnapshot::now().keyed(DEFAULT_KEY) {
+        ctl.del_rule(rule.raw()).unwrap();
+    }
+    let failed = reader.wait_log("source linux_audit failed: blind:", Duration::from_secs(5));
+    audit_ext::signal(owner.pid(), "CONT");
+    assert!(failed, "{}", reader.log());
+    assert!(
+        owner.wait_log("reinstalled", Duration::from_secs(5)),
+        "{}",
+        owner.log()
+    );
+    assert!(
+        reader.wait_log("source linux_audit: ", Duration::from_secs(5)),
+        "the reader did not become active again:\n{}",
+        reader.log()
+    );
+    let kcc = Kcc::new();
+    let m = marker("repaired");
+    kcc.run(&m);
+    assert!(reader.caught(&m, CATCH), "{}", reader.log());
+    reader.stop();
+    owner.stop();
+    guard.finish();
+}
+
+#[test]
+fn a_daemon_that_never_registers_gets_the_receiver_role_back() {
+    let Some(guard) = AuditGuard::take("a_daemon_that_never_registers") else {
+        return;
+    };
+    if guard.before.daemon_running() {
+        eprintln!("SKIPPED: a_daemon_that_never_registers: an audit daemon already runs");
+        return;
+    }
+    let (_tmp, dir) = state_dir();
+    let Some(ext) = Extension::start(&dir) else {
+        return;
+    };
+    let me = ext.pid();
+    assert_eq!(AuditSnapshot::now().pid, me);
+    // Something named auditd that exits at once, as a daemon that fails
+    // its start (or a prank) does.
+    let fake = tempfile::tempdir().unwrap();
+    let auditd = fake.path().join("auditd");
+    std::fs::copy("/bin/true", &auditd).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let status = loop {
+        match Command::new(&auditd).status() {
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20))
+            }
+            r => break r.unwrap(),
+        }
+    };
+    assert!(status.success());
+    assert!(
+        ext.wait_log("released the audit receiver role", Duration::from_secs(5)),
+        "{}",
+        ext.log()
+    );
+    assert_eq!(AuditSnapshot::now().pid, 0);
+    // Without a receiver we still read everything (multicast).
+    let kcc = Kcc::new();
+    let m = marker("no-receiver");
+    kcc.run(&m);
+    assert!(ext.caught(&m, CATCH), "{}", ext.log());
+    assert!(
+        ext.wait_log("never registered", Duration::from_secs(15)),
+        "{}",
+        ext.log()
+    );
+    assert_eq!(AuditSnapshot::now().pid, me);
+    ext.stop();
+    guard.finish();
+}

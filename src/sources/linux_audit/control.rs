@@ -1171,9 +1171,15 @@ impl AuditSession {
     /// An audit daemon (`to`, pid `pid`) is starting: if we hold the
     /// receiver role, give it up now, before the daemon asks for it (the
     /// kernel refuses a second receiver, and the daemon would exit). We
-    /// keep reading multicast, so nothing is missed. True if we yielded.
+    /// keep reading multicast, so nothing is missed. In any mode, we then
+    /// leave the role to the daemon for a while (a quick restart of auditd
+    /// must not find us registered in between). True if we yielded.
     pub fn yield_receiver(&mut self, to: &str, pid: i64) -> bool {
-        if !self.owner || self.mode != Mode::Receiver {
+        if !self.owner {
+            return false;
+        }
+        self.yielded = Some(Yielded { at: Instant::now() });
+        if self.mode != Mode::Receiver {
             return false;
         }
         if let Err(e) = set_status(&mut self.ctl, STATUS_PID, |s| s.pid = 0) {
@@ -1184,7 +1190,6 @@ impl AuditSession {
         self.mode = Mode::Multicast;
         self.beside = 0;
         self.forget_pid();
-        self.yielded = Some(Yielded { at: Instant::now() });
         log::info!("audit: {to} (pid {pid}) is starting; released the audit receiver role to it");
         self.heal.yielded.note(format!("to {to}, pid {pid}"));
         true
@@ -1677,6 +1682,33 @@ mod tests {
     fn session_can_move_to_a_reader_thread() {
         fn send<T: Send>() {}
         send::<AuditSession>();
+    }
+
+    #[test]
+    fn times_in_reasons_are_utc() {
+        let at = |secs| SystemTime::UNIX_EPOCH + Duration::from_secs(secs);
+        assert_eq!(utc(at(0)), "1970-01-01 00:00:00 UTC");
+        assert_eq!(utc(at(951_868_800)), "2000-03-01 00:00:00 UTC");
+        assert_eq!(utc(at(1_709_251_199)), "2024-02-29 23:59:59 UTC");
+    }
+
+    #[test]
+    fn repairs_are_counted_and_the_last_one_named() {
+        let mut t = Tally::default();
+        assert_eq!(t.describe("rules reinstalled"), None);
+        t.note("execve rule b64 was gone".into());
+        let one = t.describe("rules reinstalled").unwrap();
+        assert!(one.starts_with("rules reinstalled 1 time, last: "), "{one}");
+        t.note("execve rule b64,b32 was gone".into());
+        let two = t.describe("rules reinstalled").unwrap();
+        assert!(
+            two.starts_with("rules reinstalled 2 times, last: "),
+            "{two}"
+        );
+        assert!(
+            two.ends_with(" UTC (execve rule b64,b32 was gone)"),
+            "{two}"
+        );
     }
 
     #[test]

@@ -42,9 +42,11 @@ const HOUSEKEEPING: Duration = Duration::from_millis(500);
 const EXEC_CACHE: usize = 8192;
 /// How often the audit configuration is checked (and repaired).
 const CHECK_EVERY: Duration = Duration::from_secs(1);
-/// How soon after someone changed the audit configuration (a CONFIG_CHANGE
-/// record) it is checked: a rule load is a burst of changes.
-const CHECK_SOON: Duration = Duration::from_millis(100);
+/// After someone changed the audit configuration (a CONFIG_CHANGE record),
+/// it is checked at once, but at most this often during a burst (a rule
+/// load). At once, because a rule file that deletes our rule (`-D`) may end
+/// by locking the configuration (`-e 2`).
+const CHECK_SPACING: Duration = Duration::from_millis(20);
 /// How often an instance reading beside the owner looks whether it is gone.
 const OWNER_POLL: Duration = Duration::from_millis(200);
 /// AUDIT_CONFIG_CHANGE: a rule or an audit setting changed.
@@ -545,7 +547,7 @@ impl Source for LinuxAudit {
             }
             let now = Instant::now();
             if config_changed && self.check_due.is_none() {
-                self.check_due = Some(now + CHECK_SOON);
+                self.check_due = Some(now.max(self.last_check + CHECK_SPACING));
             }
             if now.duration_since(self.last_check) >= CHECK_EVERY
                 || self.check_due.is_some_and(|due| now >= due)
