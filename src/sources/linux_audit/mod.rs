@@ -3,8 +3,8 @@
 //!
 //! The kernel copies argv into the EXECVE record at exec time, so a `kcc`
 //! that lives a millisecond is still seen whole. The pieces:
-//! [`control`] sets audit up, keeps it in place and puts it back,
-//! [`persist`] records what we changed so a kill -9 can be undone,
+//! [`control`] sets audit up and keeps it in place, [`restore`] puts it
+//! back, [`persist`] records what we changed so a kill -9 can be undone,
 //! [`owner`] decides which of our instances owns the audit session,
 //! [`netlink`] carries the records, [`record`] reads their text,
 //! [`assemble`] joins the records of one exec. This module runs them and
@@ -17,6 +17,7 @@ pub mod netlink;
 pub mod owner;
 pub mod persist;
 pub mod record;
+pub mod restore;
 
 use crate::classify::classify;
 use crate::engine::Engine;
@@ -127,7 +128,7 @@ impl LinuxAudit {
                 match owner::try_own(&dir) {
                     Ok(Some(lock)) => {
                         drop(hold);
-                        match control::recover(&dir, &opts.key) {
+                        match restore::recover(&dir, &opts.key) {
                             Ok(r) => {
                                 for n in &r.notes {
                                     log::warn!("linux_audit: {n}");
@@ -364,7 +365,7 @@ fn reader_exit(dir: &StateDir) {
         match owner::try_own(dir) {
             Ok(Some(_lock)) => {
                 if let Ok(Some(_no_readers)) = owner::no_readers(dir) {
-                    match control::recover(dir, control::DEFAULT_KEY) {
+                    match restore::recover(dir, control::DEFAULT_KEY) {
                         Ok(r) => r.notes.iter().for_each(|n| log::info!("linux_audit: {n}")),
                         Err(e) => log::error!("linux_audit: restoring the audit state: {e}"),
                     }
@@ -395,9 +396,9 @@ pub fn cleanup(state_dir: &Path) -> Result<Vec<String>, String> {
         Err(e) => return Err(format!("owner lock in {}: {e}", dir.path().display())),
     };
     let had_record = dir.file(persist::RECORD_FILE).exists();
-    let mut notes = control::recover(&dir, control::DEFAULT_KEY)?.notes;
+    let mut notes = restore::recover(&dir, control::DEFAULT_KEY)?.notes;
     if !had_record {
-        let n = control::remove_exec_rules(control::DEFAULT_KEY)?;
+        let n = restore::remove_exec_rules(control::DEFAULT_KEY)?;
         notes.push(format!(
             "no audit record in {}; deleted {n} execve rule(s) keyed {}",
             dir.path().display(),

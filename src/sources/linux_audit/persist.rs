@@ -101,7 +101,7 @@ impl Record {
     /// Whether `raw` is one of our exec rules (any arch of this machine,
     /// this record's key): the only rules a record may make us delete.
     pub fn is_ours(&self, raw: &[u8]) -> bool {
-        super::control::is_exec_rule_of(raw, &self.key)
+        super::restore::is_exec_rule_of(raw, &self.key)
     }
 }
 
