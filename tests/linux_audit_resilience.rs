@@ -15,7 +15,7 @@ use kerberos_cache_access::sources::linux_audit::control::{
 use kerberos_cache_access::sources::linux_audit::netlink::ControlSocket;
 use kerberos_cache_access::sources::linux_audit::persist::RECORD_FILE;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// How long a kcc row may take to show up.
@@ -230,17 +230,23 @@ fn wiped_rules_and_disabled_audit_are_put_back() {
     guard.finish();
 }
 
-/// auditd in the foreground with its own configuration and log in a temp
-/// directory; stopped (SIGTERM, then SIGKILL) when dropped, so it never
-/// outlives the test.
+/// Where auditd writes its pid.
+const AUDITD_PIDFILE: &str = "/var/run/auditd.pid";
+
+/// auditd started as systemd starts it (`Type=forking`: the launcher exits
+/// 0 once the forked daemon has registered with the kernel, 1 if it could
+/// not), with its own configuration and log in a temp directory. The
+/// daemon is stopped (SIGTERM, then SIGKILL) when this is dropped, so it
+/// never outlives the test.
 struct Auditd {
-    child: Child,
-    out: PathBuf,
+    /// The daemon's pid, once it is known.
+    pid: Option<u32>,
     _dir: tempfile::TempDir,
 }
 
 impl Auditd {
-    fn start(bin: &Path) -> Auditd {
+    /// Launches it; the launcher's exit status says whether it registered.
+    fn start(bin: &Path) -> (Auditd, std::process::ExitStatus) {
         let dir = tempfile::tempdir().unwrap();
         let conf = dir.path().join("conf");
         std::fs::create_dir_all(conf.join("plugins.d")).unwrap();
@@ -262,43 +268,57 @@ impl Auditd {
             ),
         )
         .unwrap();
-        let out = dir.path().join("auditd.out");
-        let file = std::fs::File::create(&out).unwrap();
-        let child = Command::new(bin)
-            .arg("-f")
+        let _ = std::fs::remove_file(AUDITD_PIDFILE);
+        let status = Command::new(bin)
             .arg("-c")
             .arg(&conf)
             .stdin(Stdio::null())
-            .stdout(file.try_clone().unwrap())
-            .stderr(file)
-            .spawn()
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
             .unwrap();
-        Auditd {
-            child,
-            out,
+        let mut auditd = Auditd {
+            pid: None,
             _dir: dir,
-        }
+        };
+        auditd.pid = auditd.find_daemon();
+        (auditd, status)
     }
 
-    fn output(&self) -> String {
-        std::fs::read_to_string(&self.out).unwrap_or_default()
+    /// The forked daemon, from its pid file, if it runs.
+    fn find_daemon(&self) -> Option<u32> {
+        let pid: u32 = std::fs::read_to_string(AUDITD_PIDFILE)
+            .ok()?
+            .trim()
+            .parse()
+            .ok()?;
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+        (comm.trim() == "auditd").then_some(pid)
     }
 
-    /// Stops it; false if it had exited already.
+    fn running(&self) -> bool {
+        self.pid
+            .is_some_and(|p| Path::new(&format!("/proc/{p}")).exists())
+    }
+
+    /// Stops it; false if it was not running.
     fn stop(&mut self) -> bool {
-        if !matches!(self.child.try_wait(), Ok(None)) {
+        let Some(pid) = self.pid.take() else {
+            return false;
+        };
+        if !Path::new(&format!("/proc/{pid}")).exists() {
             return false;
         }
-        audit_ext::signal(self.child.id(), "TERM");
+        audit_ext::signal(pid, "TERM");
         let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return true;
+        while Path::new(&format!("/proc/{pid}")).exists() {
+            if Instant::now() > deadline {
+                audit_ext::signal(pid, "KILL");
+                std::thread::sleep(Duration::from_millis(100));
+                break;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
         true
     }
 }
@@ -332,22 +352,15 @@ fn auditd_starts_normally_and_its_rule_load_does_not_blind_us() {
     };
     assert!(ext.log().contains("audit receiver"), "{}", ext.log());
 
-    let mut auditd = Auditd::start(&auditd_bin);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while AuditSnapshot::now().pid != auditd.child.id() {
-        assert!(
-            Instant::now() < deadline && matches!(auditd.child.try_wait(), Ok(None)),
-            "auditd did not become the audit receiver\nauditd:\n{}\nextension:\n{}",
-            auditd.output(),
-            ext.log()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let out = auditd.output();
+    let (mut auditd, status) = Auditd::start(&auditd_bin);
+    let daemon = auditd.pid;
     assert!(
-        !out.contains("Error setting audit daemon pid") && !out.contains("Unable to set audit pid"),
-        "{out}"
+        status.success() && daemon.is_some(),
+        "auditd did not start normally (exit {status}, daemon {daemon:?}; it logs why to \
+         syslog: \"Error setting audit daemon pid\")\nextension:\n{}",
+        ext.log()
     );
+    assert_eq!(AuditSnapshot::now().pid, daemon.unwrap_or(0));
     assert!(ext.log().contains("released the audit receiver role"));
 
     // auditd's own rule load, which begins with -D.
@@ -368,12 +381,13 @@ fn auditd_starts_normally_and_its_rule_load_does_not_blind_us() {
     );
     assert!(ext.log().contains("reinstalled"), "{}", ext.log());
     assert_eq!(
-        AuditSnapshot::now().pid,
-        auditd.child.id(),
+        Some(AuditSnapshot::now().pid),
+        daemon,
         "auditd lost the receiver role"
     );
 
-    assert!(auditd.stop(), "auditd died early:\n{}", auditd.output());
+    assert!(auditd.running(), "auditd died early");
+    auditd.stop();
     // The extension takes the receiver role back; then the test's own rule
     // goes, and the extension restores the rest when it stops.
     assert!(
