@@ -169,6 +169,9 @@ pub fn main() -> i32 {
 }
 
 pub fn run(args: &Args) -> anyhow::Result<i32> {
+    if args.cleanup_audit {
+        return Ok(cleanup_audit(args));
+    }
     let specs = match sources::parse_list(&args.source) {
         Ok(specs) => specs,
         Err(e) => {
@@ -194,6 +197,32 @@ pub fn run(args: &Args) -> anyhow::Result<i32> {
         crate::standalone::run(&engine, &specs, options, &stop)
     } else {
         crate::osquery::run_extension(args, &engine, &specs, options, &stop)
+    }
+}
+
+/// `--cleanup-audit`: 0 when the host's audit configuration is back (or
+/// there was nothing to do), 1 with the reason otherwise.
+fn cleanup_audit(args: &Args) -> i32 {
+    #[cfg(target_os = "linux")]
+    {
+        match sources::linux_audit::cleanup(&args.state_dir_path()) {
+            Ok(notes) => {
+                for n in notes {
+                    log::info!("cleanup-audit: {n}");
+                }
+                0
+            }
+            Err(e) => {
+                log::error!("cleanup-audit: {e}");
+                1
+            }
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = args;
+        log::info!("cleanup-audit: nothing to do (this build changes no audit configuration)");
+        0
     }
 }
 

@@ -327,7 +327,7 @@ fn open(
             .map(|s| Box::new(s) as Box<dyn Source>)
             .map_err(StartFailure::Unavailable),
         #[cfg(target_os = "linux")]
-        SourceKind::LinuxAudit => match linux_audit::LinuxAudit::start() {
+        SourceKind::LinuxAudit => match linux_audit::LinuxAudit::start(&options.state_dir) {
             Ok(s) => Ok(Box::new(s)),
             Err(linux_audit::control::StartError::Unavailable(why)) => {
                 Err(StartFailure::Unavailable(why))
