@@ -311,6 +311,26 @@ impl<R: Read> Decoder<R> {
         }
     }
 
+    /// Reads `n` bytes into `buf`; false (reading has ended) when the file
+    /// ended first (it shrank while we read: a torn tail of `remaining`
+    /// bytes) or could not be read.
+    fn fill_or_stop(&mut self, n: usize, remaining: u64) -> bool {
+        match self.fill(n) {
+            Some(true) => true,
+            Some(false) => {
+                self.stop_torn(remaining);
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// Ends reading at a torn tail of `bytes`.
+    fn stop_torn(&mut self, bytes: u64) {
+        self.report.torn_bytes += bytes;
+        self.done = true;
+    }
+
     /// The next record that reads whole; `None` at the end (see `report`).
     pub fn next_record(&mut self) -> Option<Record> {
         if !self.started {
@@ -324,19 +344,11 @@ impl<R: Read> Decoder<R> {
                 break;
             }
             if remaining < RECORD_HEADER_LEN as u64 {
-                self.report.torn_bytes += remaining;
-                self.done = true;
+                self.stop_torn(remaining);
                 break;
             }
-            match self.fill(RECORD_HEADER_LEN) {
-                Some(true) => {}
-                Some(false) => {
-                    // The file shrank while we read it.
-                    self.report.torn_bytes += remaining;
-                    self.done = true;
-                    break;
-                }
-                None => break,
+            if !self.fill_or_stop(RECORD_HEADER_LEN, remaining) {
+                break;
             }
             let len_bytes = [self.buf[0], self.buf[1], self.buf[2], self.buf[3]];
             let len_crc = u32::from_le_bytes([self.buf[4], self.buf[5], self.buf[6], self.buf[7]]);
@@ -345,34 +357,26 @@ impl<R: Read> Decoder<R> {
             let len = u32::from_le_bytes(len_bytes) as usize;
             if crc32fast::hash(&len_bytes) != len_crc || !(8..=MAX_PAYLOAD).contains(&len) {
                 if self.rest_is_torn(RECORD_HEADER_LEN) {
-                    self.report.torn_bytes += remaining;
+                    self.stop_torn(remaining);
                 } else {
                     self.report.lost_bytes += remaining;
+                    self.done = true;
                 }
-                self.done = true;
                 break;
             }
             let span = (RECORD_HEADER_LEN + len) as u64;
             if span > remaining {
-                self.report.torn_bytes += remaining;
-                self.done = true;
+                self.stop_torn(remaining);
                 break;
             }
-            match self.fill(len) {
-                Some(true) => {}
-                Some(false) => {
-                    self.report.torn_bytes += remaining;
-                    self.done = true;
-                    break;
-                }
-                None => break,
+            if !self.fill_or_stop(len, remaining) {
+                break;
             }
             self.offset += span;
             if crc32fast::hash(&self.buf) != payload_crc {
                 if self.offset >= self.len {
                     // The last record: a write cut short.
-                    self.report.torn_bytes += span;
-                    self.done = true;
+                    self.stop_torn(span);
                     break;
                 }
                 self.report.corrupt += 1;
