@@ -233,3 +233,45 @@ fork_ev = {"fork": {"child": proc("/bin/zsh", 5000, 1, 4242)}}
 out("eslogger_line", "fork", json.dumps(message(11, fork_ev, shell)))
 out("eslogger_line", "exit", json.dumps(message(15, {"exit": {"stat": 9}}, shell)))
 out("eslogger_line", "not-json", "eslogger: error: not permitted\n")
+
+
+# --- journal ------------------------------------------------------------------
+# The row journal (src/journal.rs): header, then records of length, CRC32 of
+# the length, CRC32 of the payload, payload = arrival time + row JSON.
+
+import zlib
+
+
+def jheader(version=1):
+    h = b"KCAJRNL\0" + struct.pack("<I", version)
+    return h + struct.pack("<I", zlib.crc32(h))
+
+
+def jrecord(arrived, row):
+    payload = struct.pack("<q", arrived) + json.dumps(row, separators=(",", ":")).encode()
+    n = struct.pack("<I", len(payload))
+    return n + struct.pack("<I", zlib.crc32(n)) + struct.pack("<I", zlib.crc32(payload)) + payload
+
+
+def jrow(i):
+    return {"time": 1764000000 + i, "eid": f"{4242 + i}-1764000000.000000005-00112233445566{i:02x}",
+            "pid": 4242 + i, "parent": 1, "path": "/usr/bin/kcc", "name": "kcc",
+            "cmdline": "kcc copy_cred_cache /tmp/x \\xff", "args": "[\"kcc\",\"copy_cred_cache\",\"/tmp/x\",\"\\\\xff\"]",
+            "cwd": "/Users/a", "uid": 501, "euid": 501, "gid": 20, "egid": 20, "auid": None, "username": "alice",
+            "parent_path": "/bin/zsh", "parent_cmdline": "-zsh", "tool": "kcc", "action": "copy_cred_cache",
+            "ccache": "FILE:/tmp/x", "indicator": "credential_cache_copy", "technique": "T1003,T1558,T1558.003,T1558.005",
+            "signing_id": "", "team_id": "", "platform_binary": None, "sha256": "", "source": "linux_audit"}
+
+
+good = jheader() + b"".join(jrecord(1764000100 + i, jrow(i)) for i in range(3))
+out("journal", "three-rows", good)
+out("journal", "torn-tail", good[:-17])
+out("journal", "zero-tail", good + b"\0" * 64)
+flipped = bytearray(good)
+flipped[16 + 12 + 40] ^= 4
+out("journal", "bit-flip", bytes(flipped))
+out("journal", "empty", b"")
+out("journal", "header-only", jheader())
+out("journal", "future-version", jheader(2) + jrecord(1, jrow(0)))
+# A bare payload: the target also frames its input as a record.
+out("journal", "payload-row", struct.pack("<q", 1764000100) + json.dumps(jrow(7), separators=(",", ":")).encode())

@@ -10,6 +10,22 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Exit code for anything that stopped the run other than a replay: could
+/// not start, osqueryd refused or dropped us.
+pub const EXIT_ERROR: i32 = 1;
+/// Exit code for a bad command line (clap's own convention, kept for a bad
+/// `--source` list too).
+pub const EXIT_USAGE: i32 = 2;
+
+const EXIT_CODES_HELP: &str = "\
+Exit codes:
+  0  ok: stopped by SIGTERM/SIGINT or osqueryd, or (--standalone) every replay read to its end
+  1  error: could not start, or osqueryd refused or dropped the extension
+  2  bad command line (unknown flag, bad --source list)
+  3  --standalone replay failed: eslogger:FILE or bsm:PATH could not be opened or read,
+     is empty, holds no records of its format, or was stopped by a signal before its end
+     or before its rows were printed (the reason is the last line on stderr)";
+
 /// Where osqueryd listens by default on Linux and macOS.
 pub const DEFAULT_SOCKET: &str = "/var/osquery/osquery.em";
 
@@ -20,7 +36,8 @@ pub const DEFAULT_SOCKET: &str = "/var/osquery/osquery.em";
 #[command(
     name = "kerberos_cache_access",
     version,
-    about = "osquery extension: process executions that touch Kerberos credential caches"
+    about = "osquery extension: process executions that touch Kerberos credential caches",
+    after_help = EXIT_CODES_HELP
 )]
 pub struct Args {
     /// Path of osqueryd's extension manager socket.
@@ -100,7 +117,17 @@ impl Args {
     /// Whether rows are journaled: always under osqueryd, and in
     /// `--standalone` only with an explicit `--state-dir`.
     pub fn journal_wanted(&self) -> bool {
-        !self.standalone || self.state_dir.is_some()
+        (!self.standalone || self.state_dir.is_some()) && !self.replays()
+    }
+
+    /// Whether `--source` replays a file (`eslogger:FILE`, `bsm:PATH`): such
+    /// rows are not this host's present, so they are never journaled.
+    pub fn replays(&self) -> bool {
+        sources::parse_list(&self.source).is_ok_and(|plans| {
+            plans
+                .iter()
+                .any(|p| matches!(p, sources::Plan::One(spec) if spec.arg.is_some()))
+        })
     }
 
     pub fn store_config(&self) -> StoreConfig {
@@ -138,17 +165,29 @@ pub fn main() -> i32 {
         Ok(code) => code,
         Err(e) => {
             log::error!("{e:#}");
-            1
+            EXIT_ERROR
         }
     }
 }
 
 pub fn run(args: &Args) -> anyhow::Result<i32> {
-    let specs = sources::parse_list(&args.source)?;
+    if args.cleanup_audit {
+        return Ok(cleanup_audit(args));
+    }
+    let specs = match sources::parse_list(&args.source) {
+        Ok(specs) => specs,
+        Err(e) => {
+            log::error!("--source: {e:#}");
+            return Ok(EXIT_USAGE);
+        }
+    };
     let engine = Arc::new(Engine::new(
         args.store_config(),
         Box::new(SystemUsers::new()),
     ));
+    // Rows of earlier runs are back before any source or query runs; the
+    // journal is fsynced once more when this returns.
+    let _journal = crate::journal::start(args, &engine);
     let stop = Arc::new(AtomicBool::new(false));
     install_signal_handlers(&stop)?;
     let options = sources::Options {
@@ -160,6 +199,32 @@ pub fn run(args: &Args) -> anyhow::Result<i32> {
         crate::standalone::run(&engine, &specs, options, &stop)
     } else {
         crate::osquery::run_extension(args, &engine, &specs, options, &stop)
+    }
+}
+
+/// `--cleanup-audit`: 0 when the host's audit configuration is back (or
+/// there was nothing to do), 1 with the reason otherwise.
+fn cleanup_audit(args: &Args) -> i32 {
+    #[cfg(target_os = "linux")]
+    {
+        match sources::linux_audit::cleanup(&args.state_dir_path()) {
+            Ok(notes) => {
+                for n in notes {
+                    log::info!("cleanup-audit: {n}");
+                }
+                0
+            }
+            Err(e) => {
+                log::error!("cleanup-audit: {e}");
+                1
+            }
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = args;
+        log::info!("cleanup-audit: nothing to do (this build changes no audit configuration)");
+        0
     }
 }
 
@@ -209,6 +274,27 @@ mod tests {
         assert_eq!(a.store_config().max_rows, 10);
         assert_eq!(a.store_config().retention, Duration::from_secs(60));
         assert!(a.noverbose);
+    }
+
+    #[test]
+    fn journals_under_osqueryd_and_in_standalone_only_with_a_state_dir_never_a_replay() {
+        let wanted = |argv: &[&str]| {
+            let mut all = vec!["x"];
+            all.extend_from_slice(argv);
+            Args::try_parse_from(all).unwrap().journal_wanted()
+        };
+        assert!(wanted(&["--socket", "/tmp/s"]));
+        assert!(!wanted(&["--standalone"]));
+        assert!(wanted(&["--standalone", "--state-dir", "/tmp/d"]));
+        assert!(!wanted(&[
+            "--standalone",
+            "--state-dir",
+            "/tmp/d",
+            "--source",
+            "eslogger:/tmp/cap.jsonl",
+        ]));
+        assert!(!wanted(&["--source", "snapshot,bsm:/tmp/trail"]));
+        assert!(wanted(&["--source", "bsm,snapshot"]));
     }
 
     #[test]

@@ -7,14 +7,16 @@
 use crate::classify::{classify, classify_with, Identity, KeytabCorrelator};
 use crate::event::{ExecEvent, SourceKind};
 use crate::identity::KccImage;
+use crate::journal::Journal;
 use crate::row::Row;
 use crate::sources::snapshot::Snapshot;
 use crate::status::{Counters, StatusBoard};
 use crate::store::{Store, StoreConfig};
 use crate::users::UserNames;
+use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering;
-use std::sync::mpsc::Sender;
-use std::sync::{Arc, Mutex};
+use std::sync::mpsc::{SyncSender, TrySendError};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// The snapshot runs at most this often on behalf of queries, so a join that
@@ -28,6 +30,32 @@ pub fn unix_now() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
+/// Where new rows are copied to (the standalone printer).
+struct Observer {
+    tx: SyncSender<Arc<Row>>,
+    give_up: Arc<AtomicBool>,
+}
+
+impl Observer {
+    /// Waits while the channel is full, until the printer takes the row,
+    /// goes away, or gives up (then the row stays in the store only).
+    fn send(&self, row: &Arc<Row>) {
+        let mut row = Arc::clone(row);
+        loop {
+            match self.tx.try_send(row) {
+                Ok(()) | Err(TrySendError::Disconnected(_)) => return,
+                Err(TrySendError::Full(back)) => {
+                    if self.give_up.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    row = back;
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+        }
+    }
+}
+
 struct SnapshotSlot {
     snapshot: Snapshot,
     last_scan: Option<Instant>,
@@ -37,10 +65,12 @@ pub struct Engine {
     store: Store,
     status: StatusBoard,
     users: Box<dyn UserNames>,
-    observer: Mutex<Option<Sender<Arc<Row>>>>,
+    observer: Mutex<Option<Observer>>,
     snapshot: Mutex<Option<SnapshotSlot>>,
     kcc_image: KccImage,
     keytabs: Mutex<KeytabCorrelator>,
+    /// Where rows are written before they become visible, when journaling.
+    journal: OnceLock<Arc<Journal>>,
 }
 
 impl Engine {
@@ -53,6 +83,7 @@ impl Engine {
             snapshot: Mutex::new(None),
             kcc_image: KccImage::from_host(),
             keytabs: Mutex::new(KeytabCorrelator::default()),
+            journal: OnceLock::new(),
         }
     }
 
@@ -71,10 +102,21 @@ impl Engine {
         &self.status
     }
 
+    /// Journals every row added from now on (set once, before the sources
+    /// start).
+    pub fn set_journal(&self, journal: Arc<Journal>) {
+        if self.journal.set(journal).is_err() {
+            log::warn!("engine: a journal was already set; keeping the first");
+        }
+    }
+
     /// Every row added from now on is also sent to `tx` (the standalone
-    /// printer).
-    pub fn observe(&self, tx: Sender<Arc<Row>>) {
-        *self.observer.lock().unwrap_or_else(|e| e.into_inner()) = Some(tx);
+    /// printer). The channel is bounded, so a slow reader of stdout slows
+    /// the sources down (a live source then drops and counts in the kernel)
+    /// instead of queueing rows without limit; once `give_up` is set (the
+    /// printer is stopping) a full channel no longer blocks.
+    pub fn observe(&self, tx: SyncSender<Arc<Row>>, give_up: Arc<AtomicBool>) {
+        *self.observer.lock().unwrap_or_else(|e| e.into_inner()) = Some(Observer { tx, give_up });
     }
 
     /// Classifies one event and stores it if it is Kerberos-related. Returns
@@ -135,12 +177,17 @@ impl Engine {
         if self.store.has_same_execution(&row) {
             return None;
         }
-        let row = self.store.insert(row, unix_now())?;
+        // Written to the journal before it is visible, so a row osqueryd
+        // could have read survives a kill -9.
+        let now = unix_now();
+        let row = match self.journal.get() {
+            Some(journal) => journal.record(row, now, |row| self.store.insert(row, now)),
+            None => self.store.insert(row, now),
+        }?;
         counters.rows_added.fetch_add(1, Ordering::Relaxed);
         let observer = self.observer.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(tx) = observer.as_ref() {
-            // The printer going away is not our concern here.
-            let _ = tx.send(Arc::clone(&row));
+        if let Some(observer) = observer.as_ref() {
+            observer.send(&row);
         }
         Some(row)
     }

@@ -13,6 +13,7 @@ pub mod constraints;
 pub mod engine;
 pub mod event;
 pub mod identity;
+pub mod journal;
 pub mod osquery;
 pub mod row;
 pub mod schema;

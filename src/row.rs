@@ -254,8 +254,10 @@ impl Row {
             &self.source,
         ];
         std::mem::size_of::<Row>()
-            + texts.iter().map(|t| t.capacity()).sum::<usize>()
-            + self.eid.capacity()
+            // Lengths, not capacities: the same row costs the same whether
+            // it was just made or read back from the journal.
+            + texts.iter().map(|t| t.len()).sum::<usize>()
+            + self.eid.len()
             // Arc header, store entry and index slot.
             + 96
     }

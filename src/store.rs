@@ -318,6 +318,19 @@ impl Store {
     }
 }
 
+// The journal's view of the store (see `journal`): kept in its own block so
+// changes to the store's internals leave it easy to adapt.
+impl Store {
+    /// Every stored row with its arrival time, oldest arrival first: what a
+    /// compacted journal holds, in the order that replays to the same store.
+    pub fn entries(&self) -> Vec<(i64, Arc<Row>)> {
+        self.lock()
+            .in_order()
+            .map(|e| (e.arrived, Arc::clone(&e.row)))
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

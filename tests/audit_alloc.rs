@@ -198,7 +198,7 @@ mod linux_audit {
                 for (rtype, payload) in &exec.records {
                     let (header, body) = split_payload(payload).expect("valid payload");
                     asm.push(*rtype, header, body, now, &mut |e| {
-                        deliver(e, &engine, &counters, cache)
+                        deliver(e, &engine, &counters, cache);
                     });
                 }
             }

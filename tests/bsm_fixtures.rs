@@ -1233,6 +1233,8 @@ fn standalone_trail_replay_reports_kcc() {
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kerberos_cache_access"))
         .args(["--standalone", "--snapshot-interval", "0", "--source"])
         .arg(format!("bsm:{}", trail.display()))
+        .arg("--state-dir")
+        .arg(dir.path().join("state"))
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -1261,4 +1263,40 @@ fn standalone_trail_replay_reports_kcc() {
     assert_eq!(rows[0]["parent"], 4242);
     assert_eq!(rows[1]["pid"], 4242);
     assert_eq!(rows[1]["ccache"], "FILE:/tmp/x.ccache");
+}
+
+/// Garbage around and between records: the records are replayed, the
+/// garbage counted (in the status reason on stderr), and the exit is 0.
+#[test]
+fn standalone_trail_with_garbage_replays_the_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let trail = dir.path().join("mixed.trail");
+    let mut bytes = b"not a record at all\n".to_vec();
+    bytes.extend(kcc_execve(0, 0));
+    bytes.extend([0x14, 0xff, 0x00, 0x01, 0x02]);
+    bytes.extend(spawn_record(0));
+    bytes.extend(b"trailing junk");
+    std::fs::write(&trail, &bytes).unwrap();
+    let stderr_path = dir.path().join("stderr");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_kerberos_cache_access"))
+        .args(["--standalone", "--snapshot-interval", "0", "--source"])
+        .arg(format!("bsm:{}", trail.display()))
+        .arg("--state-dir")
+        .arg(dir.path().join("state"))
+        .stderr(std::fs::File::create(&stderr_path).unwrap())
+        .output()
+        .unwrap();
+    let stderr = std::fs::read_to_string(&stderr_path).unwrap();
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let pids: Vec<i64> = String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["pid"]
+                .as_i64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(pids, [4242, 5151], "{stderr}");
+    assert!(stderr.contains("byte(s) skipped"), "{stderr}");
 }

@@ -837,6 +837,8 @@ fn standalone_replay_prints_rows_and_exits_when_drained() {
         .arg("0")
         .arg("--source")
         .arg(format!("eslogger:{}", file.display()))
+        .arg("--state-dir")
+        .arg(dir.path().join("state"))
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()

@@ -393,6 +393,32 @@ fn sigint_deregisters_and_exits_zero() {
 }
 
 #[test]
+fn sigterm_ends_the_process_within_five_seconds_against_a_hung_osqueryd() {
+    use kerberos_cache_access::osquery::SHUTDOWN_BOUND;
+    // The promise, and our own bound on shutdown work.
+    assert!(SHUTDOWN_BOUND < Duration::from_secs(5));
+    let dir = socket_dir();
+    let sock = dir.path().join("osquery.em");
+    let fake = FakeOsqueryd::start(&sock);
+    let mut ext = spawn_extension(&sock, &launch(true, &["--source", "snapshot"]));
+    settled(&fake, &mut ext);
+    // osqueryd keeps its socket but answers nothing any more.
+    fake.hang();
+    let signalled = Instant::now();
+    ext.signal("TERM");
+    let status = ext
+        .wait_exit(Duration::from_secs(5))
+        .unwrap_or_else(|| panic!("still running 5 s after SIGTERM; {}", ext.stderr()));
+    let took = signalled.elapsed();
+    assert!(status.success(), "{status:?}; stderr:\n{}", ext.stderr());
+    // Process start-up and teardown around the bound are milliseconds.
+    assert!(
+        took <= SHUTDOWN_BOUND + Duration::from_millis(500),
+        "{took:?}"
+    );
+}
+
+#[test]
 fn shutdown_call_stops_the_extension() {
     // What osqueryd sends every extension when its manager stops.
     let dir = socket_dir();

@@ -3,13 +3,17 @@
 //! unprivileged user must not evict a detection, and megabyte argvs must not
 //! make megabyte rows.
 
+#![cfg(target_os = "linux")]
+
+#[path = "common/audit_ext.rs"]
+mod audit_ext;
 mod support;
 
+use audit_ext::{AuditGuard, Extension};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use support::{request, socket_dir, spawn_extension, FakeOsqueryd, LaunchOptions};
 
@@ -21,30 +25,6 @@ const MAX_ROWS: usize = 200;
 /// The issue's bound on peak RSS under the big-argv flood, and when idle.
 const PEAK_RSS_LIMIT_KIB: u64 = 64 * 1024;
 const IDLE_RSS_LIMIT_KIB: u64 = 20 * 1024;
-
-static AUDIT: Mutex<()> = Mutex::new(());
-
-/// Serializes with every other test process that changes audit state
-/// (tests/linux_audit_*.rs take the same lock).
-fn audit_lock() -> (std::sync::MutexGuard<'static, ()>, std::fs::File) {
-    use std::os::fd::AsRawFd;
-    let guard = AUDIT.lock().unwrap_or_else(|e| e.into_inner());
-    let file = std::fs::File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open("/tmp/kerberos_cache_access-audit-tests.lock")
-        .unwrap();
-    // SAFETY: a valid open fd; LOCK_EX blocks until the other holder is done.
-    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
-    assert_eq!(rc, 0);
-    (guard, file)
-}
-
-fn is_root() -> bool {
-    // SAFETY: geteuid cannot fail.
-    unsafe { libc::geteuid() == 0 }
-}
 
 /// A directory everyone can enter, holding copies of /bin/true under the
 /// given names (executable by everyone).
@@ -96,12 +76,10 @@ fn generate_all(
 
 #[test]
 fn a_benign_named_flood_by_nobody_does_not_evict_a_detection() {
-    if !is_root() {
-        println!("SKIPPED: needs root (the audit netlink and setuid to nobody)");
+    let Some(guard) = AuditGuard::take("benign flood") else {
         return;
-    }
-    let _lock = audit_lock();
-    let marker = format!("flood-{}-{}", std::process::id(), rand_tag());
+    };
+    let marker = audit_ext::marker("flood");
     let (_tools, paths) = tools(&["kcc", "klist"]);
     let (kcc, klist) = (&paths[0], &paths[1]);
 
@@ -183,13 +161,7 @@ fn a_benign_named_flood_by_nobody_does_not_evict_a_detection() {
     );
     ext.signal("TERM");
     assert!(ext.wait_exit(Duration::from_secs(10)).is_some());
-}
-
-fn rand_tag() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(0);
-    h.finish() & 0xffff_ffff
+    guard.finish();
 }
 
 fn status_kib(pid: u32, field: &str) -> u64 {
@@ -203,64 +175,16 @@ fn status_kib(pid: u32, field: &str) -> u64 {
 
 #[test]
 fn megabyte_argvs_do_not_make_megabyte_rows() {
-    if !is_root() {
-        println!("SKIPPED: needs root (the audit netlink)");
+    let Some(guard) = AuditGuard::take("megabyte argvs") else {
         return;
-    }
-    let _lock = audit_lock();
-    let marker = format!("bigargv-{}-{}", std::process::id(), rand_tag());
+    };
+    let marker = audit_ext::marker("bigargv");
     let (_tools, paths) = tools(&["kcc"]);
     let state = tempfile::tempdir().unwrap();
-    let mut child = Command::new(support::EXTENSION_BIN)
-        .args([
-            "--standalone",
-            "--source",
-            "linux_audit",
-            "--snapshot-interval",
-            "0",
-        ])
-        .arg("--state-dir")
-        .arg(state.path().join("state"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rows) = std::sync::mpsc::channel::<String>();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        for line in std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-        {
-            let _ = tx.send(line);
-        }
-    });
-    let stderr = child.stderr.take().unwrap();
-    let (etx, errs) = std::sync::mpsc::channel::<String>();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        for line in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-        {
-            let _ = etx.send(line);
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        match errs.recv_timeout(Duration::from_millis(100)) {
-            Ok(l) if l.contains("source linux_audit:") => break,
-            Ok(l) if l.contains("source linux_audit unavailable") => {
-                println!("SKIPPED: audit cannot run here: {l}");
-                let _ = child.kill();
-                let _ = child.wait();
-                return;
-            }
-            _ => assert!(Instant::now() < deadline, "linux_audit did not start"),
-        }
-    }
+    let Some(ext) = Extension::start(&state.path().join("state")) else {
+        return;
+    };
+    let pid = ext.pid();
     let idle = status_kib(pid, "VmRSS:");
     // 600 execs of 1.4 MB of argv each (14 arguments of 100,000 bytes: one
     // argument may not exceed 128 KiB), as in the issue.
@@ -276,32 +200,22 @@ fn megabyte_argvs_do_not_make_megabyte_rows() {
     // records; wait until all came or none came for a while (under this
     // load the kernel or the socket may drop records: counted, not ours to
     // assert here).
-    let (mut got, mut cut) = (0, 0);
-    let mut last_row = Instant::now();
-    while got < 600 && last_row.elapsed() < Duration::from_secs(10) {
-        if let Ok(line) = rows.recv_timeout(Duration::from_millis(200)) {
-            if line.contains(&marker) {
-                let v: serde_json::Value = serde_json::from_str(&line).unwrap();
-                assert!(line.len() < 64 * 1024, "a {}-byte row", line.len());
-                cut += usize::from(v["truncated"] == 1);
-                got += 1;
-                last_row = Instant::now();
-            }
-        }
-    }
+    let rows = ext.collect(600, Duration::from_secs(30), |r| {
+        audit_ext::args_of(r).iter().any(|a| a.starts_with(&marker))
+    });
     let peak = status_kib(pid, "VmHWM:");
-    let _ = Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status();
-    let exited = support::wait_exit(&mut child, Duration::from_secs(10));
-    if exited.is_none() {
-        let _ = child.kill();
+    ext.stop();
+    let cut = rows.iter().filter(|r| r["truncated"] == 1).count();
+    for r in &rows {
+        let len = r.to_string().len();
+        assert!(len < 64 * 1024, "a {len}-byte row");
     }
-    assert!(exited.is_some(), "did not stop on SIGTERM");
     println!(
-        "RSS idle {idle} KiB, peak {peak} KiB over 600 execs of 1.4 MB argv; {got} rows, {cut} cut"
+        "RSS idle {idle} KiB, peak {peak} KiB over 600 execs of 1.4 MB argv; {} rows, {cut} cut",
+        rows.len()
     );
-    assert!(cut > 0, "no row was cut to the caps ({got} rows)");
+    assert!(cut > 0, "no row was cut to the caps ({} rows)", rows.len());
     assert!(idle <= IDLE_RSS_LIMIT_KIB, "idle RSS {idle} KiB");
     assert!(peak <= PEAK_RSS_LIMIT_KIB, "peak RSS {peak} KiB");
+    guard.finish();
 }

@@ -43,6 +43,10 @@ pub const EXTENSION_NAME: &str = EXEC_TABLE;
 const CALL_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long shutdown waits for osquery-rust-ng's thread.
 const SERVER_STOP_WAIT: Duration = Duration::from_secs(3);
+/// Everything after a stop request (sources, server, deregistration) ends
+/// within this, even against a hung osqueryd: SIGTERM must end the process
+/// within 5 s in every state.
+pub const SHUTDOWN_BOUND: Duration = Duration::from_millis(4500);
 /// `--timeout` values above this are taken as this (an absurd value must not
 /// overflow a deadline).
 const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
@@ -127,10 +131,14 @@ fn confirm_registration(
     me: &Instance,
     timeout: Duration,
     server: &JoinHandle<()>,
+    stop: &AtomicBool,
 ) -> Result<i64> {
     let deadline = Instant::now() + timeout;
     let mut last_error = None;
     loop {
+        if stop.load(Ordering::Relaxed) {
+            bail!("stopped before osqueryd confirmed the registration");
+        }
         match find_own_uuid(socket, me) {
             Ok(Ok(uuid)) => return Ok(uuid),
             Ok(Err(others)) if !others.is_empty() && Instant::now() >= deadline => {
@@ -250,7 +258,14 @@ pub fn run_extension(
     let timeout = Duration::from_secs(args.timeout).min(MAX_TIMEOUT);
     let interval = Duration::from_secs(args.interval.clamp(1, 3600));
 
-    wait_for_socket(&socket, timeout, stop)?;
+    if let Err(e) = wait_for_socket(&socket, timeout, stop) {
+        if stop.load(Ordering::Relaxed) {
+            // A signal is a request, not a failure (exit 0).
+            log::info!("stopping: signal while waiting for osqueryd's socket");
+            return Ok(Exit::Requested("signal").code());
+        }
+        return Err(e);
+    }
     let running = sources::start(engine, specs, options, stop)?;
 
     let me = Arc::new(Instance::current());
@@ -273,7 +288,13 @@ pub fn run_extension(
         })?;
 
     let confirm_within = timeout.max(Duration::from_secs(2));
-    let (uuid, exit) = match confirm_registration(&socket, &me, confirm_within, &server_thread) {
+    let (uuid, exit) = match confirm_registration(
+        &socket,
+        &me,
+        confirm_within,
+        &server_thread,
+        stop,
+    ) {
         Ok(uuid) => {
             log::info!(
                 "registered with osqueryd as {EXTENSION_NAME} (uuid {uuid}); health check every {} s",
@@ -284,6 +305,7 @@ pub fn run_extension(
                 supervise(&socket, uuid, interval, stop, &server_thread),
             )
         }
+        Err(_) if stop.load(Ordering::Relaxed) => (None, Exit::Requested("signal")),
         // osqueryd vanishing while we start is not our failure.
         Err(e) => match core_answers(&socket) {
             Ok(()) => (None, Exit::Deregistered(format!("{e:#}"))),
@@ -295,11 +317,13 @@ pub fn run_extension(
     // state), then osquery-rust-ng, which deregisters and removes its socket.
     // Its client has no timeouts, so against a hung osqueryd its thread may
     // never end: wait a bounded time and leave it to process exit.
+    // The server stops in parallel with the sources; both waits count from
+    // the same moment, so their bounds do not add up.
+    let shutdown = Instant::now();
     handle.stop();
     stop.store(true, Ordering::Relaxed);
     running.join();
-    let waited = Instant::now();
-    while !server_thread.is_finished() && waited.elapsed() < SERVER_STOP_WAIT {
+    while !server_thread.is_finished() && shutdown.elapsed() < SERVER_STOP_WAIT {
         std::thread::sleep(Duration::from_millis(20));
     }
     if server_thread.is_finished() {
@@ -310,10 +334,14 @@ pub fn run_extension(
         log::warn!("the extension server did not stop (osqueryd not answering); exiting anyway");
     }
 
-    if let (Some(uuid), Exit::Requested(_)) = (uuid, &exit) {
+    // Two calls at most, in what is left of the shutdown bound.
+    let per_call = SHUTDOWN_BOUND.saturating_sub(shutdown.elapsed()) / 2;
+    if let (Some(uuid), Exit::Requested(_), true) =
+        (uuid, &exit, per_call >= Duration::from_millis(50))
+    {
         // Make sure the registration is gone even if the crate's own
         // deregistration failed, so a quick restart is not refused.
-        if let Ok(mut c) = ManagerClient::connect(&socket, CALL_TIMEOUT) {
+        if let Ok(mut c) = ManagerClient::connect(&socket, per_call.min(CALL_TIMEOUT)) {
             if c.extensions().is_ok_and(|l| l.contains_key(&uuid)) {
                 if let Err(e) = c.deregister(uuid) {
                     log::warn!("could not deregister uuid {uuid}: {e:#}");

@@ -19,14 +19,13 @@ use crate::classify::{classify_with, Identity};
 use crate::engine::{unix_now, Engine};
 use crate::event::{CodeIdentity, ExecEvent, SourceKind};
 use crate::sources::exec_cache::ExecCache;
+use crate::sources::replay::{self, Interrupted, ReplayFile};
 use crate::sources::{sleep_unless_stopped, Source};
 use crate::status::{Counters, State, StatusBoard};
-use anyhow::Context as _;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::fmt;
-use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -397,6 +396,9 @@ impl std::error::Error for EsParseError {}
 pub struct SchemaDrift {
     /// Lines that were not a JSON object.
     pub not_json: u64,
+    /// JSON objects that are not ES messages (neither an `event` object nor
+    /// an integer `event_type`): a file of something else.
+    pub not_eslogger: u64,
     /// Lines over [`MAX_LINE`], dropped.
     pub oversized: u64,
     /// Lines parsed only after replacing invalid UTF-8 or unpaired surrogate
@@ -422,6 +424,7 @@ impl SchemaDrift {
     /// Everything counted; 0 when the output looked as expected.
     pub fn total(&self) -> u64 {
         self.not_json
+            + self.not_eslogger
             + self.oversized
             + self.repaired
             + self.unusable
@@ -433,6 +436,12 @@ impl SchemaDrift {
         let mut parts = Vec::new();
         if self.not_json > 0 {
             parts.push(format!("{} non-JSON line(s)", self.not_json));
+        }
+        if self.not_eslogger > 0 {
+            parts.push(format!(
+                "{} JSON line(s) that are not eslogger messages",
+                self.not_eslogger
+            ));
         }
         if self.oversized > 0 {
             parts.push(format!(
@@ -517,12 +526,27 @@ fn warn_drift(envelope: &Envelope) {
 /// fail the line: they are listed in the event's `envelope.drift` (and logged
 /// once per field). Only a message without pid or path is an error.
 pub fn parse_line(line: &[u8]) -> Result<Option<EsEvent>, EsParseError> {
-    parse_message(line).map(|(_, event)| event)
+    parse_message(line).map(|(_, parsed)| match parsed {
+        Parsed::Event(event) => Some(event),
+        Parsed::OtherEvent | Parsed::Foreign => None,
+    })
 }
 
-/// [`parse_line`], plus the envelope of messages of other types: their
-/// sequence numbers count too when looking for gaps.
-fn parse_message(line: &[u8]) -> Result<(Envelope, Option<EsEvent>), EsParseError> {
+/// What a JSON object turned out to be.
+// Same as EsEvent: the event is the common case, boxing it would allocate.
+#[allow(clippy::large_enum_variant)]
+enum Parsed {
+    Event(EsEvent),
+    /// An ES message of a type this source does not use.
+    OtherEvent,
+    /// Not an ES message at all: no `event` object, no integer `event_type`.
+    Foreign,
+}
+
+/// [`parse_line`], plus the envelope of messages of other types (their
+/// sequence numbers count too when looking for gaps), and whether the object
+/// was an ES message at all (a replay of some other JSON is an error).
+fn parse_message(line: &[u8]) -> Result<(Envelope, Parsed), EsParseError> {
     let (mut root, repaired) = match serde_json::from_slice::<Value>(line) {
         Ok(v) => (v, false),
         Err(first) => match repair(line).and_then(|t| serde_json::from_str::<Value>(&t).ok()) {
@@ -576,7 +600,8 @@ fn parse_message(line: &[u8]) -> Result<(Envelope, Option<EsEvent>), EsParseErro
                 Some(EVENT_TYPE_EXEC) => "exec",
                 Some(EVENT_TYPE_FORK) => "fork",
                 Some(EVENT_TYPE_EXIT) => "exit",
-                _ => return Ok((envelope, None)),
+                Some(_) => return Ok((envelope, Parsed::OtherEvent)),
+                None => return Ok((envelope, Parsed::Foreign)),
             };
             warn_once(Field::Event.bit(), || {
                 format!("eslogger wrote a {kind} message without its `event` object")
@@ -594,7 +619,7 @@ fn parse_message(line: &[u8]) -> Result<(Envelope, Option<EsEvent>), EsParseErro
     } else if let Some(exit) = event.get("exit") {
         parse_exit(&root, exit, envelope)
     } else {
-        return Ok((envelope, None));
+        return Ok((envelope, Parsed::OtherEvent));
     };
     match &result {
         Ok(ev) => warn_drift(ev.envelope()),
@@ -608,7 +633,7 @@ fn parse_message(line: &[u8]) -> Result<(Envelope, Option<EsEvent>), EsParseErro
         }
         Err(_) => {}
     }
-    result.map(|event| (*event.envelope(), Some(event)))
+    result.map(|event| (*event.envelope(), Parsed::Event(event)))
 }
 
 /// Whether a field introduced in message version `min` should be there (an
@@ -1473,9 +1498,10 @@ impl Live {
 }
 
 enum Input {
+    /// The file is taken out while `run` reads it.
     Replay {
         path: PathBuf,
-        reader: BufReader<File>,
+        file: Option<ReplayFile>,
     },
     Live(Live),
 }
@@ -1493,6 +1519,8 @@ pub struct Eslogger {
     gaps: u64,
     /// Non-empty lines read.
     lines: u64,
+    /// Lines that were ES messages (of any type, usable or not).
+    messages: u64,
     restarts: u64,
     line: Vec<u8>,
     scratch_path: Vec<u8>,
@@ -1510,6 +1538,7 @@ impl Eslogger {
             lost: 0,
             gaps: 0,
             lines: 0,
+            messages: 0,
             restarts: 0,
             line: Vec::new(),
             scratch_path: Vec::new(),
@@ -1517,14 +1546,14 @@ impl Eslogger {
         }
     }
 
-    /// Reads eslogger JSON lines from a file (`eslogger:FILE`). The error is
-    /// a reason for the status table.
+    /// Reads eslogger JSON lines from a file, FIFO or device
+    /// (`eslogger:FILE`); opening never waits. The error is a reason for the
+    /// status table.
     pub fn replay(path: &Path) -> Result<Eslogger, String> {
-        let file = File::open(path)
-            .map_err(|e| format!("cannot open eslogger file {}: {e}", path.display()))?;
+        let file = ReplayFile::open(path, "eslogger file")?;
         Ok(Eslogger::with_input(Input::Replay {
             path: path.to_path_buf(),
-            reader: BufReader::with_capacity(256 << 10, file),
+            file: Some(file),
         }))
     }
 
@@ -1667,8 +1696,15 @@ impl Eslogger {
             return;
         }
         self.lines += 1;
-        match parse_message(line) {
-            Ok((_, Some(event))) => {
+        let parsed = parse_message(line);
+        if matches!(
+            parsed,
+            Ok((_, Parsed::Event(_) | Parsed::OtherEvent)) | Err(EsParseError::Unusable { .. })
+        ) {
+            self.messages += 1;
+        }
+        match parsed {
+            Ok((_, Parsed::Event(event))) => {
                 self.note_envelope(event.envelope(), counters);
                 match event {
                     EsEvent::Exec(ex) => self.on_exec(ex, engine, counters),
@@ -1681,7 +1717,11 @@ impl Eslogger {
                     EsEvent::Exit { .. } => {}
                 }
             }
-            Ok((envelope, None)) => self.note_envelope(&envelope, counters),
+            Ok((envelope, Parsed::OtherEvent)) => self.note_envelope(&envelope, counters),
+            Ok((_, Parsed::Foreign)) => {
+                self.drift.not_eslogger += 1;
+                counters.drop_events(1);
+            }
             Err(EsParseError::NotJson(_) | EsParseError::NotAnObject) => {
                 // Each line is meant to be one event: count it as lost.
                 self.drift.not_json += 1;
@@ -1788,44 +1828,81 @@ impl Eslogger {
             .record(child_pid, &self.scratch_path, &[&self.scratch_cmdline]);
     }
 
+    /// Reads the file to its end. Fails when it cannot be read, is empty,
+    /// or holds no eslogger message (a replay that finds nothing must be
+    /// told apart from one that read something else); a stop request before
+    /// the end gives [`Interrupted`].
     fn run_replay(&mut self, engine: &Engine, stop: &AtomicBool) -> anyhow::Result<()> {
+        let Input::Replay { path, file } = &mut self.input else {
+            return Ok(());
+        };
+        let path = path.clone();
+        let Some(mut file) = file.take() else {
+            anyhow::bail!("eslogger replay of {} already ran", path.display());
+        };
+        let mut reader = BufReader::with_capacity(256 << 10, file.reader(stop));
+        let result = self.replay_lines(&mut reader, &path, engine);
+        drop(reader);
+        result?;
+        if file.bytes() == 0 {
+            anyhow::bail!("eslogger file {} is empty", path.display());
+        }
+        if self.messages == 0 {
+            anyhow::bail!(
+                "no eslogger JSON in {}: {} line(s), none an eslogger message",
+                path.display(),
+                self.lines
+            );
+        }
+        engine.status().set(
+            SourceKind::Eslogger,
+            State::Active,
+            format!("{} (finished)", self.reason()),
+        );
+        Ok(())
+    }
+
+    /// Handles every line of `reader`. A read error ends the replay with an
+    /// error, even mid-file: what was read before it is kept, but the replay
+    /// is incomplete.
+    fn replay_lines<R: BufRead>(
+        &mut self,
+        reader: &mut R,
+        path: &Path,
+        engine: &Engine,
+    ) -> anyhow::Result<()> {
         let board = engine.status();
         let counters = board.set(SourceKind::Eslogger, State::Active, self.reason());
         let mut reported = self.status_key();
         let mut last_status = Instant::now();
         let mut line = std::mem::take(&mut self.line);
-        let mut result = Ok(());
-        while !stop.load(Ordering::Relaxed) {
-            let Input::Replay { path, reader } = &mut self.input else {
-                break;
-            };
-            let read = read_line_capped(reader, &mut line, MAX_LINE);
-            let read = match read.with_context(|| format!("reading {}", path.display())) {
-                Ok(r) => r,
-                Err(e) => {
-                    result = Err(e);
-                    break;
+        let result = loop {
+            match read_line_capped(reader, &mut line, MAX_LINE) {
+                Ok(LineRead::Eof) => break Ok(()),
+                Ok(LineRead::TooLong) => self.on_too_long(&counters),
+                Ok(LineRead::Line) => self.handle_line(&line, engine, &counters),
+                Err(e) if replay::is_stopped(&e) => {
+                    break Err(anyhow::Error::new(Interrupted(format!(
+                        "eslogger replay of {} stopped before its end ({} line(s) read)",
+                        path.display(),
+                        self.lines
+                    ))))
                 }
-            };
-            match read {
-                LineRead::Eof => break,
-                LineRead::TooLong => self.on_too_long(&counters),
-                LineRead::Line => self.handle_line(&line, engine, &counters),
+                Err(e) => {
+                    break Err(anyhow::anyhow!(
+                        "reading eslogger file {} failed after {} line(s): {e}",
+                        path.display(),
+                        self.lines
+                    ))
+                }
             }
             if self.status_key() != reported && last_status.elapsed() >= STATUS_EVERY {
                 board.set(SourceKind::Eslogger, State::Active, self.reason());
                 reported = self.status_key();
                 last_status = Instant::now();
             }
-        }
+        };
         self.line = line;
-        if result.is_ok() {
-            board.set(
-                SourceKind::Eslogger,
-                State::Active,
-                format!("{} (finished)", self.reason()),
-            );
-        }
         result
     }
 
@@ -2361,6 +2438,72 @@ mod tests {
                 field: Field::Event
             })
         );
+    }
+
+    /// Reads `data`, then fails like a disk would.
+    struct FailsAfter<'a>(&'a [u8]);
+
+    impl Read for FailsAfter<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if self.0.is_empty() {
+                return Err(io::Error::from_raw_os_error(libc::EIO));
+            }
+            let n = buf.len().min(self.0.len());
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn a_read_error_mid_file_keeps_what_was_read_and_fails() {
+        use crate::store::{RowFilter, StoreConfig};
+        let engine = Engine::new(
+            StoreConfig::default(),
+            Box::new(crate::users::FixedUsers::default()),
+        );
+        let mut data = line_of(&exec_message(10, object_token(3101, 9001)));
+        data.extend_from_slice(b"\nnot json\n");
+        let path = Path::new("/var/audit/capture.jsonl");
+        let mut source = Eslogger::with_input(Input::Replay {
+            path: path.to_path_buf(),
+            file: None,
+        });
+        let mut reader = BufReader::with_capacity(64, FailsAfter(&data));
+        let err = source
+            .replay_lines(&mut reader, path, &engine)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with(
+                "reading eslogger file /var/audit/capture.jsonl failed after 2 line(s): "
+            ),
+            "{err}"
+        );
+        assert_eq!(engine.store().select(&RowFilter::default()).len(), 1);
+        assert_eq!(source.drift().not_json, 1);
+    }
+
+    #[test]
+    fn json_that_is_not_an_es_message_is_told_apart() {
+        let shape = |line: &[u8]| match parse_message(line) {
+            Ok((_, Parsed::Event(_))) => "event",
+            Ok((_, Parsed::OtherEvent)) => "other",
+            Ok((_, Parsed::Foreign)) => "foreign",
+            Err(_) => "error",
+        };
+        assert_eq!(
+            shape(&line_of(&exec_message(10, object_token(1, 2)))),
+            "event"
+        );
+        assert_eq!(shape(br#"{"event_type": 10}"#), "other");
+        assert_eq!(shape(br#"{"version": 10, "event": {"open": {}}}"#), "other");
+        assert_eq!(
+            shape(br#"{"name": "pack", "hostIdentifier": "h"}"#),
+            "foreign"
+        );
+        assert_eq!(shape(br#"{"event_type": "exec"}"#), "foreign");
+        assert_eq!(shape(b"root:x:0:0"), "error");
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod linux_audit;
 pub mod osquery_es;
 #[cfg(target_os = "linux")]
 pub mod proc_connector;
+pub mod replay;
 pub mod snapshot;
 
 use crate::engine::Engine;
@@ -23,7 +24,7 @@ use anyhow::{bail, Result};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// A streaming event source (audit netlink, eslogger, …).
 pub trait Source: Send {
@@ -137,25 +138,69 @@ pub fn auto() -> Vec<Plan> {
     plans
 }
 
-/// Running sources: the threads to join on shutdown.
+/// How long shutdown waits for a source thread to stop before it leaves it
+/// to process exit. Sources that undo something on the host on their way out
+/// are always waited for (their own cleanup is bounded): `linux_audit` puts
+/// the kernel's audit state back, live `eslogger` stops and reaps its child.
+pub const STOP_WAIT: Duration = Duration::from_secs(2);
+
+/// How a source ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// It returned by itself: a replay read its input to the end; a live
+    /// source stopped when asked.
+    Done,
+    /// A replay was asked to stop before the end of its input.
+    Interrupted(String),
+    /// It could not start, could not read, or (a replay) read nothing of its
+    /// format; the status table says the same.
+    Failed(String),
+}
+
+/// One started (or failed) source.
+struct Slot {
+    kind: SourceKind,
+    /// Replays a file (`eslogger:FILE`, `bsm:PATH`): it ends by itself.
+    finite: bool,
+    /// Waited for on shutdown however long it takes (see [`STOP_WAIT`]).
+    awaited: bool,
+    handle: Option<JoinHandle<Outcome>>,
+    outcome: Option<Outcome>,
+}
+
+impl Slot {
+    fn finished(&self) -> bool {
+        self.handle.as_ref().is_none_or(JoinHandle::is_finished)
+    }
+
+    /// Collects the outcome of a thread that ended.
+    fn reap(&mut self) {
+        if self.handle.as_ref().is_some_and(JoinHandle::is_finished) {
+            if let Some(handle) = self.handle.take() {
+                self.outcome = Some(handle.join().unwrap_or_else(|_| {
+                    log::error!("source {} thread panicked", self.kind);
+                    Outcome::Failed(format!("source {} panicked", self.kind))
+                }));
+            }
+        }
+    }
+}
+
+/// Running sources: the threads to join on shutdown, and how the replays
+/// went.
 ///
 /// Dropping it stops and joins the sources, so an error anywhere after
 /// `start` still lets `linux_audit` put the kernel's audit state back.
 pub struct Running {
-    threads: Vec<(SourceKind, bool, JoinHandle<()>)>,
+    slots: Vec<Slot>,
     stop: Arc<AtomicBool>,
 }
 
 impl Drop for Running {
     fn drop(&mut self) {
-        if self.threads.is_empty() {
-            return;
-        }
-        self.stop.store(true, Ordering::Relaxed);
-        for (kind, _, handle) in self.threads.drain(..) {
-            if handle.join().is_err() {
-                log::error!("source {kind} thread panicked");
-            }
+        if self.slots.iter().any(|s| s.handle.is_some()) {
+            self.stop.store(true, Ordering::Relaxed);
+            self.wait(STOP_WAIT);
         }
     }
 }
@@ -163,18 +208,67 @@ impl Drop for Running {
 impl Running {
     /// True when every source is finite and has finished.
     pub fn all_finished(&self) -> bool {
-        self.threads
-            .iter()
-            .all(|(_, finite, handle)| *finite && handle.is_finished())
+        self.slots.iter().all(|s| s.finite && s.finished())
     }
 
-    /// Waits for every source thread to end (after `stop` was set, or for
-    /// finite sources to drain).
-    pub fn join(mut self) {
-        for (kind, _, handle) in self.threads.drain(..) {
-            if handle.join().is_err() {
-                log::error!("source {kind} thread panicked");
+    /// The first replay that failed so far, as "source: reason".
+    pub fn replay_failure(&mut self) -> Option<String> {
+        self.slots.iter_mut().find_map(|s| {
+            s.reap();
+            match (&s.outcome, s.finite) {
+                (Some(Outcome::Failed(why)), true) => Some(format!("{}: {why}", s.kind)),
+                _ => None,
             }
+        })
+    }
+
+    /// Stops every source and waits for it: at most [`STOP_WAIT`], except
+    /// for the sources that clean up after themselves (`linux_audit`
+    /// restoring the audit state), which are waited for until they are done.
+    /// Returns each source's outcome (`None`: left running).
+    pub fn join(mut self) -> Vec<(SourceKind, bool, Option<Outcome>)> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.wait(STOP_WAIT);
+        self.slots
+            .drain(..)
+            .map(|s| (s.kind, s.finite, s.outcome))
+            .collect()
+    }
+
+    fn wait(&mut self, bound: Duration) {
+        let deadline = Instant::now() + bound;
+        let mut warned = false;
+        loop {
+            for slot in &mut self.slots {
+                slot.reap();
+            }
+            let waiting: Vec<&Slot> = self.slots.iter().filter(|s| s.handle.is_some()).collect();
+            if waiting.is_empty() {
+                return;
+            }
+            if Instant::now() >= deadline {
+                if !waiting.iter().any(|s| s.awaited) {
+                    for slot in waiting {
+                        log::warn!(
+                            "source {} did not stop within {} s; leaving it to process exit",
+                            slot.kind,
+                            bound.as_secs()
+                        );
+                    }
+                    // Detached: the process ends without it.
+                    for slot in &mut self.slots {
+                        slot.handle = None;
+                    }
+                    return;
+                }
+                if !warned {
+                    for slot in waiting.iter().filter(|s| s.awaited) {
+                        log::warn!("waiting for source {} to clean up", slot.kind);
+                    }
+                    warned = true;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(10));
         }
     }
 }
@@ -233,7 +327,7 @@ fn open(
             .map(|s| Box::new(s) as Box<dyn Source>)
             .map_err(StartFailure::Unavailable),
         #[cfg(target_os = "linux")]
-        SourceKind::LinuxAudit => match linux_audit::LinuxAudit::start() {
+        SourceKind::LinuxAudit => match linux_audit::LinuxAudit::start(&options.state_dir) {
             Ok(s) => Ok(Box::new(s)),
             Err(linux_audit::control::StartError::Unavailable(why)) => {
                 Err(StartFailure::Unavailable(why))
@@ -262,10 +356,10 @@ pub fn start(
 ) -> Result<Running> {
     // Built first, so an error below stops what already started (Drop).
     let mut running = Running {
-        threads: Vec::new(),
+        slots: Vec::new(),
         stop: Arc::clone(stop),
     };
-    let threads = &mut running.threads;
+    let slots = &mut running.slots;
     for plan in plans {
         let candidates = match plan {
             Plan::One(spec) => std::slice::from_ref(spec),
@@ -274,7 +368,7 @@ pub fn start(
         let mut previous: Option<SourceKind> = None;
         for spec in candidates {
             if spec.kind == SourceKind::Snapshot {
-                threads.extend(start_snapshot(engine, &options, stop)?);
+                slots.extend(start_snapshot(engine, &options, stop)?);
                 break;
             }
             match open(spec, &options) {
@@ -282,14 +376,24 @@ pub fn start(
                     if let Some(prev) = previous {
                         log::warn!("source {prev} cannot run; falling back to {}", spec.kind);
                     }
-                    threads.push(spawn(engine, source, stop)?);
+                    slots.push(spawn(engine, source, stop)?);
                     break;
                 }
                 Err(StartFailure::Unavailable(why)) => {
                     engine.status().set(spec.kind, State::Unavailable, why);
                 }
                 Err(StartFailure::Failed(why)) => {
-                    engine.status().set(spec.kind, State::Failed, why);
+                    engine.status().set(spec.kind, State::Failed, why.clone());
+                    if spec.arg.is_some() {
+                        // A replay that cannot open: `--standalone` exits on it.
+                        slots.push(Slot {
+                            kind: spec.kind,
+                            finite: true,
+                            awaited: false,
+                            handle: None,
+                            outcome: Some(Outcome::Failed(why)),
+                        });
+                    }
                 }
             }
             previous = Some(spec.kind);
@@ -303,28 +407,44 @@ fn spawn(
     engine: &Arc<Engine>,
     mut source: Box<dyn Source>,
     stop: &Arc<AtomicBool>,
-) -> Result<(SourceKind, bool, JoinHandle<()>)> {
+) -> Result<Slot> {
     let kind = source.kind();
     let finite = source.is_finite();
     let engine = Arc::clone(engine);
     let stop = Arc::clone(stop);
     let handle = std::thread::Builder::new()
         .name(kind.as_str().into())
-        .spawn(move || {
-            if let Err(e) = source.run(&engine, &stop) {
-                engine
-                    .status()
-                    .set(kind, State::Failed, format!("stopped: {e:#}"));
-            }
+        .spawn(move || match source.run(&engine, &stop) {
+            Ok(()) => Outcome::Done,
+            Err(e) => match e.downcast::<replay::Interrupted>() {
+                Ok(interrupted) => Outcome::Interrupted(interrupted.0),
+                Err(e) => {
+                    // A replay's error is the whole story; a live source's
+                    // says what stopped it.
+                    let why = if finite {
+                        format!("{e:#}")
+                    } else {
+                        format!("stopped: {e:#}")
+                    };
+                    engine.status().set(kind, State::Failed, why.clone());
+                    Outcome::Failed(why)
+                }
+            },
         })?;
-    Ok((kind, finite, handle))
+    Ok(Slot {
+        kind,
+        finite,
+        awaited: matches!(kind, SourceKind::LinuxAudit | SourceKind::Eslogger) && !finite,
+        handle: Some(handle),
+        outcome: None,
+    })
 }
 
 fn start_snapshot(
     engine: &Arc<Engine>,
     options: &Options,
     stop: &Arc<AtomicBool>,
-) -> Result<Option<(SourceKind, bool, JoinHandle<()>)>> {
+) -> Result<Option<Slot>> {
     let table = Box::new(snapshot::system::SystemProcesses::new());
     engine.install_snapshot(snapshot::Snapshot::new(table));
     engine.status().set(
@@ -345,8 +465,15 @@ fn start_snapshot(
             while sleep_unless_stopped(every, &stop) {
                 engine.scan_snapshot(Some(every / 2));
             }
+            Outcome::Done
         })?;
-    Ok(Some((SourceKind::Snapshot, false, handle)))
+    Ok(Some(Slot {
+        kind: SourceKind::Snapshot,
+        finite: false,
+        awaited: false,
+        handle: Some(handle),
+        outcome: None,
+    }))
 }
 
 fn snapshot_reason(interval: Duration) -> String {
@@ -379,6 +506,77 @@ pub fn sleep_unless_stopped(total: Duration, stop: &AtomicBool) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn slot(kind: SourceKind, awaited: bool, f: impl FnOnce() -> Outcome + Send + 'static) -> Slot {
+        Slot {
+            kind,
+            finite: false,
+            awaited,
+            handle: Some(std::thread::spawn(f)),
+            outcome: None,
+        }
+    }
+
+    #[test]
+    fn join_leaves_a_stuck_source_but_waits_for_one_that_cleans_up() {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (release, stuck) = std::sync::mpsc::channel::<()>();
+        let cleanup = STOP_WAIT + Duration::from_millis(300);
+        let s = Arc::clone(&stop);
+        let running = Running {
+            slots: vec![
+                // Ignores the stop flag until released.
+                slot(SourceKind::Eslogger, false, move || {
+                    let _ = stuck.recv();
+                    Outcome::Done
+                }),
+                // Restores host state for longer than STOP_WAIT after stop.
+                slot(SourceKind::LinuxAudit, true, move || {
+                    while !s.load(Ordering::Relaxed) {
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                    std::thread::sleep(cleanup);
+                    Outcome::Done
+                }),
+            ],
+            stop: Arc::clone(&stop),
+        };
+        let t = Instant::now();
+        let outcomes = running.join();
+        assert!(t.elapsed() >= cleanup, "{:?}", t.elapsed());
+        assert_eq!(
+            outcomes,
+            [
+                (SourceKind::Eslogger, false, None),
+                (SourceKind::LinuxAudit, false, Some(Outcome::Done))
+            ]
+        );
+        drop(release);
+    }
+
+    #[test]
+    fn a_replay_that_cannot_open_is_a_failure_at_once() {
+        let engine = Arc::new(Engine::new(
+            crate::store::StoreConfig::default(),
+            Box::new(crate::users::FixedUsers::default()),
+        ));
+        let stop = Arc::new(AtomicBool::new(false));
+        let plans = parse_list("bsm:/nonexistent/trail").unwrap();
+        let options = Options {
+            snapshot_interval: Duration::ZERO,
+            socket: "/nonexistent/osquery.em".into(),
+            state_dir: "/nonexistent/state".into(),
+        };
+        let mut running = start(&engine, &plans, options, &stop).unwrap();
+        let why = running.replay_failure().unwrap();
+        assert!(
+            why.starts_with("bsm: cannot open BSM trail /nonexistent/trail"),
+            "{why}"
+        );
+        assert!(running.all_finished());
+        let st = engine.status().get(SourceKind::Bsm).unwrap();
+        assert_eq!(st.state, State::Failed);
+    }
 
     #[test]
     fn parses_source_lists() {

@@ -96,6 +96,8 @@ struct Shared {
     state: Mutex<State>,
     changed: Condvar,
     stopping: AtomicBool,
+    /// osqueryd hangs: calls are read and never answered.
+    hung: AtomicBool,
     /// Clones of every accepted stream, so go_away can cut them.
     conns: Mutex<Vec<UnixStream>>,
     conn_threads: Mutex<Vec<JoinHandle<()>>>,
@@ -139,6 +141,7 @@ impl FakeOsqueryd {
             state: Mutex::new(state),
             changed: Condvar::new(),
             stopping: AtomicBool::new(false),
+            hung: AtomicBool::new(false),
             conns: Mutex::new(Vec::new()),
             conn_threads: Mutex::new(Vec::new()),
         });
@@ -340,6 +343,12 @@ impl FakeOsqueryd {
         ManagerClient::connect(&self.ext_socket(uuid), EXT_CALL_TIMEOUT)?.shutdown()
     }
 
+    /// osqueryd hangs: it keeps its socket and accepts connections, but
+    /// answers no call from now on (until go_away).
+    pub fn hang(&self) {
+        self.shared.hung.store(true, Ordering::SeqCst);
+    }
+
     /// osqueryd dies: stop accepting, delete the socket, cut every open
     /// connection. Idempotent.
     pub fn go_away(&self) {
@@ -448,6 +457,11 @@ struct Handler {
 
 impl Handler {
     fn log(&self, method: &str) -> MutexGuard<'_, State> {
+        while self.shared.hung.load(Ordering::SeqCst)
+            && !self.shared.stopping.load(Ordering::SeqCst)
+        {
+            std::thread::sleep(Duration::from_millis(10));
+        }
         let mut st = self.shared.state();
         st.calls.push(method.into());
         // Waiters re-check once the guard is released.
@@ -732,10 +746,13 @@ pub fn spawn_extension(socket: &Path, opts: &LaunchOptions) -> Extension {
         .arg(opts.timeout.to_string())
         .arg("--interval")
         .arg(opts.interval.to_string())
-        .args(&opts.extra)
-        // Each extension its own journal and locks.
-        .arg("--state-dir")
-        .arg(dir.path().join("state"))
+        .args(&opts.extra);
+    // Each extension its own journal and locks, unless the test passes a
+    // --state-dir in `extra` (to restart on the same state).
+    if !opts.extra.iter().any(|a| a == "--state-dir") {
+        cmd.arg("--state-dir").arg(dir.path().join("state"));
+    }
+    cmd
         // osqueryd sets the child's own pid; the test's pid is close enough
         // (the variable only has to be present).
         .env("OSQUERY_EXTENSION", std::process::id().to_string())

@@ -16,12 +16,12 @@ use crate::classify::classify;
 use crate::engine::Engine;
 use crate::event::SourceKind;
 use crate::sources::exec_cache::ExecCache;
+use crate::sources::replay::{self, Interrupted, ReplayFile};
 use crate::sources::Source;
 use crate::status::{Counters, State};
 use events::BsmEvent;
 use parse::RecordReader;
 use std::collections::{HashMap, VecDeque};
-use std::fs::File;
 use std::io::Read;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -34,7 +34,7 @@ const MAX_FORKS: usize = 16_384;
 const EXEC_CACHE: usize = 8192;
 
 enum Input {
-    Trail(File),
+    Trail(ReplayFile),
     #[cfg(target_os = "macos")]
     Pipe(auditpipe::AuditPipe),
 }
@@ -68,10 +68,10 @@ impl Bsm {
         }
     }
 
-    /// `bsm:PATH`: replays a trail file (finite).
+    /// `bsm:PATH`: replays a trail file, FIFO or device (finite); opening
+    /// never waits.
     pub fn trail(path: &Path) -> Result<Bsm, String> {
-        let file = File::open(path)
-            .map_err(|e| format!("cannot open BSM trail {}: {e}", path.display()))?;
+        let file = ReplayFile::open(path, "BSM trail")?;
         Ok(Bsm::new(
             Input::Trail(file),
             format!("BSM trail {}", path.display()),
@@ -122,6 +122,29 @@ impl Bsm {
             ));
         }
         r
+    }
+
+    /// Whether a trail read as far as `ended` says was a good replay.
+    fn trail_verdict(&self, file: &ReplayFile, ended: bool) -> anyhow::Result<()> {
+        let stats = self.reader.stats();
+        if !ended {
+            return Err(anyhow::Error::new(Interrupted(format!(
+                "BSM replay of {} stopped before its end ({} record(s) read)",
+                file.path().display(),
+                stats.records
+            ))));
+        }
+        if file.bytes() == 0 {
+            anyhow::bail!("BSM trail {} is empty", file.path().display());
+        }
+        if stats.records == 0 && stats.file_tokens == 0 {
+            anyhow::bail!(
+                "no BSM records in {}: {} byte(s), none of them a BSM record or trail token",
+                file.path().display(),
+                file.bytes()
+            );
+        }
+        Ok(())
     }
 
     /// Interprets every whole record the reader holds.
@@ -181,15 +204,20 @@ impl Source for Bsm {
         matches!(self.input, Input::Trail(_))
     }
 
+    /// A trail is read to its end; it fails when it cannot be read, is
+    /// empty, or holds no BSM record (a replay that finds nothing must be told
+    /// apart from one that read something else), and a stop request before
+    /// the end gives [`Interrupted`].
     fn run(&mut self, engine: &Engine, stop: &AtomicBool) -> anyhow::Result<()> {
         let counters = engine.counters(SourceKind::Bsm);
         engine
             .status()
             .set(SourceKind::Bsm, State::Active, self.reason());
         let mut last_status = Instant::now();
+        let mut ended = false;
         while !stop.load(Ordering::Relaxed) {
             let n = match &mut self.input {
-                Input::Trail(file) => file.read(&mut self.buf),
+                Input::Trail(file) => file.reader(stop).read(&mut self.buf),
                 #[cfg(target_os = "macos")]
                 Input::Pipe(pipe) => pipe.read(&mut self.buf, Duration::from_millis(200)),
             };
@@ -198,6 +226,7 @@ impl Source for Bsm {
                     // End of the trail: whatever is left is a cut record.
                     self.reader.finish();
                     self.drain(engine, &counters);
+                    ended = true;
                     break;
                 }
                 Ok(n) => {
@@ -205,6 +234,7 @@ impl Source for Bsm {
                     self.drain(engine, &counters);
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) if replay::is_stopped(&e) => break,
                 Err(e) => {
                     let why = format!("reading {} failed: {e}", self.label);
                     engine
@@ -230,6 +260,11 @@ impl Source for Bsm {
                     .status()
                     .set(SourceKind::Bsm, State::Active, self.reason());
             }
+        }
+        match &self.input {
+            Input::Trail(file) => self.trail_verdict(file, ended)?,
+            #[cfg(target_os = "macos")]
+            Input::Pipe(_) => {}
         }
         engine
             .status()

@@ -152,6 +152,55 @@ impl AuditSocket {
         self.port
     }
 
+    pub fn fd(&self) -> libc::c_int {
+        self.sock.as_raw_fd()
+    }
+
+    /// Reads and throws away what is queued (at most `max` messages)
+    /// without copying it out, 64 messages per system call; returns how
+    /// many. For the registered receiver socket whose records are read from
+    /// the multicast copy: the kernel blocks on a full receiver, so it must
+    /// be emptied regularly.
+    pub fn discard_queued(&self, max: usize) -> io::Result<usize> {
+        const BATCH: usize = 64;
+        // SAFETY: mmsghdr is plain data; all-zero is a valid value (no
+        // name, no iovecs, no control data).
+        let mut hdrs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
+        let mut n = 0;
+        while n < max {
+            // SAFETY: hdrs holds BATCH valid headers with no buffers; the
+            // kernel consumes each datagram (it is longer than the zero
+            // bytes asked for) and writes only the headers' lengths and flags.
+            let rc = unsafe {
+                libc::recvmmsg(
+                    self.fd(),
+                    hdrs.as_mut_ptr(),
+                    BATCH as libc::c_uint,
+                    libc::MSG_DONTWAIT as _,
+                    std::ptr::null_mut(),
+                )
+            };
+            if rc > 0 {
+                let got = rc as usize;
+                n += got;
+                if got < BATCH {
+                    return Ok(n);
+                }
+                continue;
+            }
+            if rc == 0 {
+                return Ok(n);
+            }
+            let e = io::Error::last_os_error();
+            match e.raw_os_error() {
+                Some(libc::EAGAIN) => return Ok(n),
+                Some(libc::EINTR) | Some(libc::ENOBUFS) => {}
+                _ => return Err(e),
+            }
+        }
+        Ok(n)
+    }
+
     /// Asks for a receive buffer of `bytes`. SO_RCVBUFFORCE (root, i.e.
     /// CAP_NET_ADMIN) may exceed net.core.rmem_max; otherwise SO_RCVBUF is
     /// silently capped there. Returns what the kernel granted (which counts
@@ -185,13 +234,14 @@ impl AuditSocket {
     }
 
     /// Waits up to `timeout` (None: forever) for one message and reads it
-    /// into `buf`. Ok(None) on timeout or EINTR.
+    /// into `buf`. Ok(None) on timeout or EINTR. A zero timeout reads what
+    /// is queued without polling first.
     pub fn recv<'b>(
         &self,
         buf: &'b mut [u8],
         timeout: Option<Duration>,
     ) -> Result<Option<Message<'b>>, RecvError> {
-        if !wait_readable(self.sock.as_raw_fd(), timeout)? {
+        if timeout != Some(Duration::ZERO) && !wait_readable(self.sock.as_raw_fd(), timeout)? {
             return Ok(None);
         }
         let buf_len = buf.len();

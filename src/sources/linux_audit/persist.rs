@@ -1,0 +1,328 @@
+//! The audit record: what the host's audit configuration was before we
+//! changed it, and each change we made, kept in the state directory so that
+//! a kill -9 (which runs no cleanup) can be undone by the next start or by
+//! `--cleanup-audit`.
+//!
+//! It is rewritten atomically before every change (so a crash between the
+//! write and the change only lists a change that did not happen, which undo
+//! tolerates) and deleted after a clean restore. Audit state does not
+//! survive a reboot, so a record from another boot is discarded, never
+//! "restored" onto the new boot's configuration.
+//!
+//! The file lives in the root-only state directory: anyone who could write
+//! it could make us delete audit rules of their choosing. Even so, a rule it
+//! names is only deleted if it is one of our exec rules (see
+//! [`Record::is_ours`]).
+
+#[cfg(test)]
+use super::control::MACHINE_ARCHES;
+use crate::state::StateDir;
+use serde::{Deserialize, Serialize};
+use std::io;
+
+/// The record's file name in the state directory.
+pub const RECORD_FILE: &str = "audit-session.json";
+const VERSION: u32 = 1;
+
+/// Something we changed in the audit configuration, with what undoing it
+/// needs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Change {
+    /// We registered as the audit receiver (the audit pid).
+    TookPid,
+    Enabled {
+        from: u32,
+        to: u32,
+    },
+    BacklogLimit {
+        from: u32,
+        to: u32,
+    },
+    BacklogWait {
+        from: u32,
+        to: u32,
+    },
+    /// An exec rule we added, as the exact bytes to delete it with.
+    AddedRule {
+        arch: String,
+        #[serde(with = "hex_bytes")]
+        raw: Vec<u8>,
+    },
+}
+
+/// The flags found before the first change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Found {
+    pub enabled: u32,
+    pub backlog_limit: u32,
+    pub backlog_wait_time: u32,
+    /// The audit pid (the receiver) then; 0 for none.
+    pub pid: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    pub version: u32,
+    /// The instance that wrote it.
+    pub pid: u32,
+    /// /proc/sys/kernel/random/boot_id when it was written.
+    pub boot_id: String,
+    /// The filter key of our rules.
+    pub key: String,
+    pub found: Found,
+    /// In the order made; undone in reverse.
+    pub changes: Vec<Change>,
+}
+
+impl Record {
+    pub fn new(key: &str, found: Found) -> Record {
+        Record {
+            version: VERSION,
+            pid: std::process::id(),
+            boot_id: boot_id().unwrap_or_default(),
+            key: key.to_string(),
+            found,
+            changes: Vec::new(),
+        }
+    }
+
+    /// Whether the record was written during this boot. An unreadable boot
+    /// id on either side counts as this boot: undo is careful enough
+    /// (exact rule bytes, flags only when they still hold our values) that
+    /// trying is safer than leaving our rules behind.
+    pub fn from_this_boot(&self) -> bool {
+        match boot_id() {
+            Some(now) if !self.boot_id.is_empty() => now == self.boot_id,
+            _ => true,
+        }
+    }
+
+    /// Whether `raw` is one of our exec rules (any arch of this machine,
+    /// this record's key): the only rules a record may make us delete.
+    pub fn is_ours(&self, raw: &[u8]) -> bool {
+        super::restore::is_exec_rule_of(raw, &self.key)
+    }
+}
+
+/// This boot's id, if the kernel exposes it.
+pub fn boot_id() -> Option<String> {
+    let id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+    let id = id.trim();
+    (!id.is_empty()).then(|| id.to_string())
+}
+
+/// Writes the record (atomically, durably, 0600).
+pub fn save(dir: &StateDir, record: &Record) -> io::Result<()> {
+    let mut text = serde_json::to_vec_pretty(record).map_err(io::Error::other)?;
+    text.push(b'\n');
+    dir.write_atomic(RECORD_FILE, &text)
+}
+
+/// Deletes the record; a missing one is fine.
+pub fn remove(dir: &StateDir) -> io::Result<()> {
+    match std::fs::remove_file(dir.file(RECORD_FILE)) {
+        Ok(()) => dir.sync(),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// What [`load`] found.
+#[derive(Debug)]
+pub enum Loaded {
+    None,
+    Record(Record),
+    /// Unreadable or malformed: moved aside under this name.
+    Corrupt {
+        moved_to: String,
+        why: String,
+    },
+}
+
+/// Reads the record, if there is one. A malformed one is renamed aside
+/// (kept for a person to look at) and reported, never fatal.
+pub fn load(dir: &StateDir) -> Loaded {
+    let path = dir.file(RECORD_FILE);
+    let bytes = match read_bounded(&path) {
+        Ok(Some(b)) => b,
+        Ok(None) => return Loaded::None,
+        Err(e) => return set_aside(dir, format!("unreadable: {e}")),
+    };
+    match serde_json::from_slice::<Record>(&bytes) {
+        Ok(r) if r.version == VERSION => Loaded::Record(r),
+        Ok(r) => set_aside(dir, format!("unknown version {}", r.version)),
+        Err(e) => set_aside(dir, format!("malformed: {e}")),
+    }
+}
+
+/// A record is a few KiB; anything far larger is not ours.
+const MAX_RECORD: u64 = 1 << 20;
+
+fn read_bounded(path: &std::path::Path) -> io::Result<Option<Vec<u8>>> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::other("not a regular file"));
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_RECORD + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_RECORD {
+        return Err(io::Error::other("larger than 1 MiB"));
+    }
+    Ok(Some(bytes))
+}
+
+fn set_aside(dir: &StateDir, why: String) -> Loaded {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let name = format!("{RECORD_FILE}.corrupt-{secs}");
+    if let Err(e) = std::fs::rename(dir.file(RECORD_FILE), dir.file(&name)) {
+        log::error!("audit: could not move the unreadable audit record aside: {e}");
+        let _ = std::fs::remove_file(dir.file(RECORD_FILE));
+    }
+    Loaded::Corrupt {
+        moved_to: name,
+        why,
+    }
+}
+
+mod hex_bytes {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        let mut out = String::with_capacity(bytes.len() * 2);
+        for b in bytes {
+            out.push_str(&format!("{b:02x}"));
+        }
+        s.serialize_str(&out)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let text = String::deserialize(d)?;
+        decode(&text).ok_or_else(|| serde::de::Error::custom("invalid hex"))
+    }
+
+    pub fn decode(text: &str) -> Option<Vec<u8>> {
+        if text.len() % 2 != 0 || text.len() > 1 << 16 {
+            return None;
+        }
+        text.as_bytes()
+            .chunks(2)
+            .map(|pair| {
+                let s = std::str::from_utf8(pair).ok()?;
+                u8::from_str_radix(s, 16).ok()
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir() -> (tempfile::TempDir, StateDir) {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = StateDir::open(&tmp.path().join("state")).unwrap();
+        (tmp, d)
+    }
+
+    fn sample() -> Record {
+        let mut r = Record::new(
+            "kerberos_cache_access",
+            Found {
+                enabled: 0,
+                backlog_limit: 64,
+                backlog_wait_time: 15000,
+                pid: 0,
+            },
+        );
+        r.changes.push(Change::Enabled { from: 0, to: 1 });
+        if let Some(arch) = MACHINE_ARCHES.first() {
+            r.changes.push(Change::AddedRule {
+                arch: arch.name.to_string(),
+                raw: super::super::control::exec_rule(arch, "kerberos_cache_access"),
+            });
+        }
+        r.changes.push(Change::TookPid);
+        r
+    }
+
+    #[test]
+    fn round_trips_through_the_state_directory() {
+        let (_tmp, d) = dir();
+        assert!(matches!(load(&d), Loaded::None));
+        let r = sample();
+        save(&d, &r).unwrap();
+        use std::os::unix::fs::MetadataExt;
+        let mode = std::fs::metadata(d.file(RECORD_FILE)).unwrap().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        match load(&d) {
+            Loaded::Record(back) => assert_eq!(back, r),
+            other => panic!("{other:?}"),
+        }
+        assert!(r.from_this_boot());
+        remove(&d).unwrap();
+        remove(&d).unwrap();
+        assert!(matches!(load(&d), Loaded::None));
+    }
+
+    #[test]
+    fn another_boot_is_recognised() {
+        if boot_id().is_none() {
+            return;
+        }
+        let mut r = sample();
+        r.boot_id = "00000000-0000-0000-0000-000000000000".into();
+        assert!(!r.from_this_boot());
+    }
+
+    #[test]
+    fn garbage_is_moved_aside_not_fatal() {
+        let (_tmp, d) = dir();
+        for junk in [
+            &b"{not json"[..],
+            b"",
+            br#"{"version":9,"pid":1,"boot_id":"","key":"k","found":{"enabled":0,"backlog_limit":0,"backlog_wait_time":0,"pid":0},"changes":[]}"#,
+            br#"{"version":1,"pid":1,"boot_id":"","key":"k","found":{"enabled":0,"backlog_limit":0,"backlog_wait_time":0,"pid":0},"changes":[{"kind":"added_rule","arch":"b64","raw":"zz"}]}"#,
+        ] {
+            std::fs::write(d.file(RECORD_FILE), junk).unwrap();
+            match load(&d) {
+                Loaded::Corrupt { moved_to, .. } => {
+                    assert!(d.file(&moved_to).exists());
+                    assert!(!d.file(RECORD_FILE).exists());
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn only_our_exec_rules_count_as_ours() {
+        let r = sample();
+        for arch in MACHINE_ARCHES {
+            assert!(r.is_ours(&super::super::control::exec_rule(arch, &r.key)));
+            assert!(!r.is_ours(&super::super::control::exec_rule(arch, "someone_else")));
+        }
+        assert!(!r.is_ours(&[0; 10]));
+        assert!(!r.is_ours(&[0; 2000]));
+    }
+
+    #[test]
+    fn hex_decoding_rejects_bad_input() {
+        assert_eq!(hex_bytes::decode("00ff10"), Some(vec![0, 255, 16]));
+        assert_eq!(hex_bytes::decode("0"), None);
+        assert_eq!(hex_bytes::decode("zz"), None);
+        assert_eq!(hex_bytes::decode("é0"), None);
+    }
+}

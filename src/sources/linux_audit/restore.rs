@@ -1,0 +1,232 @@
+//! Putting the host's audit configuration back: undoing a list of changes
+//! (ours at exit, or a dead instance's from its record), carefully enough
+//! that nothing of anyone else's is touched: rules are deleted only when
+//! they are exactly ours, and a flag is restored only if it still holds the
+//! value we set, and not while an audit daemon that started after us
+//! relies on it.
+
+use super::control::{
+    exec_rule, process_alive, read_state, set_status, AuditStatus, MACHINE_ARCHES,
+    STATUS_BACKLOG_LIMIT, STATUS_BACKLOG_WAIT_TIME, STATUS_ENABLED, STATUS_PID,
+};
+use super::netlink::ControlSocket;
+use super::persist::{self, Change, Loaded};
+use crate::state::StateDir;
+use std::io;
+
+/// Whether `raw` is exactly our exec rule for some arch of this machine.
+pub(crate) fn is_exec_rule_of(raw: &[u8], key: &str) -> bool {
+    MACHINE_ARCHES.iter().any(|a| exec_rule(a, key) == raw)
+}
+
+/// What undo needs to know about the host and about who made the changes.
+pub(super) struct UndoContext {
+    /// The status when undo began.
+    pub now: Option<AuditStatus>,
+    /// Our pid, if we hold the receiver role and are to give it back.
+    pub holder: Option<u32>,
+    /// The instance that made the changes.
+    pub writer: u32,
+    /// The audit pid found before the changes.
+    pub found_pid: u32,
+}
+
+impl UndoContext {
+    /// A live audit daemon that registered after the changes were made: it
+    /// relies on audit being enabled and on its own settings, so flags are
+    /// left as they are.
+    fn later_daemon(&self) -> Option<u32> {
+        let pid = self.now.as_ref()?.pid;
+        let ours = Some(pid) == self.holder || pid == self.writer;
+        (pid != 0 && !ours && pid != self.found_pid && process_alive(pid)).then_some(pid)
+    }
+}
+
+/// Undoes `changes` in reverse order. Returns the changes that could not be
+/// undone (to keep in the record) and the errors.
+pub(super) fn undo_changes(
+    ctl: &mut ControlSocket,
+    changes: Vec<Change>,
+    ctx: &UndoContext,
+    is_ours: &dyn Fn(&[u8]) -> bool,
+) -> (Vec<Change>, Vec<String>) {
+    let now = ctx.now.as_ref();
+    let daemon = ctx.later_daemon();
+    let mut left = Vec::new();
+    let mut errors = Vec::new();
+    for change in changes.into_iter().rev() {
+        let flag = |what: &str| {
+            if let Some(pid) = daemon {
+                log::info!(
+                    "audit: leaving the {what} as it is: audit daemon pid {pid}, which started \
+                     after us, relies on it"
+                );
+                true
+            } else {
+                false
+            }
+        };
+        let result = match &change {
+            Change::AddedRule { arch, raw } => {
+                if !is_ours(raw) {
+                    log::warn!("audit: a recorded {arch} rule is not one of our exec rules; left");
+                    Ok(())
+                } else {
+                    match ctl.del_rule(raw) {
+                        // Someone removed it already: the end state is right.
+                        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(()),
+                        r => r.map_err(|e| format!("deleting our {arch} execve rule: {e}")),
+                    }
+                }
+            }
+            Change::BacklogWait { .. } if flag("backlog wait time") => Ok(()),
+            Change::BacklogLimit { .. } if flag("backlog limit") => Ok(()),
+            Change::Enabled { .. } if flag("enabled flag") => Ok(()),
+            Change::BacklogWait { from, to } => {
+                let from = *from;
+                revert(
+                    now.map(|s| s.backlog_wait_time),
+                    *to,
+                    "backlog wait",
+                    || {
+                        set_status(ctl, STATUS_BACKLOG_WAIT_TIME, |s| {
+                            s.backlog_wait_time = from
+                        })
+                    },
+                )
+            }
+            Change::BacklogLimit { from, to } => {
+                let from = *from;
+                revert(now.map(|s| s.backlog_limit), *to, "backlog limit", || {
+                    set_status(ctl, STATUS_BACKLOG_LIMIT, |s| s.backlog_limit = from)
+                })
+            }
+            Change::Enabled { from, to } => {
+                let from = *from;
+                revert(now.map(|s| s.enabled), *to, "enabled flag", || {
+                    set_status(ctl, STATUS_ENABLED, |s| s.enabled = from)
+                })
+            }
+            Change::TookPid => match ctx.holder {
+                Some(me) => revert(now.map(|s| s.pid), me, "audit pid", || {
+                    set_status(ctl, STATUS_PID, |s| s.pid = 0)
+                }),
+                // A dead writer's registration. The kernel would drop it on
+                // its next failed send; asking now makes it test the
+                // connection first, so the request succeeds (a live holder
+                // would refuse it, which is fine).
+                None if now.is_some_and(|s| s.pid == ctx.writer && !process_alive(s.pid)) => {
+                    let _ = set_status(ctl, STATUS_PID, |s| s.pid = 0);
+                    Ok(())
+                }
+                None => Ok(()),
+            },
+        };
+        if let Err(e) = result {
+            errors.push(e);
+            left.push(change);
+        }
+    }
+    left.reverse();
+    (left, errors)
+}
+
+/// What [`recover`] did.
+#[derive(Debug, Default)]
+pub struct Recovery {
+    /// One line per thing done or found, for the log and the status reason.
+    pub notes: Vec<String>,
+}
+
+/// Puts the host back as an earlier instance's record says (it must be
+/// gone: the caller holds the owner lock), then deletes the record. A
+/// record from another boot is discarded; an unreadable one is moved aside
+/// and our exact exec rules are deleted instead. Err when some change could
+/// not be undone (the record then keeps it, for a later try).
+pub fn recover(dir: &StateDir, key: &str) -> Result<Recovery, String> {
+    let mut out = Recovery::default();
+    let record = match persist::load(dir) {
+        Loaded::None => return Ok(out),
+        Loaded::Corrupt { moved_to, why } => {
+            out.notes.push(format!(
+                "the audit record was {why}; moved aside as {moved_to}"
+            ));
+            let n = remove_exec_rules(key)?;
+            if n > 0 {
+                out.notes
+                    .push(format!("deleted {n} leftover execve rule(s) keyed {key}"));
+            }
+            return Ok(out);
+        }
+        Loaded::Record(r) => r,
+    };
+    if !record.from_this_boot() {
+        out.notes.push(format!(
+            "discarded the audit record of pid {} from an earlier boot (audit state does not \
+             survive a reboot)",
+            record.pid
+        ));
+        persist::remove(dir).map_err(|e| format!("removing the old audit record: {e}"))?;
+        return Ok(out);
+    }
+    let mut ctl = ControlSocket::open().map_err(|e| format!("opening the audit netlink: {e}"))?;
+    let now = ctl.get_status().ok().map(|s| AuditStatus::from(&s));
+    let ctx = UndoContext {
+        now,
+        holder: None,
+        writer: record.pid,
+        found_pid: record.found.pid,
+    };
+    let count = record.changes.len();
+    let (left, errors) = undo_changes(&mut ctl, record.changes.clone(), &ctx, &|raw| {
+        record.is_ours(raw)
+    });
+    if left.is_empty() {
+        persist::remove(dir).map_err(|e| format!("removing the audit record: {e}"))?;
+        out.notes.push(format!(
+            "restored the audit configuration left by pid {} ({count} change(s) undone)",
+            record.pid
+        ));
+        Ok(out)
+    } else {
+        let mut keep = record;
+        keep.changes = left;
+        if let Err(e) = persist::save(dir, &keep) {
+            log::error!("audit: updating the audit record: {e}");
+        }
+        Err(errors.join("; "))
+    }
+}
+
+/// Deletes our exact exec rules (every arch, tagged `key`), wherever they
+/// came from; for leftovers no record describes. Returns how many.
+pub fn remove_exec_rules(key: &str) -> Result<usize, String> {
+    let state = read_state().map_err(|e| e.to_string())?;
+    let mut ctl = ControlSocket::open().map_err(|e| format!("opening the audit netlink: {e}"))?;
+    let mut n = 0;
+    for arch in MACHINE_ARCHES {
+        let raw = exec_rule(arch, key);
+        if state.rules.iter().any(|r| r.raw() == raw.as_slice()) {
+            ctl.del_rule(&raw)
+                .map_err(|e| format!("deleting the {} execve rule: {e}", arch.name))?;
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+/// Undoes one setting unless it no longer holds the value we set.
+fn revert(
+    now: Option<u32>,
+    ours: u32,
+    what: &str,
+    set: impl FnOnce() -> io::Result<()>,
+) -> Result<(), String> {
+    if let Some(now) = now {
+        if now != ours {
+            log::warn!("audit: {what} is {now}, not the {ours} we set; leaving it");
+            return Ok(());
+        }
+    }
+    set().map_err(|e| format!("restoring the {what}: {e}"))
+}
