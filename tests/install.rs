@@ -474,7 +474,15 @@ fn pkg_postinstall_registers_with_plain_osqueryd_only() {
         ("install.sh", repo("scripts/install.sh")),
         ("uninstall.sh", repo("scripts/uninstall.sh")),
     ] {
-        fs::copy(src, dir.join(name)).unwrap();
+        // Copied by a child process: a file this (multi-threaded) test
+        // process had open for writing could be inherited by another test's
+        // fork and make the exec below fail with ETXTBSY.
+        assert!(Command::new("cp")
+            .arg(&src)
+            .arg(dir.join(name))
+            .status()
+            .unwrap()
+            .success());
         fs::set_permissions(dir.join(name), fs::Permissions::from_mode(0o755)).unwrap();
     }
     let orbit_load = root.at("/opt/orbit/extensions.load");

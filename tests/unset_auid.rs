@@ -121,10 +121,21 @@ fn snapshot_rows_show_an_unset_loginuid_as_null() {
     let kcc = dir.path().join("kcc");
     std::fs::copy("/bin/sh", &kcc).unwrap();
     std::fs::set_permissions(&kcc, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let mut child = Command::new(&kcc)
-        .args(["-c", "sleep 30; :", "copy_cred_cache"])
-        .spawn()
-        .unwrap();
+    // A thread of this test process that forks while the copy is still open
+    // for writing makes exec fail with ETXTBSY for a moment: retry.
+    let mut tries = 0;
+    let mut child = loop {
+        match Command::new(&kcc)
+            .args(["-c", "sleep 30; :", "copy_cred_cache"])
+            .spawn()
+        {
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && tries < 50 => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            other => break other.unwrap(),
+        }
+    };
     let pid = i64::from(child.id());
     let loginuid: i64 = std::fs::read_to_string(format!("/proc/{pid}/loginuid"))
         .map(|s| s.trim().parse().unwrap())
