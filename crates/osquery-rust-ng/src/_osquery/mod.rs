@@ -1,0 +1,3 @@
+pub(crate) mod osquery;
+
+pub(crate) use osquery::*;
