@@ -331,12 +331,24 @@ fn duplicate_registration_exits_nonzero() {
     let sock = dir.path().join("osquery.em");
     let fake = FakeOsqueryd::start(&sock);
     let stale = fake.preregister(NAME);
-    let mut ext = spawn_extension(&sock, &launch(true, &["--source", "snapshot"]));
+    // A long --timeout: the refusal must end the run at once, not after it.
+    let opts = LaunchOptions {
+        timeout: 30,
+        ..launch(true, &["--source", "snapshot"])
+    };
+    let started = Instant::now();
+    let mut ext = spawn_extension(&sock, &opts);
     let status = ext
-        .wait_exit(Duration::from_secs(TIMEOUT + 5))
+        .wait_exit(Duration::from_secs(10))
         .unwrap_or_else(|| panic!("did not exit; stderr:\n{}", ext.stderr()));
+    let took = started.elapsed();
     let stderr = ext.stderr();
     assert!(!status.success(), "{status:?}; stderr:\n{stderr}");
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(
+        took < Duration::from_secs(3),
+        "took {took:?}; stderr:\n{stderr}"
+    );
     assert!(
         stderr.contains("Duplicate") || stderr.contains("already registered"),
         "{stderr}"

@@ -3,8 +3,7 @@
 //! We implement `OsqueryPlugin` ourselves instead of using the crate's table
 //! helpers because we need: every column option and type on the wire, an
 //! error *status message* osqueryd shows the user (the crate puts it in a row),
-//! generate panics turned into errors, and an instance probe (see
-//! [`IDENTIFY_ACTION`]).
+//! and generate panics turned into errors.
 
 use crate::table::Table;
 use osquery_rust_ng::plugin::{OsqueryPlugin, Registry};
@@ -15,46 +14,14 @@ use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
-/// A table call osqueryd never makes. It returns this process's id and a
-/// per-process nonce, so the extension can find which of the registrations
-/// osqueryd lists is its own (osquery-rust-ng does not tell us our uuid, or
-/// whether osqueryd accepted the registration).
-pub const IDENTIFY_ACTION: &str = "kerberos_cache_access_identify";
-
-/// Who this process is, for [`IDENTIFY_ACTION`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Instance {
-    pub pid: u32,
-    pub nonce: String,
-}
-
-impl Instance {
-    pub fn current() -> Instance {
-        use std::hash::{BuildHasher, Hasher};
-        // RandomState is seeded randomly per process.
-        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_u32(std::process::id());
-        Instance {
-            pid: std::process::id(),
-            nonce: format!("{:016x}", h.finish()),
-        }
-    }
-
-    pub fn matches(&self, row: &BTreeMap<String, String>) -> bool {
-        row.get("pid").map(String::as_str) == Some(self.pid.to_string().as_str())
-            && row.get("nonce") == Some(&self.nonce)
-    }
-}
-
 #[derive(Clone)]
 pub struct TablePlugin {
     table: Arc<dyn Table>,
-    instance: Arc<Instance>,
 }
 
 impl TablePlugin {
-    pub fn new(table: Arc<dyn Table>, instance: Arc<Instance>) -> TablePlugin {
-        TablePlugin { table, instance }
+    pub fn new(table: Arc<dyn Table>) -> TablePlugin {
+        TablePlugin { table }
     }
 }
 
@@ -122,10 +89,6 @@ impl OsqueryPlugin for TablePlugin {
                     )),
                 }
             }
-            Some(IDENTIFY_ACTION) => ok(vec![BTreeMap::from([
-                ("pid".to_string(), self.instance.pid.to_string()),
-                ("nonce".to_string(), self.instance.nonce.clone()),
-            ])]),
             Some(other) => failure(format!(
                 "{name}: unsupported action {other:?} (the table is read-only)"
             )),
@@ -150,10 +113,7 @@ mod tests {
             StoreConfig::default(),
             Box::new(FixedUsers::default()),
         ));
-        TablePlugin::new(
-            Arc::new(ExecTable::new(engine)),
-            Arc::new(Instance::current()),
-        )
+        TablePlugin::new(Arc::new(ExecTable::new(engine)))
     }
 
     fn call(p: &TablePlugin, pairs: &[(&str, &str)]) -> ExtensionResponse {
@@ -187,18 +147,5 @@ mod tests {
         assert!(status.message.unwrap().contains("bad query context"));
         let r = call(&plugin(), &[("action", "insert")]);
         assert!(r.status.unwrap().message.unwrap().contains("read-only"));
-    }
-
-    #[test]
-    fn identify_answers_with_this_instance() {
-        let p = plugin();
-        let r = call(&p, &[("action", IDENTIFY_ACTION)]);
-        let rows = r.response.unwrap();
-        assert!(p.instance.matches(&rows[0]));
-        let other = Instance {
-            pid: p.instance.pid,
-            nonce: "another process".into(),
-        };
-        assert!(!other.matches(&rows[0]));
     }
 }

@@ -1,86 +1,78 @@
+//! The server's own client to osqueryd's manager socket: registration and
+//! deregistration only. Every read and write is bounded by a timeout, and
+//! replies are decoded with [`client_limits`], so a hung or hostile peer can
+//! neither hang nor exhaust the process.
+
 use crate::_osquery as osquery;
-use std::io::Error;
+use std::io::{Error, ErrorKind};
 use std::os::unix::net::UnixStream;
+use std::path::Path;
 use std::time::Duration;
 use thrift::protocol::{TBinaryInputProtocol, TBinaryOutputProtocol};
+use thrift::transport::{TBufferedReadTransport, TBufferedWriteTransport};
+use thrift::TConfiguration;
+
+/// Limits for replies read from osqueryd. Registration replies are tiny; an
+/// embedding program that reads large `query()` results uses its own client
+/// with its own limits.
+pub fn client_limits() -> TConfiguration {
+    // Sizes well under these are all osqueryd sends to this client; the
+    // builder only fails when the frame size exceeds the message size.
+    TConfiguration::builder()
+        .max_message_size(Some(16 << 20))
+        .max_frame_size(Some(16 << 20))
+        .max_string_size(Some(16 << 20))
+        .max_container_size(Some(1 << 16))
+        .build()
+        .unwrap_or_default()
+}
+
+type Inner = osquery::ExtensionManagerSyncClient<
+    TBinaryInputProtocol<TBufferedReadTransport<UnixStream>>,
+    TBinaryOutputProtocol<TBufferedWriteTransport<UnixStream>>,
+>;
 
 pub struct Client {
-    client: osquery::ExtensionManagerSyncClient<
-        TBinaryInputProtocol<UnixStream>,
-        TBinaryOutputProtocol<UnixStream>,
-    >,
+    client: Inner,
 }
 
 impl Client {
-    pub fn new(socket_path: &str, _timeout: Duration) -> Result<Self, Error> {
-        // todo: error handling, socket could be unable to connect to
-        // todo: use timeout
-        let socket_tx = UnixStream::connect(socket_path)?;
-        let socket_rx = socket_tx.try_clone()?;
-
-        let in_proto = TBinaryInputProtocol::new(socket_tx, true);
-        let out_proto = TBinaryOutputProtocol::new(socket_rx, true);
-
+    /// Connects to `socket_path`; every later read and write on the
+    /// connection is bounded by `timeout` (zero is refused: the OS would read
+    /// it as "no timeout").
+    pub fn connect(socket_path: &Path, timeout: Duration) -> Result<Self, Error> {
+        if timeout.is_zero() {
+            return Err(Error::new(ErrorKind::InvalidInput, "zero client timeout"));
+        }
+        let stream = UnixStream::connect(socket_path)?;
+        stream.set_read_timeout(Some(timeout))?;
+        stream.set_write_timeout(Some(timeout))?;
+        let reader = stream.try_clone()?;
+        // osqueryd's stack: buffered transport, binary protocol writing the
+        // strict header and reading either form.
+        let input = TBinaryInputProtocol::with_config(
+            TBufferedReadTransport::new(reader),
+            false,
+            client_limits(),
+        );
+        let output = TBinaryOutputProtocol::new(TBufferedWriteTransport::new(stream), true);
         Ok(Client {
-            client: osquery::ExtensionManagerSyncClient::new(in_proto, out_proto),
+            client: osquery::ExtensionManagerSyncClient::new(input, output),
         })
     }
-}
 
-//
-// Extension implements _osquery's Thrift API: trait TExtensionManagerSyncClient
-//
-impl osquery::TExtensionManagerSyncClient for Client {
-    fn extensions(&mut self) -> thrift::Result<osquery::InternalExtensionList> {
-        self.client.extensions()
-    }
-
-    fn options(&mut self) -> thrift::Result<osquery::InternalOptionList> {
-        self.client.options()
-    }
-
-    fn register_extension(
+    pub fn register_extension(
         &mut self,
         info: osquery::InternalExtensionInfo,
         registry: osquery::ExtensionRegistry,
     ) -> thrift::Result<osquery::ExtensionStatus> {
-        self.client.register_extension(info, registry)
+        osquery::TExtensionManagerSyncClient::register_extension(&mut self.client, info, registry)
     }
 
-    fn deregister_extension(
+    pub fn deregister_extension(
         &mut self,
-        _uuid: osquery::ExtensionRouteUUID,
+        uuid: osquery::ExtensionRouteUUID,
     ) -> thrift::Result<osquery::ExtensionStatus> {
-        self.client.deregister_extension(_uuid)
-    }
-
-    fn query(&mut self, _sql: String) -> thrift::Result<osquery::ExtensionResponse> {
-        self.client.query(_sql)
-    }
-
-    fn get_query_columns(&mut self, _sql: String) -> thrift::Result<osquery::ExtensionResponse> {
-        self.client.get_query_columns(_sql)
-    }
-}
-
-//
-// Extension implements _osquery's Thrift API: super-trait TExtensionSyncClient
-//
-impl osquery::TExtensionSyncClient for Client {
-    fn ping(&mut self) -> thrift::Result<osquery::ExtensionStatus> {
-        self.client.ping()
-    }
-
-    fn call(
-        &mut self,
-        _registry: String,
-        _item: String,
-        _request: osquery::ExtensionPluginRequest,
-    ) -> thrift::Result<osquery::ExtensionResponse> {
-        todo!()
-    }
-
-    fn shutdown(&mut self) -> thrift::Result<()> {
-        self.client.shutdown()
+        osquery::TExtensionManagerSyncClient::deregister_extension(&mut self.client, uuid)
     }
 }

@@ -1,4 +1,5 @@
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
+//! osquery-rust-ng, as forked into kerberos-cache-access (see HISTORY.md).
 
 // Restrict access to osquery API to osquery-rust
 // Users of osquery-rust are not allowed to access osquery API directly
@@ -8,7 +9,12 @@ pub mod plugin;
 pub(crate) mod server;
 mod util;
 
-pub use crate::server::{Server, ServerStopHandle};
+pub use crate::client::client_limits;
+pub use crate::server::{
+    extension_socket, server_limits, Running, Server, ServerConfig, StartError, StopReport,
+    DEFAULT_MAX_REQUEST_BYTES,
+};
+pub use thrift::TConfiguration;
 
 // Re-exports
 pub type ExtensionResponse = _osquery::osquery::ExtensionResponse;
@@ -23,12 +29,8 @@ pub type ExtensionStatus = _osquery::osquery::ExtensionStatus;
 /// use osquery_rust_ng::prelude::*;
 /// ```
 pub mod prelude {
-    pub use crate::Server;
-    pub use crate::ServerStopHandle;
     pub use crate::{
         ExtensionPluginRequest, ExtensionPluginResponse, ExtensionResponse, ExtensionStatus,
     };
+    pub use crate::{Running, Server, ServerConfig};
 }
-
-#[cfg(test)]
-mod server_tests;

@@ -1,308 +1,188 @@
-use clap::crate_name;
+//! The extension side of osqueryd's protocol: register with the manager,
+//! then serve osqueryd's calls on `<socket>.<uuid>`.
+//!
+//! Anyone who can reach that socket (root, or osqueryd's user) is a possible
+//! attacker, so the server is built to be neither crashed nor starved:
+//! requests are decoded under a strict [`ServerConfig`] (sizes checked before
+//! anything is allocated, a byte budget per request), every connection has
+//! its own thread with read and write timeouts (no fixed pool that idle
+//! sockets can exhaust, up to a cap), and stopping ends the listener and the
+//! workers instead of orphaning them.
+//!
+//! Health checks are the embedding program's job: the server never pings
+//! osqueryd itself, and reports osqueryd's `shutdown()` call as such.
+
+use std::cell::Cell;
 use std::collections::HashMap;
-use std::io::Error;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::thread;
+use std::io::{self, Read};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::os::unix::io::AsRawFd;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 use strum::VariantNames;
-use thrift::protocol::*;
-use thrift::transport::*;
+use thrift::protocol::{TBinaryInputProtocol, TBinaryOutputProtocol};
+use thrift::server::TProcessor;
+use thrift::transport::{TBufferedReadTransport, TBufferedWriteTransport};
+use thrift::{TConfiguration, TransportErrorKind};
 
 use crate::_osquery as osquery;
-use crate::_osquery::{TExtensionManagerSyncClient, TExtensionSyncClient};
 use crate::client::Client;
-use crate::plugin::{OsqueryPlugin, Plugin, Registry};
+use crate::plugin::{OsqueryPlugin, Registry};
 use crate::util::OptionToThriftResult;
 
-const DEFAULT_PING_INTERVAL: Duration = Duration::from_millis(500);
-
-/// Handle that allows stopping the server from another thread.
-///
-/// This handle can be cloned and shared across threads. It provides a way for
-/// external code to request a graceful shutdown of the server.
-///
-/// # Thread Safety
-///
-/// `ServerStopHandle` is `Clone + Send + Sync` and can be safely shared between
-/// threads. Multiple calls to `stop()` are safe and idempotent.
-///
-/// # Example
-///
-/// ```ignore
-/// let mut server = Server::new(None, "/path/to/socket")?;
-/// let handle = server.get_stop_handle();
-///
-/// // In another thread:
-/// std::thread::spawn(move || {
-///     // ... some condition ...
-///     handle.stop();
-/// });
-///
-/// server.run()?; // Will exit when stop() is called
-/// ```
-#[derive(Clone)]
-pub struct ServerStopHandle {
-    shutdown_flag: Arc<AtomicBool>,
+/// How the server treats its peers. The defaults are sized to what osqueryd
+/// sends an extension: `ping()`, `shutdown()` and `call(registry, item,
+/// request)`, where `request` is a handful of keys and the largest value is
+/// a query context (JSON; a few KB, more with long `IN` lists).
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Protocol limits for decoding requests ([`server_limits`]).
+    pub limits: TConfiguration,
+    /// Bytes one request may take on the wire. Counted on the socket,
+    /// because thrift's Rust transports keep no per-message count.
+    pub max_request_bytes: usize,
+    /// Longest wait for any single read (including the wait for the next
+    /// request on an idle connection) and write.
+    pub io_timeout: Duration,
+    /// Longest time one request may take to arrive, from the moment the
+    /// server starts waiting for it: a peer trickling bytes cannot hold a
+    /// worker longer than this.
+    pub request_timeout: Duration,
+    /// Connections served at once; more are closed at once (and logged).
+    pub max_connections: usize,
+    /// Stack of each connection's thread.
+    pub worker_stack: usize,
+    /// Timeout of each registration and deregistration call to osqueryd.
+    pub call_timeout: Duration,
 }
 
-impl ServerStopHandle {
-    /// Request the server to stop.
-    ///
-    /// This method is idempotent - multiple calls are safe.
-    /// The server will exit its run loop on the next iteration.
-    pub fn stop(&self) {
-        self.shutdown_flag.store(true, Ordering::Release);
-    }
+/// Largest request accepted by default (bytes on the wire, and largest
+/// string). osqueryd's own server allows 100 MB per message; a query context
+/// over 8 MiB means tens of thousands of constraint values.
+pub const DEFAULT_MAX_REQUEST_BYTES: usize = 8 << 20;
 
-    /// Check if the server is still running.
-    ///
-    /// Returns `true` if the server has not been requested to stop,
-    /// `false` if `stop()` has been called.
-    pub fn is_running(&self) -> bool {
-        !self.shutdown_flag.load(Ordering::Acquire)
+/// The strict protocol configuration for requests: every length is checked
+/// against these before anything is allocated.
+pub fn server_limits() -> TConfiguration {
+    TConfiguration::builder()
+        .max_message_size(Some(DEFAULT_MAX_REQUEST_BYTES))
+        .max_frame_size(Some(DEFAULT_MAX_REQUEST_BYTES))
+        .max_string_size(Some(DEFAULT_MAX_REQUEST_BYTES))
+        // A request map has a few keys; registry maps (never meaningful
+        // here, but decodable) a few hundred entries at most.
+        .max_container_size(Some(4096))
+        // Our messages nest 4 deep (call -> map); skip() of unknown fields
+        // must not recurse further than this.
+        .max_recursion_depth(Some(16))
+        .build()
+        .unwrap_or_default()
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            limits: server_limits(),
+            max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
+            io_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(30),
+            max_connections: 256,
+            worker_stack: 1 << 20,
+            call_timeout: Duration::from_secs(2),
+        }
     }
 }
 
+/// Why [`Server::start`] failed.
+#[derive(Debug)]
+pub enum StartError {
+    /// osqueryd's socket could not be reached.
+    Connect(io::Error),
+    /// The registration call failed on the wire.
+    Call(thrift::Error),
+    /// osqueryd answered, and refused the registration (e.g. "Duplicate
+    /// extension registered").
+    Refused { code: i32, message: String },
+    /// Registered, but `<socket>.<uuid>` could not be served (the
+    /// registration was withdrawn again).
+    Listen { uuid: i64, error: io::Error },
+    /// The plugins do not form a valid registry.
+    Plugins(thrift::Error),
+}
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StartError::Connect(e) => write!(f, "cannot connect to osqueryd: {e}"),
+            StartError::Call(e) => write!(f, "registerExtension() failed: {e}"),
+            StartError::Refused { code, message } => {
+                write!(
+                    f,
+                    "osqueryd refused the registration (code {code}): {message}"
+                )
+            }
+            StartError::Listen { uuid, error } => {
+                write!(f, "registered as {uuid} but cannot listen: {error}")
+            }
+            StartError::Plugins(e) => write!(f, "invalid plugins: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for StartError {}
+
+type ShutdownHook = Arc<dyn Fn() + Send + Sync>;
+
+/// An extension not yet registered: its name, plugins and configuration.
 pub struct Server<P: OsqueryPlugin + Clone + Send + Sync + 'static> {
     name: String,
-    socket_path: String,
-    client: Client,
+    version: String,
+    socket_path: PathBuf,
     plugins: Vec<P>,
-    ping_interval: Duration,
-    uuid: Option<osquery::ExtensionRouteUUID>,
-    // Used to ensure tests wait until the server is actually started
-    started: bool,
-    shutdown_flag: Arc<AtomicBool>,
-    /// Handle to the listener thread for graceful shutdown
-    listener_thread: Option<thread::JoinHandle<()>>,
-    /// Path to the listener socket for wake-up connection on shutdown
-    listen_path: Option<String>,
+    config: ServerConfig,
+    on_shutdown: Option<ShutdownHook>,
 }
 
-impl<P: OsqueryPlugin + Clone + Send + 'static> Server<P> {
-    pub fn new(name: Option<&str>, socket_path: &str) -> Result<Self, Error> {
-        let mut reg: HashMap<String, HashMap<String, Plugin>> = HashMap::new();
-        for var in Registry::VARIANTS {
-            reg.insert((*var).to_string(), HashMap::new());
-        }
-
-        let name = name.unwrap_or(crate_name!());
-
-        let client = Client::new(socket_path, Default::default())?;
-
-        Ok(Server {
+impl<P: OsqueryPlugin + Clone + Send + Sync + 'static> Server<P> {
+    /// An extension called `name` for the manager at `socket_path`. Nothing
+    /// is connected until [`Server::start`].
+    pub fn new(name: &str, socket_path: impl Into<PathBuf>) -> Self {
+        Server {
             name: name.to_string(),
-            socket_path: socket_path.to_string(),
-            client,
+            version: "1.0".to_string(),
+            socket_path: socket_path.into(),
             plugins: Vec::new(),
-            ping_interval: DEFAULT_PING_INTERVAL,
-            uuid: None,
-            started: false,
-            shutdown_flag: Arc::new(AtomicBool::new(false)),
-            listener_thread: None,
-            listen_path: None,
-        })
+            config: ServerConfig::default(),
+            on_shutdown: None,
+        }
     }
 
-    ///
+    pub fn with_config(mut self, config: ServerConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Called (from a worker thread) when osqueryd calls `shutdown()`.
+    pub fn on_shutdown(mut self, hook: impl Fn() + Send + Sync + 'static) -> Self {
+        self.on_shutdown = Some(Arc::new(hook));
+        self
+    }
+
     /// Registers a plugin, something which implements the OsqueryPlugin trait.
-    /// Consumes the plugin.
-    ///
     pub fn register_plugin(&mut self, plugin: P) -> &Self {
         self.plugins.push(plugin);
         self
     }
 
-    /// Run the server, blocking until shutdown is requested.
-    ///
-    /// This method starts the server, registers with osquery, and enters a loop
-    /// that pings osquery periodically. The loop exits when shutdown is triggered
-    /// by any of:
-    /// - osquery calling the shutdown RPC
-    /// - Connection to osquery being lost
-    /// - `stop()` being called from another thread
-    ///
-    /// For signal handling (SIGTERM/SIGINT), use `run_with_signal_handling()` instead.
-    pub fn run(&mut self) -> thrift::Result<()> {
-        self.start()?;
-        self.run_loop();
-        self.shutdown_and_cleanup();
-        Ok(())
-    }
-
-    /// Run the server with signal handling enabled (Unix only).
-    ///
-    /// This method registers handlers for SIGTERM and SIGINT that will trigger
-    /// graceful shutdown. Use this instead of `run()` if you want the server to
-    /// respond to OS signals (e.g., systemd sending SIGTERM, or Ctrl+C sending SIGINT).
-    ///
-    /// The loop exits when shutdown is triggered by any of:
-    /// - SIGTERM or SIGINT signal received
-    /// - osquery calling the shutdown RPC
-    /// - Connection to osquery being lost
-    /// - `stop()` being called from another thread
-    ///
-    /// # Platform Support
-    ///
-    /// This method is only available on Unix platforms. For Windows, use `run()`
-    /// and implement your own signal handling.
-    #[cfg(unix)]
-    pub fn run_with_signal_handling(&mut self) -> thrift::Result<()> {
-        use signal_hook::consts::{SIGINT, SIGTERM};
-        use signal_hook::flag;
-
-        // Register signal handlers that set our shutdown flag.
-        // signal_hook::flag::register atomically sets the bool when signal received.
-        // Errors are rare (e.g., invalid signal number) and non-fatal - signals
-        // just won't trigger shutdown, but other shutdown mechanisms still work.
-        if let Err(e) = flag::register(SIGINT, self.shutdown_flag.clone()) {
-            log::warn!("Failed to register SIGINT handler: {e}");
-        }
-        if let Err(e) = flag::register(SIGTERM, self.shutdown_flag.clone()) {
-            log::warn!("Failed to register SIGTERM handler: {e}");
-        }
-
-        self.start()?;
-        self.run_loop();
-        self.shutdown_and_cleanup();
-        Ok(())
-    }
-
-    /// The main ping loop. Exits when should_shutdown() returns true.
-    fn run_loop(&mut self) {
-        while !self.should_shutdown() {
-            if let Err(e) = self.client.ping() {
-                log::warn!("Ping failed, initiating shutdown: {e}");
-                self.request_shutdown();
-                break;
-            }
-            thread::sleep(self.ping_interval);
-        }
-    }
-
-    /// Common shutdown logic: wake listener, join thread, deregister, notify plugins, cleanup socket.
-    fn shutdown_and_cleanup(&mut self) {
-        log::info!("Shutting down");
-
-        self.join_listener_thread();
-
-        // Deregister from osquery (best-effort, allows faster cleanup than timeout)
-        if let Some(uuid) = self.uuid {
-            if let Err(e) = self.client.deregister_extension(uuid) {
-                log::warn!("Failed to deregister from osquery: {e}");
-            }
-        }
-
-        self.notify_plugins_shutdown();
-        self.cleanup_socket();
-    }
-
-    /// Attempt to join the listener thread with a timeout.
-    ///
-    /// The thrift listener has an infinite loop that we cannot control, so we use
-    /// a timed join: repeatedly wake the listener and check if it has exited.
-    /// If it doesn't exit within the timeout, we orphan the thread (it will be
-    /// cleaned up when the process exits).
-    ///
-    /// This is a pragmatic solution per:
-    /// - <https://matklad.github.io/2019/08/23/join-your-threads.html>
-    /// - <https://github.com/rust-lang/rust/issues/26446>
-    fn join_listener_thread(&mut self) {
-        const JOIN_TIMEOUT: Duration = Duration::from_millis(100);
-        const POLL_INTERVAL: Duration = Duration::from_millis(10);
-
-        let Some(thread) = self.listener_thread.take() else {
-            return;
-        };
-
-        log::debug!("Waiting for listener thread to exit");
-        let start = Instant::now();
-
-        while !thread.is_finished() {
-            if start.elapsed() > JOIN_TIMEOUT {
-                log::warn!(
-                    "Listener thread did not exit within {:?}, orphaning (will terminate on process exit)",
-                    JOIN_TIMEOUT
-                );
-                return;
-            }
-            self.wake_listener();
-            thread::sleep(POLL_INTERVAL);
-        }
-
-        // Thread finished, now we can join without blocking
-        if let Err(e) = thread.join() {
-            log::warn!("Listener thread panicked: {e:?}");
-        }
-    }
-
-    fn start(&mut self) -> thrift::Result<()> {
-        let stat = self.client.register_extension(
-            osquery::InternalExtensionInfo {
-                name: Some(self.name.clone()),
-                version: Some("1.0".to_string()),
-                sdk_version: Some("Unknown".to_string()),
-                min_sdk_version: Some("Unknown".to_string()),
-            },
-            self.generate_registry()?,
-        )?;
-
-        //if stat.code != Some(0) {
-        log::info!(
-            "Status {} registering extension {} ({}): {}",
-            stat.code.unwrap_or(0),
-            self.name,
-            stat.uuid.unwrap_or(0),
-            stat.message.unwrap_or_else(|| "No message".to_string())
-        );
-        //}
-
-        self.uuid = stat.uuid;
-        let listen_path = format!("{}.{}", self.socket_path, self.uuid.unwrap_or(0));
-
-        let processor = osquery::ExtensionManagerSyncProcessor::new(Handler::new(
-            &self.plugins,
-            self.shutdown_flag.clone(),
-        )?);
-        let i_tr_fact: Box<dyn TReadTransportFactory + Send> =
-            Box::new(TBufferedReadTransportFactory::new());
-        let i_pr_fact: Box<dyn TInputProtocolFactory + Send> =
-            Box::new(TBinaryInputProtocolFactory::new());
-        let o_tr_fact: Box<dyn TWriteTransportFactory + Send> =
-            Box::new(TBufferedWriteTransportFactory::new());
-        let o_pr_fact: Box<dyn TOutputProtocolFactory + Send> =
-            Box::new(TBinaryOutputProtocolFactory::new());
-
-        let mut server =
-            thrift::server::TServer::new(i_tr_fact, i_pr_fact, o_tr_fact, o_pr_fact, processor, 10);
-
-        // Store the listen path for wake-up connection on shutdown
-        self.listen_path = Some(listen_path.clone());
-
-        // Spawn the listener in a background thread so we can check shutdown flag
-        // in run_loop(). The thrift listen_uds() blocks forever, so without this
-        // the server cannot gracefully shutdown.
-        let listener_thread = thread::spawn(move || {
-            if let Err(e) = server.listen_uds(listen_path) {
-                // Log but don't panic - listener exiting is expected on shutdown
-                log::debug!("Listener thread exited: {e}");
-            }
-        });
-
-        self.listener_thread = Some(listener_thread);
-        self.started = true;
-
-        Ok(())
-    }
-
     fn generate_registry(&self) -> thrift::Result<osquery::ExtensionRegistry> {
         let mut registry = osquery::ExtensionRegistry::new();
-
         for var in Registry::VARIANTS {
             registry.insert((*var).to_string(), osquery::ExtensionRouteTable::new());
         }
-
         for plugin in self.plugins.iter() {
             registry
                 .get_mut(plugin.registry().to_string().as_str())
@@ -312,135 +192,541 @@ impl<P: OsqueryPlugin + Clone + Send + 'static> Server<P> {
         Ok(registry)
     }
 
-    /// Check if shutdown has been requested.
-    fn should_shutdown(&self) -> bool {
-        self.shutdown_flag.load(Ordering::Acquire)
-    }
-
-    /// Request shutdown by setting the shutdown flag.
-    fn request_shutdown(&self) {
-        self.shutdown_flag.store(true, Ordering::Release);
-    }
-
-    /// Wake the blocking listener thread by making a dummy connection.
-    ///
-    /// # Why This Workaround Exists
-    ///
-    /// The thrift crate's `TServer::listen_uds()` blocks forever on `accept()` with no
-    /// shutdown mechanism - it only exposes `new()`, `listen()`, and `listen_uds()`.
-    /// See: <https://docs.rs/thrift/latest/thrift/server/struct.TServer.html>
-    ///
-    /// More elegant alternatives and why we can't use them:
-    /// - `shutdown(fd, SHUT_RD)`: Thrift owns the socket, we have no access to the raw FD
-    /// - Async (tokio): Thrift uses a synchronous API
-    /// - Non-blocking + poll: Would require modifying thrift internals
-    /// - `close()` on listener: Doesn't reliably wake threads on Linux
-    ///
-    /// The dummy connection pattern is a documented workaround:
-    /// <https://stackoverflow.com/questions/2486335/wake-up-thread-blocked-on-accept-call>
-    ///
-    /// # How It Works
-    ///
-    /// 1. Shutdown flag is set (by caller)
-    /// 2. We connect to our own socket, which unblocks `accept()`
-    /// 3. The listener thread receives the connection, checks shutdown flag, and exits
-    /// 4. The connection is immediately dropped (never read from)
-    fn wake_listener(&self) {
-        if let Some(ref path) = self.listen_path {
-            let _ = std::os::unix::net::UnixStream::connect(path);
+    /// Registers with osqueryd and, once osqueryd accepted, serves
+    /// `<socket>.<uuid>` from a background thread. A refused registration is
+    /// an error and leaves no socket behind.
+    pub fn start(self) -> Result<Running, StartError> {
+        let registry = self.generate_registry().map_err(StartError::Plugins)?;
+        let handler = Handler::new(&self.plugins).map_err(StartError::Plugins)?;
+        let info = osquery::InternalExtensionInfo {
+            name: Some(self.name.clone()),
+            version: Some(self.version.clone()),
+            sdk_version: Some("Unknown".to_string()),
+            min_sdk_version: Some("Unknown".to_string()),
+        };
+        let status = Client::connect(&self.socket_path, self.config.call_timeout)
+            .map_err(StartError::Connect)?
+            .register_extension(info, registry)
+            .map_err(StartError::Call)?;
+        let code = status.code.unwrap_or(0);
+        let uuid = status.uuid.unwrap_or(0);
+        if code != 0 || uuid <= 0 {
+            return Err(StartError::Refused {
+                code,
+                message: status
+                    .message
+                    .unwrap_or_else(|| "no message (and no uuid)".to_string()),
+            });
         }
+        log::debug!("osqueryd accepted {} as uuid {uuid}", self.name);
+
+        let listen_path = extension_socket(&self.socket_path, uuid);
+        let listener = match bind(&listen_path) {
+            Ok(l) => l,
+            Err(error) => {
+                // Not servable: do not stay registered.
+                let _ = Client::connect(&self.socket_path, self.config.call_timeout)
+                    .map(|mut c| c.deregister_extension(uuid));
+                return Err(StartError::Listen { uuid, error });
+            }
+        };
+        let identity = std::fs::metadata(&listen_path)
+            .map(|m| (m.dev(), m.ino()))
+            .ok();
+
+        let shutdown_requested = Arc::clone(&handler.shutdown_requested);
+        let shared = Arc::new(Shared {
+            processor: osquery::ExtensionManagerSyncProcessor::new(
+                handler.with_hook(self.on_shutdown.clone()),
+            ),
+            config: self.config.clone(),
+            stopping: AtomicBool::new(false),
+            shutdown_requested,
+            conns: Mutex::new(HashMap::new()),
+            threads: Mutex::new(Vec::new()),
+            next_id: AtomicU64::new(0),
+            refused_logged: Mutex::new(None),
+        });
+        let acceptor = {
+            let shared = Arc::clone(&shared);
+            thread::Builder::new()
+                .name("osquery-accept".into())
+                .spawn(move || accept_loop(&listener, &shared))
+        };
+        let acceptor = match acceptor {
+            Ok(t) => t,
+            Err(error) => {
+                let _ = std::fs::remove_file(&listen_path);
+                let _ = Client::connect(&self.socket_path, self.config.call_timeout)
+                    .map(|mut c| c.deregister_extension(uuid));
+                return Err(StartError::Listen { uuid, error });
+            }
+        };
+        Ok(Running {
+            uuid,
+            manager_path: self.socket_path,
+            listen_path,
+            identity,
+            plugins: self
+                .plugins
+                .into_iter()
+                .map(|p| Arc::new(p) as Arc<dyn PluginShutdown>)
+                .collect(),
+            shared,
+            acceptor: Some(acceptor),
+        })
+    }
+}
+
+/// `<manager socket>.<uuid>`, where osqueryd expects extension `uuid`.
+pub fn extension_socket(manager: &Path, uuid: i64) -> PathBuf {
+    let mut s = manager.as_os_str().to_owned();
+    s.push(format!(".{uuid}"));
+    PathBuf::from(s)
+}
+
+/// Binds `path`; a stale socket file left by a killed process (nobody
+/// accepts on it) is replaced, anything else is left alone.
+fn bind(path: &Path) -> io::Result<UnixListener> {
+    match UnixListener::bind(path) {
+        Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
+            let is_socket = std::fs::symlink_metadata(path)
+                .map(|m| m.file_type().is_socket())
+                .unwrap_or(false);
+            if !is_socket || UnixStream::connect(path).is_ok() {
+                return Err(e);
+            }
+            std::fs::remove_file(path)?;
+            UnixListener::bind(path)
+        }
+        other => other,
+    }
+}
+
+/// What [`Running::stop`] did.
+#[derive(Debug)]
+pub struct StopReport {
+    /// Worker threads still running when the wait ended (left to process
+    /// exit; their connections are already shut down).
+    pub workers_left: usize,
+    /// The deregistration's outcome, when one was asked for.
+    pub deregistered: Option<Result<(), String>>,
+}
+
+/// A registered extension being served.
+pub struct Running {
+    uuid: i64,
+    manager_path: PathBuf,
+    listen_path: PathBuf,
+    /// dev/ino of our socket file, so stop never removes a file that is not
+    /// ours any more (osqueryd deletes `<socket>.*` when it restarts).
+    identity: Option<(u64, u64)>,
+    plugins: Vec<Arc<dyn PluginShutdown>>,
+    shared: Arc<dyn SharedState>,
+    acceptor: Option<JoinHandle<()>>,
+}
+
+/// The parts of the plugin type [`Running`] needs, so it is not generic.
+trait PluginShutdown: Send + Sync {
+    fn name(&self) -> String;
+    fn shutdown(&self);
+}
+
+impl<P: OsqueryPlugin> PluginShutdown for P {
+    fn name(&self) -> String {
+        OsqueryPlugin::name(self)
+    }
+    fn shutdown(&self) {
+        OsqueryPlugin::shutdown(self)
+    }
+}
+
+trait SharedState: Send + Sync {
+    fn begin_stop(&self);
+    fn shutdown_requested(&self) -> bool;
+    fn cut_connections(&self);
+    fn live_threads(&self) -> usize;
+    fn join_finished(&self);
+}
+
+impl Running {
+    /// The uuid osqueryd gave this extension.
+    pub fn uuid(&self) -> i64 {
+        self.uuid
     }
 
-    /// Notify all registered plugins that shutdown is occurring.
-    /// Uses catch_unwind to ensure all plugins are notified even if one panics.
-    fn notify_plugins_shutdown(&self) {
-        log::debug!("Notifying {} plugins of shutdown", self.plugins.len());
-        for plugin in &self.plugins {
-            let plugin_name = plugin.name();
-            if let Err(e) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                plugin.shutdown();
-            })) {
-                log::error!("Plugin '{plugin_name}' panicked during shutdown: {e:?}");
+    /// Where the extension listens (`<socket>.<uuid>`).
+    pub fn listen_path(&self) -> &Path {
+        &self.listen_path
+    }
+
+    /// Whether osqueryd called `shutdown()`.
+    pub fn shutdown_requested(&self) -> bool {
+        self.shared.shutdown_requested()
+    }
+
+    /// Whether the listener is still accepting.
+    pub fn is_serving(&self) -> bool {
+        self.acceptor.as_ref().is_some_and(|t| !t.is_finished())
+    }
+
+    /// Stops serving: the listener ends, open connections are shut down,
+    /// workers are joined for up to half of `wait`, the socket file is removed, the
+    /// plugins are told, and, with `deregister`, osqueryd is asked to drop
+    /// the registration within what is left of `wait` (at most the call
+    /// timeout).
+    pub fn stop(mut self, wait: Duration, deregister: bool) -> StopReport {
+        let started = Instant::now();
+        self.shared.begin_stop();
+        if let Some(t) = self.acceptor.take() {
+            // The acceptor polls the stop flag every ACCEPT_POLL.
+            while !t.is_finished() && started.elapsed() < wait {
+                thread::sleep(Duration::from_millis(5));
+            }
+            if t.is_finished() && t.join().is_err() {
+                log::warn!("listener thread panicked");
             }
         }
+        self.remove_socket();
+        self.shared.cut_connections();
+        // Half the wait for the workers, the rest for the deregistration.
+        while self.shared.live_threads() > 0 && started.elapsed() < wait / 2 {
+            thread::sleep(Duration::from_millis(5));
+        }
+        self.shared.join_finished();
+        let workers_left = self.shared.live_threads();
+        if workers_left > 0 {
+            log::warn!("{workers_left} connection thread(s) still busy at shutdown");
+        }
+        for plugin in &self.plugins {
+            let name = plugin.name();
+            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| plugin.shutdown())).is_err()
+            {
+                log::error!("plugin {name} panicked during shutdown");
+            }
+        }
+        let deregistered = deregister.then(|| {
+            let left = wait.saturating_sub(started.elapsed());
+            let timeout = left.min(Duration::from_secs(2));
+            if timeout < Duration::from_millis(10) {
+                return Err("no time left to deregister".to_string());
+            }
+            Client::connect(&self.manager_path, timeout)
+                .map_err(|e| format!("cannot connect to osqueryd: {e}"))?
+                .deregister_extension(self.uuid)
+                .map_err(|e| format!("deregisterExtension() failed: {e}"))
+                .and_then(|s| match s.code.unwrap_or(0) {
+                    0 => Ok(()),
+                    code => Err(format!(
+                        "osqueryd answered deregisterExtension() with code {code}: {}",
+                        s.message.unwrap_or_default()
+                    )),
+                })
+        });
+        StopReport {
+            workers_left,
+            deregistered,
+        }
     }
 
-    /// Clean up the socket file created during start().
-    /// Logs errors (except NotFound, which is expected if socket was already cleaned up).
-    fn cleanup_socket(&self) {
-        let Some(uuid) = self.uuid else {
-            log::debug!("No socket to clean up (uuid not set)");
+    fn remove_socket(&mut self) {
+        let Some(identity) = self.identity.take() else {
             return;
         };
-
-        let socket_path = format!("{}.{}", self.socket_path, uuid);
-        log::debug!("Cleaning up socket: {socket_path}");
-
-        if let Err(e) = std::fs::remove_file(&socket_path) {
-            if e.kind() != std::io::ErrorKind::NotFound {
-                log::warn!("Failed to remove socket file {socket_path}: {e}");
+        let ours = std::fs::symlink_metadata(&self.listen_path)
+            .is_ok_and(|m| (m.dev(), m.ino()) == identity);
+        if ours {
+            if let Err(e) = std::fs::remove_file(&self.listen_path) {
+                log::warn!("cannot remove {}: {e}", self.listen_path.display());
             }
         }
     }
+}
 
-    /// Get a handle that can be used to stop the server from another thread.
-    ///
-    /// The returned handle can be cloned and shared across threads. Calling
-    /// `stop()` on the handle will cause the server's `run()` method to exit
-    /// gracefully on the next iteration.
-    pub fn get_stop_handle(&self) -> ServerStopHandle {
-        ServerStopHandle {
-            shutdown_flag: self.shutdown_flag.clone(),
+impl Drop for Running {
+    fn drop(&mut self) {
+        // Without stop(): at least stop accepting and cut the connections.
+        self.shared.begin_stop();
+        self.shared.cut_connections();
+        self.remove_socket();
+    }
+}
+
+/// How often the acceptor looks at the stop flag while no one connects.
+const ACCEPT_POLL: Duration = Duration::from_millis(100);
+
+struct Shared<P: OsqueryPlugin + Clone> {
+    processor: osquery::ExtensionManagerSyncProcessor<Handler<P>>,
+    config: ServerConfig,
+    stopping: AtomicBool,
+    /// Set by the handler when osqueryd calls shutdown().
+    shutdown_requested: Arc<AtomicBool>,
+    /// Clones of the live connections, so stop can shut them down.
+    conns: Mutex<HashMap<u64, UnixStream>>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    next_id: AtomicU64,
+    /// When a connection over the cap was last logged.
+    refused_logged: Mutex<Option<Instant>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panicking worker must not take the server down with it.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl<P: OsqueryPlugin + Clone + Send + Sync + 'static> SharedState for Shared<P> {
+    fn begin_stop(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+    }
+
+    fn shutdown_requested(&self) -> bool {
+        self.shutdown_requested.load(Ordering::SeqCst)
+    }
+
+    fn cut_connections(&self) {
+        for c in lock(&self.conns).values() {
+            let _ = c.shutdown(std::net::Shutdown::Both);
         }
     }
 
-    /// Request the server to stop.
-    ///
-    /// This is a convenience method equivalent to calling `stop()` on a
-    /// `ServerStopHandle`. The server will exit its `run()` loop on the next
-    /// iteration.
-    pub fn stop(&self) {
-        self.request_shutdown();
+    fn live_threads(&self) -> usize {
+        lock(&self.threads)
+            .iter()
+            .filter(|t| !t.is_finished())
+            .count()
     }
 
-    /// Check if the server is still running.
-    ///
-    /// Returns `true` if the server has not been requested to stop,
-    /// `false` if `stop()` has been called or shutdown has been triggered
-    /// by another mechanism (e.g., osquery shutdown RPC, connection loss).
-    pub fn is_running(&self) -> bool {
-        !self.should_shutdown()
+    fn join_finished(&self) {
+        let mut threads = lock(&self.threads);
+        let (done, busy): (Vec<_>, Vec<_>) = threads.drain(..).partition(|t| t.is_finished());
+        *threads = busy;
+        drop(threads);
+        for t in done {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Waits up to `timeout` for `listener` to have a connection pending.
+#[allow(unsafe_code)] // poll(2): std has no accept with a timeout
+fn readable(listener: &UnixListener, timeout: Duration) -> io::Result<bool> {
+    let mut pfd = libc::pollfd {
+        fd: listener.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let ms = libc::c_int::try_from(timeout.as_millis()).unwrap_or(libc::c_int::MAX);
+    // SAFETY: `pfd` is one valid, initialised pollfd that outlives the call,
+    // and nfds is 1; poll only writes `revents`.
+    let n = unsafe { libc::poll(&mut pfd, 1, ms) };
+    match n {
+        n if n < 0 => {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                Ok(false)
+            } else {
+                Err(e)
+            }
+        }
+        0 => Ok(false),
+        _ => Ok(true),
+    }
+}
+
+fn accept_loop<P: OsqueryPlugin + Clone + Send + Sync + 'static>(
+    listener: &UnixListener,
+    shared: &Arc<Shared<P>>,
+) {
+    if let Err(e) = listener.set_nonblocking(true) {
+        log::warn!("listener: cannot set non-blocking: {e}");
+    }
+    while !shared.stopping.load(Ordering::SeqCst) {
+        match readable(listener, ACCEPT_POLL) {
+            Ok(true) => {}
+            Ok(false) => continue,
+            Err(e) => {
+                log::warn!("listener: poll failed: {e}");
+                thread::sleep(ACCEPT_POLL);
+                continue;
+            }
+        }
+        match listener.accept() {
+            Ok((stream, _)) => spawn_worker(shared, stream),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                ) => {}
+            Err(e) => {
+                // EMFILE and the like: back off instead of spinning.
+                log::warn!("listener: accept failed: {e}");
+                thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+}
+
+fn spawn_worker<P: OsqueryPlugin + Clone + Send + Sync + 'static>(
+    shared: &Arc<Shared<P>>,
+    stream: UnixStream,
+) {
+    shared.join_finished();
+    let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+    {
+        let mut conns = lock(&shared.conns);
+        if conns.len() >= shared.config.max_connections {
+            drop(conns);
+            let mut last = lock(&shared.refused_logged);
+            if last.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
+                *last = Some(Instant::now());
+                log::warn!(
+                    "{} connections open: closing new ones until some end",
+                    shared.config.max_connections
+                );
+            }
+            return; // dropping `stream` closes it
+        }
+        match stream.try_clone() {
+            Ok(c) => {
+                conns.insert(id, c);
+            }
+            Err(e) => {
+                log::warn!("cannot track a connection: {e}");
+                return;
+            }
+        }
+    }
+    let worker = {
+        let shared = Arc::clone(shared);
+        thread::Builder::new()
+            .name("osquery-conn".into())
+            .stack_size(shared.config.worker_stack)
+            .spawn(move || {
+                serve(&shared, stream);
+                lock(&shared.conns).remove(&id);
+            })
+    };
+    match worker {
+        Ok(t) => lock(&shared.threads).push(t),
+        Err(e) => {
+            log::warn!("cannot start a connection thread: {e}");
+            lock(&shared.conns).remove(&id);
+        }
+    }
+}
+
+/// The socket, read under a per-request byte budget and deadline.
+struct Budgeted {
+    stream: UnixStream,
+    left: Rc<Cell<usize>>,
+    deadline: Rc<Cell<Instant>>,
+}
+
+impl Read for Budgeted {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let left = self.left.get();
+        if left == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "request larger than the server accepts",
+            ));
+        }
+        if Instant::now() >= self.deadline.get() {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "request took too long to arrive",
+            ));
+        }
+        let want = buf.len().min(left);
+        let n = self.stream.read(buf.get_mut(..want).unwrap_or_default())?;
+        self.left.set(left - n);
+        Ok(n)
+    }
+}
+
+/// Serves one connection until the peer hangs up, misbehaves or times out.
+/// Any decoding error closes the connection (the generated processor has
+/// already answered what it could answer).
+fn serve<P: OsqueryPlugin + Clone + Send + Sync + 'static>(shared: &Shared<P>, stream: UnixStream) {
+    let config = &shared.config;
+    // BSD accept() inherits O_NONBLOCK from the listener.
+    let setup = stream
+        .set_nonblocking(false)
+        .and_then(|()| stream.set_read_timeout(Some(config.io_timeout)))
+        .and_then(|()| stream.set_write_timeout(Some(config.io_timeout)))
+        .and_then(|()| stream.try_clone());
+    let reader = match setup {
+        Ok(r) => r,
+        Err(e) => {
+            log::debug!("connection setup failed: {e}");
+            return;
+        }
+    };
+    let left = Rc::new(Cell::new(config.max_request_bytes));
+    let deadline = Rc::new(Cell::new(Instant::now() + config.request_timeout));
+    let budgeted = Budgeted {
+        stream: reader,
+        left: Rc::clone(&left),
+        deadline: Rc::clone(&deadline),
+    };
+    // Strict read: osqueryd always writes the versioned header.
+    let mut input = TBinaryInputProtocol::with_config(
+        TBufferedReadTransport::new(budgeted),
+        true,
+        config.limits.clone(),
+    );
+    let mut output = TBinaryOutputProtocol::new(TBufferedWriteTransport::new(stream), true);
+    while !shared.stopping.load(Ordering::SeqCst) {
+        left.set(config.max_request_bytes);
+        deadline.set(Instant::now() + config.request_timeout);
+        match shared.processor.process(&mut input, &mut output) {
+            Ok(()) => {}
+            Err(thrift::Error::Transport(e)) if e.kind == TransportErrorKind::EndOfFile => break,
+            Err(e) => {
+                log::debug!("connection closed: {e}");
+                break;
+            }
+        }
     }
 }
 
 struct Handler<P: OsqueryPlugin + Clone> {
     registry: HashMap<String, HashMap<String, P>>,
-    shutdown_flag: Arc<AtomicBool>,
+    shutdown_requested: Arc<AtomicBool>,
+    on_shutdown: Option<ShutdownHook>,
 }
 
 impl<P: OsqueryPlugin + Clone> Handler<P> {
-    fn new(plugins: &[P], shutdown_flag: Arc<AtomicBool>) -> thrift::Result<Self> {
+    fn new(plugins: &[P]) -> thrift::Result<Self> {
         let mut reg: HashMap<String, HashMap<String, P>> = HashMap::new();
         for var in Registry::VARIANTS {
             reg.insert((*var).to_string(), HashMap::new());
         }
-
         for plugin in plugins.iter() {
             reg.get_mut(plugin.registry().to_string().as_str())
                 .ok_or_thrift_err(|| format!("Failed to register plugin {}", plugin.name()))?
                 .insert(plugin.name(), plugin.clone());
         }
-
         Ok(Handler {
             registry: reg,
-            shutdown_flag,
+            shutdown_requested: Arc::new(AtomicBool::new(false)),
+            on_shutdown: None,
         })
+    }
+
+    fn with_hook(mut self, hook: Option<ShutdownHook>) -> Self {
+        self.on_shutdown = hook;
+        self
     }
 }
 
 impl<P: OsqueryPlugin + Clone> osquery::ExtensionSyncHandler for Handler<P> {
     fn handle_ping(&self) -> thrift::Result<osquery::ExtensionStatus> {
-        Ok(osquery::ExtensionStatus::default())
+        Ok(osquery::ExtensionStatus {
+            code: Some(0),
+            message: Some("OK".to_string()),
+            uuid: None,
+        })
     }
 
     fn handle_call(
@@ -449,46 +735,40 @@ impl<P: OsqueryPlugin + Clone> osquery::ExtensionSyncHandler for Handler<P> {
         item: String,
         request: osquery::ExtensionPluginRequest,
     ) -> thrift::Result<osquery::ExtensionResponse> {
-        log::trace!("Registry: {registry}");
-        log::trace!("Item: {item}");
-        log::trace!("Request: {request:?}");
-
+        log::trace!("call {registry}/{item}: {request:?}");
         let plugin = self
             .registry
             .get(registry.as_str())
-            .ok_or_thrift_err(|| {
-                format!(
-                    "Failed to get registry:{} from registries",
-                    registry.as_str()
-                )
-            })?
+            .ok_or_thrift_err(|| format!("no registry {registry:?}"))?
             .get(item.as_str())
-            .ok_or_thrift_err(|| {
-                format!(
-                    "Failed to item:{} from registry:{}",
-                    item.as_str(),
-                    registry.as_str()
-                )
-            })?;
-
+            .ok_or_thrift_err(|| format!("no item {item:?} in registry {registry:?}"))?;
         Ok(plugin.handle_call(request))
     }
 
     fn handle_shutdown(&self) -> thrift::Result<()> {
-        log::debug!("Shutdown RPC received from osquery");
-        self.shutdown_flag.store(true, Ordering::Release);
+        log::debug!("osqueryd called shutdown()");
+        self.shutdown_requested.store(true, Ordering::SeqCst);
+        if let Some(hook) = &self.on_shutdown {
+            hook();
+        }
         Ok(())
+    }
+}
+
+fn not_supported(what: &str) -> osquery::ExtensionStatus {
+    osquery::ExtensionStatus {
+        code: Some(1),
+        message: Some(format!("{what} not supported by an extension")),
+        uuid: None,
     }
 }
 
 impl<P: OsqueryPlugin + Clone> osquery::ExtensionManagerSyncHandler for Handler<P> {
     fn handle_extensions(&self) -> thrift::Result<osquery::InternalExtensionList> {
-        // Extension management not supported - return empty list
         Ok(osquery::InternalExtensionList::new())
     }
 
     fn handle_options(&self) -> thrift::Result<osquery::InternalOptionList> {
-        // Extension options not supported - return empty list
         Ok(osquery::InternalOptionList::new())
     }
 
@@ -497,46 +777,26 @@ impl<P: OsqueryPlugin + Clone> osquery::ExtensionManagerSyncHandler for Handler<
         _info: osquery::InternalExtensionInfo,
         _registry: osquery::ExtensionRegistry,
     ) -> thrift::Result<osquery::ExtensionStatus> {
-        // Nested extension registration not supported
-        Ok(osquery::ExtensionStatus {
-            code: Some(1),
-            message: Some("Extension registration not supported".to_string()),
-            uuid: None,
-        })
+        Ok(not_supported("registerExtension"))
     }
 
     fn handle_deregister_extension(
         &self,
         _uuid: osquery::ExtensionRouteUUID,
     ) -> thrift::Result<osquery::ExtensionStatus> {
-        // Nested extension deregistration not supported
-        Ok(osquery::ExtensionStatus {
-            code: Some(1),
-            message: Some("Extension deregistration not supported".to_string()),
-            uuid: None,
-        })
+        Ok(not_supported("deregisterExtension"))
     }
 
     fn handle_query(&self, _sql: String) -> thrift::Result<osquery::ExtensionResponse> {
-        // Query execution not supported
         Ok(osquery::ExtensionResponse::new(
-            osquery::ExtensionStatus {
-                code: Some(1),
-                message: Some("Query execution not supported".to_string()),
-                uuid: None,
-            },
+            not_supported("query"),
             vec![],
         ))
     }
 
     fn handle_get_query_columns(&self, _sql: String) -> thrift::Result<osquery::ExtensionResponse> {
-        // Query column introspection not supported
         Ok(osquery::ExtensionResponse::new(
-            osquery::ExtensionStatus {
-                code: Some(1),
-                message: Some("Query column introspection not supported".to_string()),
-                uuid: None,
-            },
+            not_supported("getQueryColumns"),
             vec![],
         ))
     }

@@ -30,7 +30,7 @@
 //! }
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let mut server = Server::new(None, "/path/to/socket").unwrap();
+//! let mut server = Server::new("console_logger_ext", "/path/to/socket");
 //! server.register_plugin(Plugin::logger(ConsoleLogger));
 //! # Ok(())
 //! # }
@@ -54,8 +54,8 @@
 
 use crate::_osquery::osquery::{ExtensionPluginRequest, ExtensionPluginResponse};
 use crate::_osquery::osquery::{ExtensionResponse, ExtensionStatus};
-use crate::plugin::OsqueryPlugin;
 use crate::plugin::_enums::response::ExtensionResponseEnum;
+use crate::plugin::OsqueryPlugin;
 use serde_json::Value;
 use std::fmt;
 

@@ -9,8 +9,8 @@ pub use query_constraint::QueryConstraints;
 use crate::_osquery::{
     osquery, ExtensionPluginRequest, ExtensionPluginResponse, ExtensionResponse, ExtensionStatus,
 };
-use crate::plugin::ExtensionResponseEnum::SuccessWithId;
 use crate::plugin::_enums::response::ExtensionResponseEnum;
+use crate::plugin::ExtensionResponseEnum::SuccessWithId;
 use crate::plugin::{OsqueryPlugin, Registry};
 use enum_dispatch::enum_dispatch;
 use serde_json::Value;
