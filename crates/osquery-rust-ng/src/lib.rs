@@ -11,8 +11,8 @@ mod util;
 
 pub use crate::client::client_limits;
 pub use crate::server::{
-    extension_socket, server_limits, Running, Server, ServerConfig, StartError, StopReport,
-    DEFAULT_MAX_REQUEST_BYTES,
+    extension_socket, serve_bytes, server_limits, Running, Server, ServerConfig, StartError,
+    StopReport, DEFAULT_MAX_REQUEST_BYTES,
 };
 pub use thrift::TConfiguration;
 

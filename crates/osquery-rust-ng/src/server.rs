@@ -53,7 +53,9 @@ pub struct ServerConfig {
     /// server starts waiting for it: a peer trickling bytes cannot hold a
     /// worker longer than this.
     pub request_timeout: Duration,
-    /// Connections served at once; more are closed at once (and logged).
+    /// Connections served at once. When full, the oldest connection that
+    /// waits for a request is closed to make room; only when every one is
+    /// busy is the new one closed.
     pub max_connections: usize,
     /// Stack of each connection's thread.
     pub worker_stack: usize,
@@ -461,8 +463,9 @@ struct Shared<P: OsqueryPlugin + Clone> {
     stopping: AtomicBool,
     /// Set by the handler when osqueryd calls shutdown().
     shutdown_requested: Arc<AtomicBool>,
-    /// Clones of the live connections, so stop can shut them down.
-    conns: Mutex<HashMap<u64, UnixStream>>,
+    /// The live connections, so stop can shut them down and a full server
+    /// can make room.
+    conns: Mutex<HashMap<u64, Conn>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     next_id: AtomicU64,
     /// When a connection over the cap was last logged.
@@ -485,7 +488,7 @@ impl<P: OsqueryPlugin + Clone + Send + Sync + 'static> SharedState for Shared<P>
 
     fn cut_connections(&self) {
         for c in lock(&self.conns).values() {
-            let _ = c.shutdown(std::net::Shutdown::Both);
+            let _ = c.stream.shutdown(std::net::Shutdown::Both);
         }
     }
 
@@ -566,35 +569,62 @@ fn accept_loop<P: OsqueryPlugin + Clone + Send + Sync + 'static>(
     }
 }
 
+/// One live connection: its stream (shared by its reader and writer; one
+/// file descriptor per connection) and whether it waits for a request.
+struct Conn {
+    stream: Arc<UnixStream>,
+    idle: Arc<AtomicBool>,
+}
+
 fn spawn_worker<P: OsqueryPlugin + Clone + Send + Sync + 'static>(
     shared: &Arc<Shared<P>>,
     stream: UnixStream,
 ) {
     shared.join_finished();
     let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+    let stream = Arc::new(stream);
+    // Starts idle: a peer that connects and sends nothing is idle.
+    let idle = Arc::new(AtomicBool::new(true));
     {
         let mut conns = lock(&shared.conns);
         if conns.len() >= shared.config.max_connections {
-            drop(conns);
+            // Full: make room by closing the oldest connection that waits
+            // for a request (ids grow with time), so idle peers can never
+            // lock osqueryd out; refuse only when every one is busy.
+            let oldest_idle = conns
+                .iter()
+                .filter(|(_, c)| c.idle.load(Ordering::SeqCst))
+                .map(|(id, _)| *id)
+                .min();
+            let evicted = oldest_idle.and_then(|old| conns.remove(&old));
+            let full = evicted.is_none();
+            if let Some(old) = evicted {
+                let _ = old.stream.shutdown(std::net::Shutdown::Both);
+            }
             let mut last = lock(&shared.refused_logged);
             if last.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
                 *last = Some(Instant::now());
                 log::warn!(
-                    "{} connections open: closing new ones until some end",
-                    shared.config.max_connections
+                    "{} connections open: {}",
+                    shared.config.max_connections,
+                    if full {
+                        "all busy, closing new ones until some end"
+                    } else {
+                        "closing the oldest idle ones to make room"
+                    }
                 );
             }
-            return; // dropping `stream` closes it
-        }
-        match stream.try_clone() {
-            Ok(c) => {
-                conns.insert(id, c);
-            }
-            Err(e) => {
-                log::warn!("cannot track a connection: {e}");
-                return;
+            if full {
+                return; // dropping `stream` closes it
             }
         }
+        conns.insert(
+            id,
+            Conn {
+                stream: Arc::clone(&stream),
+                idle: Arc::clone(&idle),
+            },
+        );
     }
     let worker = {
         let shared = Arc::clone(shared);
@@ -602,7 +632,7 @@ fn spawn_worker<P: OsqueryPlugin + Clone + Send + Sync + 'static>(
             .name("osquery-conn".into())
             .stack_size(shared.config.worker_stack)
             .spawn(move || {
-                serve(&shared, stream);
+                serve(&shared, stream, &idle);
                 lock(&shared.conns).remove(&id);
             })
     };
@@ -615,14 +645,29 @@ fn spawn_worker<P: OsqueryPlugin + Clone + Send + Sync + 'static>(
     }
 }
 
-/// The socket, read under a per-request byte budget and deadline.
-struct Budgeted {
-    stream: UnixStream,
-    left: Rc<Cell<usize>>,
-    deadline: Rc<Cell<Instant>>,
+/// The write half of a shared stream.
+struct Writer(Arc<UnixStream>);
+
+impl io::Write for Writer {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        (&*self.0).write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        (&*self.0).flush()
+    }
 }
 
-impl Read for Budgeted {
+/// A connection's read half, read under a per-request byte budget and
+/// deadline.
+struct Budgeted<R> {
+    stream: R,
+    left: Rc<Cell<usize>>,
+    deadline: Rc<Cell<Instant>>,
+    /// Cleared once a request's first bytes arrive.
+    idle: Arc<AtomicBool>,
+}
+
+impl<R: Read> Read for Budgeted<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let left = self.left.get();
         if left == 0 {
@@ -639,6 +684,9 @@ impl Read for Budgeted {
         }
         let want = buf.len().min(left);
         let n = self.stream.read(buf.get_mut(..want).unwrap_or_default())?;
+        if n > 0 {
+            self.idle.store(false, Ordering::SeqCst);
+        }
         self.left.set(left - n);
         Ok(n)
     }
@@ -647,27 +695,56 @@ impl Read for Budgeted {
 /// Serves one connection until the peer hangs up, misbehaves or times out.
 /// Any decoding error closes the connection (the generated processor has
 /// already answered what it could answer).
-fn serve<P: OsqueryPlugin + Clone + Send + Sync + 'static>(shared: &Shared<P>, stream: UnixStream) {
+fn serve<P: OsqueryPlugin + Clone + Send + Sync + 'static>(
+    shared: &Shared<P>,
+    stream: Arc<UnixStream>,
+    idle: &Arc<AtomicBool>,
+) {
     let config = &shared.config;
     // BSD accept() inherits O_NONBLOCK from the listener.
     let setup = stream
         .set_nonblocking(false)
         .and_then(|()| stream.set_read_timeout(Some(config.io_timeout)))
-        .and_then(|()| stream.set_write_timeout(Some(config.io_timeout)))
-        .and_then(|()| stream.try_clone());
-    let reader = match setup {
-        Ok(r) => r,
-        Err(e) => {
-            log::debug!("connection setup failed: {e}");
-            return;
-        }
-    };
+        .and_then(|()| stream.set_write_timeout(Some(config.io_timeout)));
+    if let Err(e) = setup {
+        log::debug!("connection setup failed: {e}");
+        return;
+    }
+    serve_on(
+        &shared.processor,
+        config,
+        Reader(Arc::clone(&stream)),
+        Writer(stream),
+        idle,
+        &shared.stopping,
+    );
+}
+
+/// The read half of a shared stream.
+struct Reader(Arc<UnixStream>);
+
+impl Read for Reader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        (&*self.0).read(buf)
+    }
+}
+
+/// The request loop of one connection, over any byte stream.
+fn serve_on<R: Read, W: io::Write>(
+    processor: &dyn TProcessor,
+    config: &ServerConfig,
+    reader: R,
+    writer: W,
+    idle: &Arc<AtomicBool>,
+    stopping: &AtomicBool,
+) {
     let left = Rc::new(Cell::new(config.max_request_bytes));
     let deadline = Rc::new(Cell::new(Instant::now() + config.request_timeout));
     let budgeted = Budgeted {
         stream: reader,
         left: Rc::clone(&left),
         deadline: Rc::clone(&deadline),
+        idle: Arc::clone(idle),
     };
     // Strict read: osqueryd always writes the versioned header.
     let mut input = TBinaryInputProtocol::with_config(
@@ -675,11 +752,12 @@ fn serve<P: OsqueryPlugin + Clone + Send + Sync + 'static>(shared: &Shared<P>, s
         true,
         config.limits.clone(),
     );
-    let mut output = TBinaryOutputProtocol::new(TBufferedWriteTransport::new(stream), true);
-    while !shared.stopping.load(Ordering::SeqCst) {
+    let mut output = TBinaryOutputProtocol::new(TBufferedWriteTransport::new(writer), true);
+    while !stopping.load(Ordering::SeqCst) {
+        idle.store(true, Ordering::SeqCst);
         left.set(config.max_request_bytes);
         deadline.set(Instant::now() + config.request_timeout);
-        match shared.processor.process(&mut input, &mut output) {
+        match processor.process(&mut input, &mut output) {
             Ok(()) => {}
             Err(thrift::Error::Transport(e)) if e.kind == TransportErrorKind::EndOfFile => break,
             Err(e) => {
@@ -688,6 +766,28 @@ fn serve<P: OsqueryPlugin + Clone + Send + Sync + 'static>(shared: &Shared<P>, s
             }
         }
     }
+}
+
+/// Feeds `input` to the server's request loop as if one connection had
+/// sent it, with `plugins` registered and `config`'s limits, and returns
+/// the bytes it would have written back. For fuzzing and tests of the
+/// request decoding; nothing is registered and no socket is opened.
+pub fn serve_bytes<P: OsqueryPlugin + Clone + Send + Sync + 'static>(
+    plugins: &[P],
+    config: &ServerConfig,
+    input: &[u8],
+) -> thrift::Result<Vec<u8>> {
+    let processor = osquery::ExtensionManagerSyncProcessor::new(Handler::new(plugins)?);
+    let mut out = Vec::new();
+    serve_on(
+        &processor,
+        config,
+        input,
+        &mut out,
+        &Arc::new(AtomicBool::new(true)),
+        &AtomicBool::new(false),
+    );
+    Ok(out)
 }
 
 struct Handler<P: OsqueryPlugin + Clone> {
