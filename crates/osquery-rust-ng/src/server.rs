@@ -752,12 +752,25 @@ fn serve_on<R: Read, W: io::Write>(
         true,
         config.limits.clone(),
     );
-    let mut output = TBinaryOutputProtocol::new(TBufferedWriteTransport::new(writer), true);
+    let reply_type = Rc::new(Cell::new(None));
+    let watched = Watch {
+        inner: writer,
+        reply_type: Rc::clone(&reply_type),
+    };
+    let mut output = TBinaryOutputProtocol::new(TBufferedWriteTransport::new(watched), true);
     while !stopping.load(Ordering::SeqCst) {
         idle.store(true, Ordering::SeqCst);
         left.set(config.max_request_bytes);
         deadline.set(Instant::now() + config.request_timeout);
+        reply_type.set(None);
         match processor.process(&mut input, &mut output) {
+            // The generated processor answers a request it could not decode
+            // with an exception reply and carries on; what follows on the
+            // stream may be the rest of that request, so stop here.
+            Ok(()) if reply_type.get() == Some(EXCEPTION) => {
+                log::debug!("connection closed after an exception reply");
+                break;
+            }
             Ok(()) => {}
             Err(thrift::Error::Transport(e)) if e.kind == TransportErrorKind::EndOfFile => break,
             Err(e) => {
@@ -765,6 +778,31 @@ fn serve_on<R: Read, W: io::Write>(
                 break;
             }
         }
+    }
+}
+
+/// The message type byte of a strict binary exception reply.
+const EXCEPTION: u8 = 3;
+
+/// A connection's write half that notes the message type of each reply
+/// (byte 3 of the strict header, which the buffered transport hands down
+/// whole in its first write of a reply).
+struct Watch<W> {
+    inner: W,
+    reply_type: Rc<Cell<Option<u8>>>,
+}
+
+impl<W: io::Write> io::Write for Watch<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.reply_type.get().is_none() {
+            if let [0x80, 0x01, _, kind, ..] = buf {
+                self.reply_type.set(Some(*kind));
+            }
+        }
+        self.inner.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
     }
 }
 
@@ -899,5 +937,150 @@ impl<P: OsqueryPlugin + Clone> osquery::ExtensionManagerSyncHandler for Handler<
             not_supported("getQueryColumns"),
             vec![],
         ))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+    use crate::plugin::Registry;
+    use std::collections::BTreeMap;
+
+    #[derive(Clone)]
+    struct Echo;
+
+    impl OsqueryPlugin for Echo {
+        fn name(&self) -> String {
+            "echo".into()
+        }
+        fn registry(&self) -> Registry {
+            Registry::Table
+        }
+        fn routes(&self) -> osquery::ExtensionPluginResponse {
+            vec![]
+        }
+        fn ping(&self) -> osquery::ExtensionStatus {
+            osquery::ExtensionStatus::default()
+        }
+        fn handle_call(
+            &self,
+            request: osquery::ExtensionPluginRequest,
+        ) -> osquery::ExtensionResponse {
+            osquery::ExtensionResponse::new(osquery::ExtensionStatus::default(), vec![request])
+        }
+        fn shutdown(&self) {}
+    }
+
+    fn call(name: &str, args: &[u8]) -> Vec<u8> {
+        let mut m = vec![0x80, 0x01, 0x00, 0x01];
+        m.extend((name.len() as i32).to_be_bytes());
+        m.extend(name.as_bytes());
+        m.extend(9i32.to_be_bytes());
+        m.extend(args);
+        m.push(0);
+        m
+    }
+
+    fn tstr(s: &str) -> Vec<u8> {
+        let mut v = (s.len() as i32).to_be_bytes().to_vec();
+        v.extend(s.as_bytes());
+        v
+    }
+
+    fn echo_call(value_len: usize) -> Vec<u8> {
+        let mut args = vec![11, 0, 1];
+        args.extend(tstr("table"));
+        args.extend([11, 0, 2]);
+        args.extend(tstr("echo"));
+        args.extend([13, 0, 3, 11, 11]);
+        args.extend(1i32.to_be_bytes());
+        args.extend(tstr("k"));
+        args.extend(tstr(&"v".repeat(value_len)));
+        call("call", &args)
+    }
+
+    fn serve(input: &[u8]) -> Vec<u8> {
+        serve_bytes(&[Echo], &ServerConfig::default(), input).unwrap()
+    }
+
+    #[test]
+    fn answers_calls_in_order_on_one_connection() {
+        let mut input = call("ping", &[]);
+        input.extend(echo_call(3));
+        let out = serve(&input);
+        // Two strict replies; the second carries the echoed request.
+        assert_eq!(&out[..4], &[0x80, 0x01, 0x00, 0x02]);
+        let echoed = out.windows(3).any(|w| w == b"vvv");
+        assert!(echoed, "{out:?}");
+        let _ = BTreeMap::<String, String>::new();
+    }
+
+    /// `bad` followed by a ping gets no answer but, at most, one exception
+    /// reply: the connection ends at the bad request.
+    fn at_most_an_exception(bad: &[u8]) {
+        let mut input = bad.to_vec();
+        input.extend(call("ping", &[]));
+        let out = serve(&input);
+        if !out.is_empty() {
+            assert_eq!(&out[..4], &[0x80, 0x01, 0x00, EXCEPTION], "{out:?}");
+            let replies = out.windows(2).filter(|w| *w == [0x80, 0x01]).count();
+            assert_eq!(replies, 1, "{out:?}");
+        }
+    }
+
+    #[test]
+    fn hostile_sizes_close_the_connection() {
+        // 0x7fffffff-element list in registerExtension (CVE-2026-43868).
+        let mut args = vec![13, 0, 2, 11, 13];
+        args.extend(1i32.to_be_bytes());
+        args.extend(tstr("table"));
+        args.extend([11, 15]);
+        args.extend(1i32.to_be_bytes());
+        args.extend(tstr("t"));
+        args.push(13);
+        args.extend(i32::MAX.to_be_bytes());
+        at_most_an_exception(&call("registerExtension", &args));
+        // Negative map size and string length.
+        let mut neg = vec![13, 0, 3, 11, 11];
+        neg.extend((-1i32).to_be_bytes());
+        at_most_an_exception(&call("call", &neg));
+        let mut neg = vec![11, 0, 1];
+        neg.extend((-7i32).to_be_bytes());
+        at_most_an_exception(&call("call", &neg));
+        // Non-strict (old) header: refused by the strict server.
+        let mut old = tstr("ping");
+        old.push(1);
+        old.extend(1i32.to_be_bytes());
+        old.push(0);
+        assert!(serve(&old).is_empty());
+    }
+
+    #[test]
+    fn requests_over_the_byte_budget_are_refused() {
+        let config = ServerConfig {
+            max_request_bytes: 1024,
+            ..ServerConfig::default()
+        };
+        let small = serve_bytes(&[Echo], &config, &echo_call(100)).unwrap();
+        assert!(!small.is_empty());
+        let mut input = echo_call(2000);
+        input.extend(call("ping", &[]));
+        let big = serve_bytes(&[Echo], &config, &input).unwrap();
+        assert_eq!(&big[..4], &[0x80, 0x01, 0x00, EXCEPTION], "{big:?}");
+        assert_eq!(big.windows(2).filter(|w| *w == [0x80, 0x01]).count(), 1);
+    }
+
+    #[test]
+    fn unknown_items_get_an_error_reply() {
+        let mut args = vec![11, 0, 1];
+        args.extend(tstr("table"));
+        args.extend([11, 0, 2]);
+        args.extend(tstr("nosuch"));
+        args.extend([13, 0, 3, 11, 11]);
+        args.extend(0i32.to_be_bytes());
+        let out = serve(&call("call", &args));
+        // An exception reply (type 3).
+        assert_eq!(&out[..4], &[0x80, 0x01, 0x00, EXCEPTION]);
     }
 }
