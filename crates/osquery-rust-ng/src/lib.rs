@@ -8,6 +8,7 @@ pub(crate) mod client;
 pub mod plugin;
 pub(crate) mod server;
 mod util;
+pub mod wire;
 
 pub use crate::client::client_limits;
 pub use crate::server::{

@@ -25,14 +25,21 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 use strum::VariantNames;
-use thrift::protocol::{TBinaryInputProtocol, TBinaryOutputProtocol};
-use thrift::server::TProcessor;
-use thrift::transport::{TBufferedReadTransport, TBufferedWriteTransport};
-use thrift::{TConfiguration, TransportErrorKind};
+use thrift::protocol::{
+    TBinaryInputProtocol, TBinaryOutputProtocol, TFieldIdentifier, TInputProtocol, TListIdentifier,
+    TMessageIdentifier, TMessageType, TOutputProtocol, TSerializable, TStructIdentifier, TType,
+};
+use thrift::transport::{
+    TBufferedReadTransport, TBufferedWriteTransport, TReadTransport, TWriteTransport,
+};
+use thrift::{
+    ApplicationError, ApplicationErrorKind, ProtocolError, ProtocolErrorKind, TConfiguration,
+    TransportErrorKind,
+};
 
 use crate::_osquery as osquery;
 use crate::client::Client;
-use crate::plugin::{OsqueryPlugin, Registry};
+use crate::plugin::{CallReply, OsqueryPlugin, Registry};
 use crate::util::OptionToThriftResult;
 
 /// How the server treats its peers. The defaults are sized to what osqueryd
@@ -238,9 +245,7 @@ impl<P: OsqueryPlugin + Clone + Send + Sync + 'static> Server<P> {
 
         let shutdown_requested = Arc::clone(&handler.shutdown_requested);
         let shared = Arc::new(Shared {
-            processor: osquery::ExtensionManagerSyncProcessor::new(
-                handler.with_hook(self.on_shutdown.clone()),
-            ),
+            handler: handler.with_hook(self.on_shutdown.clone()),
             config: self.config.clone(),
             stopping: AtomicBool::new(false),
             shutdown_requested,
@@ -458,7 +463,7 @@ impl Drop for Running {
 const ACCEPT_POLL: Duration = Duration::from_millis(100);
 
 struct Shared<P: OsqueryPlugin + Clone> {
-    processor: osquery::ExtensionManagerSyncProcessor<Handler<P>>,
+    handler: Handler<P>,
     config: ServerConfig,
     stopping: AtomicBool,
     /// Set by the handler when osqueryd calls shutdown().
@@ -711,7 +716,7 @@ fn serve<P: OsqueryPlugin + Clone + Send + Sync + 'static>(
         return;
     }
     serve_on(
-        &shared.processor,
+        &shared.handler,
         config,
         Reader(Arc::clone(&stream)),
         Writer(stream),
@@ -730,8 +735,8 @@ impl Read for Reader {
 }
 
 /// The request loop of one connection, over any byte stream.
-fn serve_on<R: Read, W: io::Write>(
-    processor: &dyn TProcessor,
+fn serve_on<P: OsqueryPlugin + Clone, R: Read, W: io::Write>(
+    handler: &Handler<P>,
     config: &ServerConfig,
     reader: R,
     writer: W,
@@ -757,13 +762,18 @@ fn serve_on<R: Read, W: io::Write>(
         inner: writer,
         reply_type: Rc::clone(&reply_type),
     };
-    let mut output = TBinaryOutputProtocol::new(TBufferedWriteTransport::new(watched), true);
+    // 64 KiB: a full table read is megabytes, and each buffer's worth is
+    // one write(2) (the default 4 KiB made that thousands).
+    let mut output = TBinaryOutputProtocol::new(
+        TBufferedWriteTransport::with_capacity(WRITE_BUFFER, watched),
+        true,
+    );
     while !stopping.load(Ordering::SeqCst) {
         idle.store(true, Ordering::SeqCst);
         left.set(config.max_request_bytes);
         deadline.set(Instant::now() + config.request_timeout);
         reply_type.set(None);
-        match processor.process(&mut input, &mut output) {
+        match dispatch(handler, &mut input, &mut output) {
             // The generated processor answers a request it could not decode
             // with an exception reply and carries on; what follows on the
             // stream may be the rest of that request, so stop here.
@@ -780,6 +790,142 @@ fn serve_on<R: Read, W: io::Write>(
         }
     }
 }
+
+/// Reads one request and answers it: `call` here (so rows can be written
+/// straight to the connection), everything else through the generated
+/// functions, as the generated processor would.
+fn dispatch<P: OsqueryPlugin + Clone, RT: TReadTransport, WT: TWriteTransport>(
+    handler: &Handler<P>,
+    i: &mut TBinaryInputProtocol<RT>,
+    o: &mut TBinaryOutputProtocol<WT>,
+) -> thrift::Result<()> {
+    use osquery::{TExtensionManagerProcessFunctions as M, TExtensionProcessFunctions as E};
+    let ident = i.read_message_begin()?;
+    let seq = ident.sequence_number;
+    let res = match ident.name.as_str() {
+        "call" => {
+            let mut begun = false;
+            let res = process_call(handler, seq, i, o, &mut begun);
+            if begun && res.is_err() {
+                // Part of the reply is on its way: an exception reply now
+                // would only garble it; end the connection instead.
+                return res;
+            }
+            res
+        }
+        "ping" => E::process_ping(handler, seq, i, o),
+        "shutdown" => E::process_shutdown(handler, seq, i, o),
+        "extensions" => M::process_extensions(handler, seq, i, o),
+        "options" => M::process_options(handler, seq, i, o),
+        "registerExtension" => M::process_register_extension(handler, seq, i, o),
+        "deregisterExtension" => M::process_deregister_extension(handler, seq, i, o),
+        "query" => M::process_query(handler, seq, i, o),
+        "getQueryColumns" => M::process_get_query_columns(handler, seq, i, o),
+        method => Err(thrift::Error::Application(ApplicationError::new(
+            ApplicationErrorKind::UnknownMethod,
+            format!("unknown method {method}"),
+        ))),
+    };
+    thrift::server::handle_process_result(&ident, res, o)
+}
+
+fn bad_args(what: &str) -> thrift::Error {
+    thrift::Error::Protocol(ProtocolError::new(
+        ProtocolErrorKind::InvalidData,
+        format!("call(): {what}"),
+    ))
+}
+
+/// `call`'s arguments: registry, item, request.
+fn read_call_args(
+    i: &mut dyn TInputProtocol,
+) -> thrift::Result<(String, String, osquery::ExtensionPluginRequest)> {
+    let (mut registry, mut item, mut request) = (None, None, None);
+    i.read_struct_begin()?;
+    loop {
+        let field = i.read_field_begin()?;
+        match (field.id, field.field_type) {
+            (_, TType::Stop) => break,
+            (Some(1), TType::String) => registry = Some(i.read_string()?),
+            (Some(2), TType::String) => item = Some(i.read_string()?),
+            (Some(3), TType::Map) => {
+                let m = i.read_map_begin()?;
+                if m.size > 0
+                    && (m.key_type != Some(TType::String) || m.value_type != Some(TType::String))
+                {
+                    return Err(bad_args("request is not a map of strings"));
+                }
+                let mut map = osquery::ExtensionPluginRequest::new();
+                for _ in 0..m.size {
+                    let k = i.read_string()?;
+                    let v = i.read_string()?;
+                    map.insert(k, v);
+                }
+                i.read_map_end()?;
+                request = Some(map);
+            }
+            (_, other) => i.skip(other)?,
+        }
+        i.read_field_end()?;
+    }
+    i.read_struct_end()?;
+    match (registry, item, request) {
+        (Some(r), Some(it), Some(req)) => Ok((r, it, req)),
+        _ => Err(bad_args("registry, item and request are all required")),
+    }
+}
+
+/// Answers `call`. A [`CallReply::Rows`] reply is written by hand: the
+/// ExtensionResponse struct with its status, then the list header, then the
+/// plugin's rows straight into the connection's buffered transport.
+fn process_call<P: OsqueryPlugin + Clone, WT: TWriteTransport>(
+    handler: &Handler<P>,
+    seq: i32,
+    i: &mut dyn TInputProtocol,
+    o: &mut TBinaryOutputProtocol<WT>,
+    begun: &mut bool,
+) -> thrift::Result<()> {
+    let (registry, item, request) = read_call_args(i)?;
+    i.read_message_end()?;
+    let reply = handler.plugin(&registry, &item)?.handle_call_reply(request);
+    *begun = true;
+    o.write_message_begin(&TMessageIdentifier::new("call", TMessageType::Reply, seq))?;
+    o.write_struct_begin(&TStructIdentifier::new("call_result"))?;
+    o.write_field_begin(&TFieldIdentifier::new("success", TType::Struct, 0))?;
+    match reply {
+        CallReply::Plain(response) => response.write_to_out_protocol(o)?,
+        CallReply::Rows(rows) => {
+            o.write_struct_begin(&TStructIdentifier::new("ExtensionResponse"))?;
+            o.write_field_begin(&TFieldIdentifier::new("status", TType::Struct, 1))?;
+            osquery::ExtensionStatus::new(0, "OK".to_string(), None).write_to_out_protocol(o)?;
+            o.write_field_end()?;
+            o.write_field_begin(&TFieldIdentifier::new("response", TType::List, 2))?;
+            let n = rows.len();
+            let announced = i32::try_from(n).map_err(|_| bad_args("too many rows"))?;
+            o.write_list_begin(&TListIdentifier::new(TType::Map, announced))?;
+            let written = rows.write_rows(&mut o.transport)?;
+            if written != n {
+                // The list header is sent: the reply cannot be repaired.
+                return Err(thrift::Error::Transport(thrift::TransportError::new(
+                    TransportErrorKind::Unknown,
+                    format!("plugin wrote {written} of the {n} rows it announced"),
+                )));
+            }
+            o.write_list_end()?;
+            o.write_field_end()?;
+            o.write_field_stop()?;
+            o.write_struct_end()?;
+        }
+    }
+    o.write_field_end()?;
+    o.write_field_stop()?;
+    o.write_struct_end()?;
+    o.write_message_end()?;
+    o.flush()
+}
+
+/// Reply bytes buffered before a write to the connection.
+const WRITE_BUFFER: usize = 64 << 10;
 
 /// The message type byte of a strict binary exception reply.
 const EXCEPTION: u8 = 3;
@@ -815,10 +961,10 @@ pub fn serve_bytes<P: OsqueryPlugin + Clone + Send + Sync + 'static>(
     config: &ServerConfig,
     input: &[u8],
 ) -> thrift::Result<Vec<u8>> {
-    let processor = osquery::ExtensionManagerSyncProcessor::new(Handler::new(plugins)?);
+    let handler = Handler::new(plugins)?;
     let mut out = Vec::new();
     serve_on(
-        &processor,
+        &handler,
         config,
         input,
         &mut out,
@@ -852,6 +998,14 @@ impl<P: OsqueryPlugin + Clone> Handler<P> {
         })
     }
 
+    fn plugin(&self, registry: &str, item: &str) -> thrift::Result<&P> {
+        self.registry
+            .get(registry)
+            .ok_or_thrift_err(|| format!("no registry {registry:?}"))?
+            .get(item)
+            .ok_or_thrift_err(|| format!("no item {item:?} in registry {registry:?}"))
+    }
+
     fn with_hook(mut self, hook: Option<ShutdownHook>) -> Self {
         self.on_shutdown = hook;
         self
@@ -874,13 +1028,7 @@ impl<P: OsqueryPlugin + Clone> osquery::ExtensionSyncHandler for Handler<P> {
         request: osquery::ExtensionPluginRequest,
     ) -> thrift::Result<osquery::ExtensionResponse> {
         log::trace!("call {registry}/{item}: {request:?}");
-        let plugin = self
-            .registry
-            .get(registry.as_str())
-            .ok_or_thrift_err(|| format!("no registry {registry:?}"))?
-            .get(item.as_str())
-            .ok_or_thrift_err(|| format!("no item {item:?} in registry {registry:?}"))?;
-        Ok(plugin.handle_call(request))
+        Ok(self.plugin(&registry, &item)?.handle_call(request))
     }
 
     fn handle_shutdown(&self) -> thrift::Result<()> {
@@ -970,6 +1118,96 @@ mod tests {
             osquery::ExtensionResponse::new(osquery::ExtensionStatus::default(), vec![request])
         }
         fn shutdown(&self) {}
+    }
+
+    /// Answers with `announced` rows but writes `written`.
+    #[derive(Clone)]
+    struct Streamer {
+        announced: usize,
+        written: usize,
+    }
+
+    struct Rows(usize, usize);
+
+    impl crate::plugin::RowStream for Rows {
+        fn len(&self) -> usize {
+            self.0
+        }
+        fn write_rows(&self, out: &mut dyn std::io::Write) -> std::io::Result<usize> {
+            let mut b = Vec::new();
+            for i in 0..self.1 {
+                crate::wire::map_header(&mut b, 1);
+                crate::wire::string(&mut b, b"n");
+                crate::wire::string(&mut b, i.to_string().as_bytes());
+            }
+            out.write_all(&b)?;
+            Ok(self.1)
+        }
+    }
+
+    impl OsqueryPlugin for Streamer {
+        fn name(&self) -> String {
+            "echo".into()
+        }
+        fn registry(&self) -> Registry {
+            Registry::Table
+        }
+        fn routes(&self) -> osquery::ExtensionPluginResponse {
+            vec![]
+        }
+        fn ping(&self) -> osquery::ExtensionStatus {
+            osquery::ExtensionStatus::default()
+        }
+        fn handle_call(&self, _: osquery::ExtensionPluginRequest) -> osquery::ExtensionResponse {
+            osquery::ExtensionResponse::default()
+        }
+        fn handle_call_reply(&self, _: osquery::ExtensionPluginRequest) -> CallReply {
+            CallReply::Rows(Box::new(Rows(self.announced, self.written)))
+        }
+        fn shutdown(&self) {}
+    }
+
+    #[test]
+    fn streamed_rows_decode_as_a_call_reply() {
+        use thrift::protocol::TSerializable;
+        let plugin = Streamer {
+            announced: 3,
+            written: 3,
+        };
+        let mut input = echo_call(1);
+        input.extend(call("ping", &[]));
+        let out = serve_bytes(&[plugin], &ServerConfig::default(), &input).unwrap();
+        let mut p = TBinaryInputProtocol::new(&out[..], true);
+        let ident = p.read_message_begin().unwrap();
+        assert_eq!(
+            (ident.name.as_str(), ident.message_type),
+            ("call", TMessageType::Reply)
+        );
+        // The result struct: field 0 is the ExtensionResponse.
+        p.read_struct_begin().unwrap();
+        let f = p.read_field_begin().unwrap();
+        assert_eq!((f.id, f.field_type), (Some(0), TType::Struct));
+        let r = osquery::ExtensionResponse::read_from_in_protocol(&mut p).unwrap();
+        assert_eq!(r.status.unwrap().code, Some(0));
+        let rows = r.response.unwrap();
+        assert_eq!(rows.len(), 3);
+        assert_eq!(rows[2]["n"], "2");
+        p.read_field_end().unwrap();
+        assert_eq!(p.read_field_begin().unwrap().field_type, TType::Stop);
+        p.read_struct_end().unwrap();
+        // ... and the connection went on to answer the ping.
+        assert_eq!(p.read_message_begin().unwrap().name, "ping");
+
+        // A plugin that writes fewer rows than it announced ends the
+        // connection; no exception reply is mixed into the rows.
+        let liar = Streamer {
+            announced: 3,
+            written: 2,
+        };
+        let out = serve_bytes(&[liar], &ServerConfig::default(), &input).unwrap();
+        let replies = out.windows(2).filter(|w| *w == [0x80, 0x01]).count();
+        assert!(replies <= 1, "{out:?}");
+        assert!(out.is_empty() || out[3] == 2, "{out:?}");
     }
 
     fn call(name: &str, args: &[u8]) -> Vec<u8> {

@@ -8,7 +8,7 @@ mod table;
 pub use _enums::plugin::Plugin;
 pub use _enums::registry::Registry;
 
-pub use _traits::osquery_plugin::OsqueryPlugin;
+pub use _traits::osquery_plugin::{CallReply, OsqueryPlugin, RowStream};
 
 pub use table::column_def::ColumnDef;
 pub use table::column_def::ColumnOptions;
