@@ -4,6 +4,8 @@
 #![no_main]
 
 use kerberos_cache_access::engine::Engine;
+use kerberos_cache_access::event::{ExecEvent, SourceKind};
+use kerberos_cache_access::status::State;
 use kerberos_cache_access::osquery::plugin::TablePlugin;
 use kerberos_cache_access::store::StoreConfig;
 use kerberos_cache_access::table::{ExecTable, StatusTable};
@@ -17,8 +19,24 @@ fn plugins() -> &'static [TablePlugin] {
     PLUGINS.get_or_init(|| {
         let engine = Arc::new(Engine::new(
             StoreConfig::default(),
-            Box::new(FixedUsers::default()),
+            Box::new(FixedUsers(vec![(501, "alice".into())])),
         ));
+        // A few rows, so generate's streamed replies carry data.
+        let counters = engine
+            .status()
+            .set(SourceKind::Snapshot, State::Active, "fuzz");
+        for i in 0..20 {
+            let event = ExecEvent {
+                time: 1_700_000_000 + i,
+                pid: 100 + i,
+                ppid: 1,
+                path: b"/usr/bin/kcc".to_vec(),
+                argv: vec![b"kcc".to_vec(), b"copy_cred_cache".to_vec()],
+                uid: (i % 2 == 0).then_some(501),
+                ..ExecEvent::default()
+            };
+            engine.ingest(&event, &counters);
+        }
         vec![
             TablePlugin::new(Arc::new(ExecTable::new(Arc::clone(&engine)))),
             TablePlugin::new(Arc::new(StatusTable::new(engine))),
