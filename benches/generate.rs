@@ -1,14 +1,17 @@
-//! generate over a full store, with and without a time constraint; and the
-//! snapshot step on this host.
+//! generate over a full store, with and without a time constraint, in
+//! process and through the extension's socket; and the snapshot step on
+//! this host.
 //!
 //! `cargo bench --bench generate`
 
 mod common;
+mod socket_client;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use kerberos_cache_access::engine::unix_now;
 use kerberos_cache_access::table::{ExecTable, Table};
 use std::hint::black_box;
+use std::sync::Arc;
 
 fn generate(c: &mut Criterion) {
     let now = unix_now();
@@ -31,6 +34,26 @@ fn generate(c: &mut Criterion) {
     group.finish();
 }
 
+/// The same calls through the socket, as osqueryd makes them: each sample
+/// ends at the last reply byte.
+fn through_socket(c: &mut Criterion) {
+    let now = unix_now();
+    let table: Arc<dyn Table> = Arc::new(ExecTable::new(common::engine_with_rows(10_000, now, 1)));
+    let name = table.name();
+    let (_dir, _fake, running) = socket_client::serve(table);
+    let path = running.listen_path().to_path_buf();
+    let full = socket_client::generate_request(name, common::FULL_CONTEXT);
+    let pack = socket_client::generate_request(name, &common::pack_context(now));
+    let mut group = c.benchmark_group("generate_10k_rows_socket");
+    group.bench_function("no_constraint_all_columns", |b| {
+        b.iter(|| black_box(socket_client::call(&path, &full)))
+    });
+    group.bench_function("time_window_540s_pack_columns", |b| {
+        b.iter(|| black_box(socket_client::call(&path, &pack)))
+    });
+    group.finish();
+}
+
 fn snapshot(c: &mut Criterion) {
     use kerberos_cache_access::sources::snapshot::{system::SystemProcesses, ProcessTable};
     let mut group = c.benchmark_group("snapshot_host");
@@ -43,5 +66,5 @@ fn snapshot(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, generate, snapshot);
+criterion_group!(benches, generate, through_socket, snapshot);
 criterion_main!(benches);

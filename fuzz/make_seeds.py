@@ -275,3 +275,43 @@ out("journal", "header-only", jheader())
 out("journal", "future-version", jheader(2) + jrecord(1, jrow(0)))
 # A bare payload: the target also frames its input as a record.
 out("journal", "payload-row", struct.pack("<q", 1764000100) + json.dumps(jrow(7), separators=(",", ":")).encode())
+
+# --- osquery_server: what osqueryd sends an extension (strict binary
+# protocol, one or more messages on one connection), and hostile variants.
+
+
+def tstr(s):
+    b = s.encode() if isinstance(s, str) else s
+    return struct.pack(">i", len(b)) + b
+
+
+def tcall(name, seq, args):
+    return b"\x80\x01\x00\x01" + tstr(name) + struct.pack(">i", seq) + args + b"\x00"
+
+
+def tmap_ss(pairs):
+    return b"\x0b\x0b" + struct.pack(">i", len(pairs)) + b"".join(tstr(k) + tstr(v) for k, v in pairs)
+
+
+def table_call(seq, table, pairs):
+    return tcall("call", seq, b"\x0b\x00\x01" + tstr("table") + b"\x0b\x00\x02" + tstr(table)
+                 + b"\x0d\x00\x03" + tmap_ss(pairs))
+
+
+ctx = json.dumps({"constraints": [{"name": "time", "list": [{"op": 4, "expr": "1700000000"}], "affinity": "BIGINT"}],
+                  "colsUsed": ["time", "pid"], "colsUsedBitset": 5}, separators=(",", ":"))
+out("osquery_server", "ping", tcall("ping", 1, b""))
+out("osquery_server", "shutdown", tcall("shutdown", 1, b""))
+out("osquery_server", "columns", table_call(2, "kerberos_cache_access", [("action", "columns")]))
+out("osquery_server", "generate", table_call(3, "kerberos_cache_access", [("action", "generate"), ("context", ctx)]))
+out("osquery_server", "status-then-ping",
+    table_call(4, "kerberos_cache_access_status", [("action", "generate"), ("context", "{}")]) + tcall("ping", 5, b""))
+out("osquery_server", "unknown-method", tcall("nosuch", 6, b""))
+# CVE-2026-43868: 63 bytes announcing a 0x7fffffff-element list.
+huge = (b"\x80\x01\x00\x01" + tstr("registerExtension") + struct.pack(">i", 1) + b"\x0d\x00\x02\x0b\x0d"
+        + struct.pack(">i", 1) + tstr("table") + b"\x0b\x0f" + struct.pack(">i", 1) + tstr("t")
+        + b"\x0d" + struct.pack(">i", 0x7fffffff))
+assert len(huge) == 63
+out("osquery_server", "cve-2026-43868", huge)
+out("osquery_server", "negative-map",
+    b"\x80\x01\x00\x01" + tstr("call") + struct.pack(">i", 7) + b"\x0d\x00\x03\x0b\x0b" + struct.pack(">i", -1))

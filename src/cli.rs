@@ -130,6 +130,15 @@ impl Args {
         })
     }
 
+    /// What the osquery binding needs from the command line.
+    pub fn osquery_settings(&self) -> crate::osquery::Settings {
+        crate::osquery::Settings {
+            socket: self.socket.clone(),
+            timeout: Duration::from_secs(self.timeout),
+            interval: Duration::from_secs(self.interval),
+        }
+    }
+
     pub fn store_config(&self) -> StoreConfig {
         StoreConfig {
             max_rows: self.max_rows.max(1),
@@ -198,7 +207,7 @@ pub fn run(args: &Args) -> anyhow::Result<i32> {
     if args.standalone {
         crate::standalone::run(&engine, &specs, options, &stop)
     } else {
-        crate::osquery::run_extension(args, &engine, &specs, options, &stop)
+        crate::osquery::run_extension(&args.osquery_settings(), &engine, &specs, options, &stop)
     }
 }
 

@@ -6,6 +6,7 @@
 
 use crate::constraints::QueryContext;
 use crate::engine::Engine;
+use crate::row::Row;
 use crate::schema::{
     opt_int, Column, Value, EXEC_COLUMNS, EXEC_TABLE, STATUS_COLUMNS, STATUS_TABLE,
     STORE_STATUS_ROW,
@@ -19,12 +20,26 @@ use std::sync::Arc;
 /// A generate response row: column name → value as osqueryd expects it.
 pub type OsqueryRow = BTreeMap<String, String>;
 
+/// Stored rows as a query reads them: the rows the constraints allow, and
+/// which of `EXEC_COLUMNS` the query uses.
+pub struct FrozenRows {
+    pub rows: Vec<Arc<Row>>,
+    pub used: Vec<bool>,
+}
+
 pub trait Table: Send + Sync {
     fn name(&self) -> &'static str;
     fn columns(&self) -> &'static [Column];
     /// Rows for a query. Must never return fewer rows than the constraints
     /// accept; more is fine (osqueryd filters again).
     fn generate(&self, ctx: &QueryContext) -> Result<Vec<OsqueryRow>>;
+
+    /// The frozen rows a query reads and which columns it uses, for a
+    /// binding that writes rows to the wire itself (no maps in between).
+    /// `None` for tables whose rows are made per call.
+    fn frozen_rows(&self, _ctx: &QueryContext) -> Option<FrozenRows> {
+        None
+    }
 
     /// Parses osqueryd's `context` string and generates. A malformed context
     /// is an error that says what was wrong.
@@ -76,6 +91,14 @@ impl ExecTable {
         ExecTable { engine }
     }
 
+    fn select(&self, ctx: &QueryContext) -> FrozenRows {
+        self.engine.refresh_for_query();
+        FrozenRows {
+            rows: self.engine.store().select(&Self::filter_of(ctx)),
+            used: ctx.used_mask(EXEC_COLUMNS),
+        }
+    }
+
     /// The filter osqueryd's constraints allow: `time` ranges and `pid`
     /// equalities. Everything else is left to SQLite.
     pub fn filter_of(ctx: &QueryContext) -> RowFilter {
@@ -96,14 +119,16 @@ impl Table for ExecTable {
     }
 
     fn generate(&self, ctx: &QueryContext) -> Result<Vec<OsqueryRow>> {
-        self.engine.refresh_for_query();
-        let rows = self.engine.store().select(&Self::filter_of(ctx));
-        let used = ctx.used_mask(EXEC_COLUMNS);
+        let FrozenRows { rows, used } = self.select(ctx);
         Ok(to_osquery_rows(
             EXEC_COLUMNS,
             &used,
             rows.iter().map(|r| r.values()),
         ))
+    }
+
+    fn frozen_rows(&self, ctx: &QueryContext) -> Option<FrozenRows> {
+        Some(self.select(ctx))
     }
 }
 

@@ -331,12 +331,24 @@ fn duplicate_registration_exits_nonzero() {
     let sock = dir.path().join("osquery.em");
     let fake = FakeOsqueryd::start(&sock);
     let stale = fake.preregister(NAME);
-    let mut ext = spawn_extension(&sock, &launch(true, &["--source", "snapshot"]));
+    // A long --timeout: the refusal must end the run at once, not after it.
+    let opts = LaunchOptions {
+        timeout: 30,
+        ..launch(true, &["--source", "snapshot"])
+    };
+    let started = Instant::now();
+    let mut ext = spawn_extension(&sock, &opts);
     let status = ext
-        .wait_exit(Duration::from_secs(TIMEOUT + 5))
+        .wait_exit(Duration::from_secs(10))
         .unwrap_or_else(|| panic!("did not exit; stderr:\n{}", ext.stderr()));
+    let took = started.elapsed();
     let stderr = ext.stderr();
     assert!(!status.success(), "{status:?}; stderr:\n{stderr}");
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(
+        took < Duration::from_secs(3),
+        "took {took:?}; stderr:\n{stderr}"
+    );
     assert!(
         stderr.contains("Duplicate") || stderr.contains("already registered"),
         "{stderr}"
@@ -477,4 +489,275 @@ fn sdk_gate_matches_osqueryd_for_what_we_send() {
     for (v, ok) in sent {
         assert_eq!(sdk_accepted(v), ok, "{v:?}");
     }
+}
+
+/// A `registerExtension` call of 63 bytes whose registry holds a list that
+/// announces 0x7fffffff maps: thrift < 0.23 reserved 51 GB for it and
+/// aborted the process (CVE-2026-43868).
+fn huge_list_message() -> Vec<u8> {
+    let mut m = vec![0x80, 0x01, 0x00, 0x01]; // strict header, CALL
+    m.extend(17i32.to_be_bytes());
+    m.extend(b"registerExtension");
+    m.extend(1i32.to_be_bytes()); // sequence number
+    m.extend([13, 0, 2]); // field 2: map (registry)
+    m.extend([11, 13]);
+    m.extend(1i32.to_be_bytes());
+    m.extend(5i32.to_be_bytes());
+    m.extend(b"table");
+    m.extend([11, 15]);
+    m.extend(1i32.to_be_bytes());
+    m.extend(1i32.to_be_bytes());
+    m.extend(b"t");
+    m.push(13); // list of maps ...
+    m.extend(i32::MAX.to_be_bytes()); // ... of 0x7fffffff elements
+    assert_eq!(m.len(), 63);
+    m
+}
+
+/// A `call` whose request map announces `size` entries.
+fn call_with_map_size(size: i32) -> Vec<u8> {
+    let mut m = vec![0x80, 0x01, 0x00, 0x01];
+    m.extend(4i32.to_be_bytes());
+    m.extend(b"call");
+    m.extend(7i32.to_be_bytes());
+    m.extend([13, 0, 3, 11, 11]);
+    m.extend(size.to_be_bytes());
+    m
+}
+
+/// A `call` whose registry string announces `len` bytes.
+fn call_with_string_len(len: i32) -> Vec<u8> {
+    let mut m = vec![0x80, 0x01, 0x00, 0x01];
+    m.extend(4i32.to_be_bytes());
+    m.extend(b"call");
+    m.extend(7i32.to_be_bytes());
+    m.extend([11, 0, 1]);
+    m.extend(len.to_be_bytes());
+    m
+}
+
+/// Sends raw bytes on a fresh connection and reads whatever comes back
+/// until the extension closes the connection (or 5 s pass).
+fn send_raw(path: &Path, bytes: &[u8]) -> Vec<u8> {
+    use std::io::{Read, Write};
+    let mut s = std::os::unix::net::UnixStream::connect(path).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let _ = s.write_all(bytes);
+    let _ = s.shutdown(std::net::Shutdown::Write);
+    let mut back = Vec::new();
+    let _ = s.read_to_end(&mut back);
+    back
+}
+
+/// Resident set size of `pid` in KiB (Linux).
+fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+#[test]
+fn hostile_messages_leave_the_extension_serving() {
+    let dir = socket_dir();
+    let sock = dir.path().join("osquery.em");
+    let fake = FakeOsqueryd::start(&sock);
+    let mut ext = spawn_extension(&sock, &launch(false, &["--source", "snapshot"]));
+    let uuid = settled(&fake, &mut ext);
+    let path = fake.ext_socket(uuid);
+    let alive = |ext: &mut Extension, what: &str| {
+        assert!(
+            matches!(ext.child.try_wait(), Ok(None)),
+            "died after {what}; stderr:\n{}",
+            ext.stderr()
+        );
+        assert_eq!(fake.ext_ping(uuid).unwrap().code, 0, "after {what}");
+    };
+
+    send_raw(&path, &huge_list_message());
+    alive(&mut ext, "the 63-byte registerExtension");
+    for (what, bytes) in [
+        ("a negative map size", call_with_map_size(-1)),
+        ("a huge map size", call_with_map_size(i32::MAX)),
+        ("a negative string length", call_with_string_len(-2)),
+        ("a huge string length", call_with_string_len(i32::MAX)),
+        (
+            "an old-style header with a huge name",
+            vec![0x7f, 0xff, 0xff, 0xf0, 1],
+        ),
+        ("a bad version", vec![0x80, 0x02, 0x00, 0x01, 0, 0, 0, 0]),
+    ] {
+        send_raw(&path, &bytes);
+        alive(&mut ext, what);
+    }
+
+    // 3,000 of them (thrift 0.17 grew RSS from 4.5 to 41 MB with this),
+    // then back near the baseline once they are done.
+    let pid = ext.pid();
+    let before = rss_kib(pid);
+    let bad = call_with_map_size(-1);
+    for _ in 0..3000 {
+        send_raw(&path, &bad);
+    }
+    alive(&mut ext, "3,000 negative sizes");
+    std::thread::sleep(Duration::from_millis(300));
+    if let (Some(before), Some(after)) = (before, rss_kib(pid)) {
+        eprintln!("RSS {before} KiB before, {after} KiB after 3,000 bad messages");
+        assert!(
+            after < before + 5 * 1024,
+            "RSS grew from {before} to {after} KiB"
+        );
+    }
+    // A real call still works, and nothing was logged per message above
+    // debug level.
+    let (st, _) = generate(&fake, uuid, EXEC_TABLE, &context(EXEC_COLUMNS, &[]));
+    assert_eq!(st.code, 0, "{st:?}");
+    let stderr = ext.stderr();
+    assert!(
+        stderr.lines().count() < 50,
+        "{} lines logged",
+        stderr.lines().count()
+    );
+}
+
+/// Times one call; panics with the extension's stderr when it fails.
+fn timed<T>(ext: &Extension, what: &str, f: impl FnOnce() -> anyhow::Result<T>) -> Duration {
+    let t = Instant::now();
+    if let Err(e) = f() {
+        panic!("{what} failed: {e:#}; stderr:\n{}", ext.stderr());
+    }
+    t.elapsed()
+}
+
+fn hold_idle(path: &Path, n: usize) -> Vec<std::os::unix::net::UnixStream> {
+    (0..n)
+        .map(|i| {
+            std::os::unix::net::UnixStream::connect(path)
+                .unwrap_or_else(|e| panic!("idle connection {i}: {e}"))
+        })
+        .collect()
+}
+
+#[test]
+fn idle_connections_do_not_starve_calls() {
+    let dir = socket_dir();
+    let sock = dir.path().join("osquery.em");
+    let fake = FakeOsqueryd::start(&sock);
+    let mut ext = spawn_extension(&sock, &launch(false, &["--source", "snapshot"]));
+    let uuid = settled(&fake, &mut ext);
+    let path = fake.ext_socket(uuid);
+    let ctx = context(EXEC_COLUMNS, &[]);
+
+    // 100 connections that never send a byte (thrift 0.17's pool of 10
+    // workers was exhausted by 10).
+    let idle = hold_idle(&path, 100);
+    std::thread::sleep(Duration::from_millis(100));
+    let mut pings = Vec::new();
+    let mut generates = Vec::new();
+    for _ in 0..5 {
+        pings.push(timed(&ext, "ping", || fake.ext_ping(uuid)));
+        generates.push(timed(&ext, "generate", || {
+            fake.ext_call(
+                uuid,
+                "table",
+                EXEC_TABLE,
+                request(&[("action", "generate"), ("context", &ctx)]),
+            )
+        }));
+    }
+    eprintln!("with 100 idle connections: ping {pings:?}, generate {generates:?}");
+    let best = |d: &[Duration]| d.iter().min().copied().unwrap_or_default();
+    let worst = |d: &[Duration]| d.iter().max().copied().unwrap_or_default();
+    // The target is < 100 ms; the best of five keeps a busy shared host
+    // from failing the test, the worst bounds starvation.
+    assert!(best(&pings) < Duration::from_millis(100), "{pings:?}");
+    assert!(
+        best(&generates) < Duration::from_millis(100),
+        "{generates:?}"
+    );
+    assert!(worst(&pings) < Duration::from_secs(1), "{pings:?}");
+    assert!(worst(&generates) < Duration::from_secs(1), "{generates:?}");
+
+    // Past the connection cap (256) the oldest idle ones make room.
+    let more = hold_idle(&path, 300);
+    std::thread::sleep(Duration::from_millis(100));
+    let took = timed(&ext, "ping past the cap", || fake.ext_ping(uuid));
+    assert!(took < Duration::from_secs(1), "{took:?}");
+    assert!(matches!(ext.child.try_wait(), Ok(None)), "{}", ext.stderr());
+    drop((idle, more));
+}
+
+#[test]
+fn shutdown_call_and_a_vanished_osqueryd_are_told_apart() {
+    // Both exit 0 (like the C++ SDK); the log says which.
+    let dir = socket_dir();
+    let sock = dir.path().join("osquery.em");
+    let fake = FakeOsqueryd::start(&sock);
+    let mut ext = spawn_extension(&sock, &launch(false, &["--source", "snapshot"]));
+    let uuid = settled(&fake, &mut ext);
+    let asked = Instant::now();
+    fake.ext_shutdown(uuid).unwrap();
+    let status = ext
+        .wait_exit(Duration::from_secs(3))
+        .unwrap_or_else(|| panic!("did not exit after shutdown(); {}", ext.stderr()));
+    // At once, not at the next health check.
+    assert!(
+        asked.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        asked.elapsed()
+    );
+    assert_eq!(status.code(), Some(0), "{}", ext.stderr());
+    let stderr = ext.stderr();
+    assert!(stderr.contains("osqueryd called shutdown()"), "{stderr}");
+    assert!(!stderr.contains("went away"), "{stderr}");
+    assert!(fake.deregistered().contains(&uuid), "{stderr}");
+    drop(fake);
+
+    let dir = socket_dir();
+    let sock = dir.path().join("osquery.em");
+    let fake = FakeOsqueryd::start(&sock);
+    let mut ext = spawn_extension(&sock, &launch(false, &["--source", "snapshot"]));
+    settled(&fake, &mut ext);
+    fake.go_away();
+    let status = ext
+        .wait_exit(Duration::from_secs(2 * INTERVAL + 2))
+        .unwrap_or_else(|| panic!("did not exit; {}", ext.stderr()));
+    assert_eq!(status.code(), Some(0), "{}", ext.stderr());
+    let stderr = ext.stderr();
+    assert!(stderr.contains("went away"), "{stderr}");
+    assert!(!stderr.contains("shutdown()"), "{stderr}");
+}
+
+#[test]
+fn osqueryd_restart_means_exit_then_a_fresh_registration() {
+    // Documented behaviour: no re-registration in place. The restarted
+    // osqueryd does not list us, so the extension exits (0 if it found the
+    // socket gone, 1 if the new osqueryd answered without us); osqueryd's
+    // watcher respawns it and the new process registers.
+    let dir = socket_dir();
+    let sock = dir.path().join("osquery.em");
+    let fake = FakeOsqueryd::start(&sock);
+    let mut ext = spawn_extension(&sock, &launch(false, &["--source", "snapshot"]));
+    let old = settled(&fake, &mut ext);
+    fake.go_away();
+    drop(fake);
+    // osqueryd removes stale <socket>.* files when its manager starts.
+    let _ = std::fs::remove_file(format!("{}.{old}", sock.display()));
+    let fake = FakeOsqueryd::start(&sock);
+    let status = ext
+        .wait_exit(Duration::from_secs(2 * INTERVAL + 2))
+        .unwrap_or_else(|| panic!("still running after the restart; {}", ext.stderr()));
+    assert!(
+        matches!(status.code(), Some(0) | Some(1)),
+        "{status:?}; {}",
+        ext.stderr()
+    );
+    assert!(fake.registrations().is_empty());
+    // The watcher's respawn.
+    let mut again = spawn_extension(&sock, &launch(false, &["--source", "snapshot"]));
+    let uuid = registered(&fake, &mut again).uuid;
+    assert_eq!(fake.ext_ping(uuid).unwrap().code, 0);
+    let (st, _) = generate(&fake, uuid, EXEC_TABLE, &context(EXEC_COLUMNS, &[]));
+    assert_eq!(st.code, 0, "{st:?}");
 }

@@ -15,12 +15,9 @@ use std::collections::BTreeMap;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use thrift::protocol::{
-    TBinaryInputProtocol, TBinaryOutputProtocol, TFieldIdentifier, TInputProtocol, TListIdentifier,
-    TMapIdentifier, TMessageIdentifier, TMessageType, TSetIdentifier, TStructIdentifier,
-};
+use thrift::protocol::{TBinaryInputProtocol, TBinaryOutputProtocol};
 use thrift::transport::{TBufferedReadTransport, TBufferedWriteTransport};
-use thrift::{ProtocolError, ProtocolErrorKind};
+use thrift::TConfiguration;
 
 /// A call's status as osqueryd reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -61,7 +58,7 @@ pub type PluginRows = Vec<BTreeMap<String, String>>;
 pub type Registry = BTreeMap<String, BTreeMap<String, PluginRows>>;
 
 type Client = ExtensionManagerSyncClient<
-    Guarded<TBinaryInputProtocol<TBufferedReadTransport<UnixStream>>>,
+    TBinaryInputProtocol<TBufferedReadTransport<UnixStream>>,
     TBinaryOutputProtocol<TBufferedWriteTransport<UnixStream>>,
 >;
 
@@ -104,10 +101,11 @@ impl ManagerClient {
             .try_clone()
             .with_context(|| format!("cannot clone the stream of socket {}", path.display()))?;
         // strict_read = false, strict_write = true: osqueryd's defaults.
-        let input = Guarded(TBinaryInputProtocol::new(
+        let input = TBinaryInputProtocol::with_config(
             TBufferedReadTransport::new(reader),
             false,
-        ));
+            client_limits(),
+        );
         let output = TBinaryOutputProtocol::new(TBufferedWriteTransport::new(stream), true);
         Ok(ManagerClient {
             client: ExtensionManagerSyncClient::new(input, output),
@@ -238,143 +236,28 @@ impl ManagerClient {
     }
 }
 
-/// Largest string or binary accepted from a peer: osqueryd's Thrift stack
-/// stops at about 100 MB per message anyway.
-const MAX_STRING_BYTES: usize = 100 << 20;
-/// Largest list, set or map accepted from a peer.
-const MAX_ITEMS: i32 = 1 << 24;
-
-fn bad_size(kind: ProtocolErrorKind, what: &str, size: i64) -> thrift::Error {
-    thrift::Error::Protocol(ProtocolError::new(
-        kind,
-        format!("peer sent a {what} of size {size}"),
-    ))
+/// Limits for replies this client reads. Larger than the extension server's
+/// (osquery_rust_ng::server_limits) because `query()` returns whole tables,
+/// e.g. `es_process_events`: osqueryd's own Thrift stack stops at 100 MB per
+/// message, so that is the ceiling for a message and a string; a list, set
+/// or map may hold up to 2^22 items (with at least a byte per item, the
+/// message ceiling bounds it anyway). Lengths are checked against these
+/// before anything is allocated; a negative one is an error.
+pub fn client_limits() -> TConfiguration {
+    TConfiguration::builder()
+        .max_message_size(Some(MAX_MESSAGE_BYTES))
+        .max_frame_size(Some(MAX_MESSAGE_BYTES))
+        .max_string_size(Some(MAX_MESSAGE_BYTES))
+        .max_container_size(Some(MAX_ITEMS))
+        .max_recursion_depth(Some(16))
+        .build()
+        .unwrap_or_default()
 }
 
-/// The binary input protocol with the peer's length prefixes checked before
-/// anything is allocated: the thrift crate trusts them, and a negative one
-/// panics (`Vec::with_capacity`, `vec![0; n]`). Wraps only
-/// [`TBinaryInputProtocol`], whose wire layout the length reads below repeat:
-/// an i32 big-endian length, then the raw bytes.
-struct Guarded<P>(P);
-
-impl<P: TInputProtocol> Guarded<P> {
-    fn read_sized_bytes(&mut self, len: i32) -> thrift::Result<Vec<u8>> {
-        let len = usize::try_from(len)
-            .map_err(|_| bad_size(ProtocolErrorKind::NegativeSize, "string", len.into()))?;
-        if len > MAX_STRING_BYTES {
-            return Err(bad_size(ProtocolErrorKind::SizeLimit, "string", len as i64));
-        }
-        // Grows as bytes really arrive, so a lying prefix costs nothing.
-        let mut buf = Vec::with_capacity(len.min(64 << 10));
-        for _ in 0..len {
-            buf.push(self.0.read_byte()?);
-        }
-        Ok(buf)
-    }
-
-    fn check_items(size: i32, what: &str) -> thrift::Result<()> {
-        if size < 0 {
-            return Err(bad_size(ProtocolErrorKind::NegativeSize, what, size.into()));
-        }
-        if size > MAX_ITEMS {
-            return Err(bad_size(ProtocolErrorKind::SizeLimit, what, size.into()));
-        }
-        Ok(())
-    }
-}
-
-impl<P: TInputProtocol> TInputProtocol for Guarded<P> {
-    fn read_message_begin(&mut self) -> thrift::Result<TMessageIdentifier> {
-        let first = self.0.read_i32()?;
-        if first < 0 {
-            // Strict header: 0x8001 version, then the message type byte.
-            if (first as u32) >> 16 != 0x8001 {
-                return Err(thrift::Error::Protocol(ProtocolError::new(
-                    ProtocolErrorKind::BadVersion,
-                    format!("bad binary protocol version header {:#010x}", first as u32),
-                )));
-            }
-            let message_type = TMessageType::try_from((first & 0xff) as u8)?;
-            let name = self.read_string()?;
-            let sequence_number = self.0.read_i32()?;
-            Ok(TMessageIdentifier::new(name, message_type, sequence_number))
-        } else {
-            // Old non-strict form: the first i32 is the name's length.
-            let name = String::from_utf8(self.read_sized_bytes(first)?)?;
-            let message_type = TMessageType::try_from(self.0.read_byte()?)?;
-            let sequence_number = self.0.read_i32()?;
-            Ok(TMessageIdentifier::new(name, message_type, sequence_number))
-        }
-    }
-    fn read_message_end(&mut self) -> thrift::Result<()> {
-        self.0.read_message_end()
-    }
-    fn read_struct_begin(&mut self) -> thrift::Result<Option<TStructIdentifier>> {
-        self.0.read_struct_begin()
-    }
-    fn read_struct_end(&mut self) -> thrift::Result<()> {
-        self.0.read_struct_end()
-    }
-    fn read_field_begin(&mut self) -> thrift::Result<TFieldIdentifier> {
-        self.0.read_field_begin()
-    }
-    fn read_field_end(&mut self) -> thrift::Result<()> {
-        self.0.read_field_end()
-    }
-    fn read_bool(&mut self) -> thrift::Result<bool> {
-        self.0.read_bool()
-    }
-    fn read_bytes(&mut self) -> thrift::Result<Vec<u8>> {
-        let len = self.0.read_i32()?;
-        self.read_sized_bytes(len)
-    }
-    fn read_i8(&mut self) -> thrift::Result<i8> {
-        self.0.read_i8()
-    }
-    fn read_i16(&mut self) -> thrift::Result<i16> {
-        self.0.read_i16()
-    }
-    fn read_i32(&mut self) -> thrift::Result<i32> {
-        self.0.read_i32()
-    }
-    fn read_i64(&mut self) -> thrift::Result<i64> {
-        self.0.read_i64()
-    }
-    fn read_double(&mut self) -> thrift::Result<f64> {
-        self.0.read_double()
-    }
-    fn read_string(&mut self) -> thrift::Result<String> {
-        Ok(String::from_utf8(self.read_bytes()?)?)
-    }
-    fn read_list_begin(&mut self) -> thrift::Result<TListIdentifier> {
-        let id = self.0.read_list_begin()?;
-        Self::check_items(id.size, "list")?;
-        Ok(id)
-    }
-    fn read_list_end(&mut self) -> thrift::Result<()> {
-        self.0.read_list_end()
-    }
-    fn read_set_begin(&mut self) -> thrift::Result<TSetIdentifier> {
-        let id = self.0.read_set_begin()?;
-        Self::check_items(id.size, "set")?;
-        Ok(id)
-    }
-    fn read_set_end(&mut self) -> thrift::Result<()> {
-        self.0.read_set_end()
-    }
-    fn read_map_begin(&mut self) -> thrift::Result<TMapIdentifier> {
-        let id = self.0.read_map_begin()?;
-        Self::check_items(id.size, "map")?;
-        Ok(id)
-    }
-    fn read_map_end(&mut self) -> thrift::Result<()> {
-        self.0.read_map_end()
-    }
-    fn read_byte(&mut self) -> thrift::Result<u8> {
-        self.0.read_byte()
-    }
-}
+/// Largest reply message, and largest string in it.
+pub const MAX_MESSAGE_BYTES: usize = 100 << 20;
+/// Largest list, set or map in a reply.
+pub const MAX_ITEMS: usize = 1 << 22;
 
 // Thrift decodes absent optional fields as None; they mean the defaults.
 
@@ -434,55 +317,41 @@ mod tests {
         assert_eq!(info_from(i).name, "n");
     }
 
-    fn guarded(bytes: &[u8]) -> Guarded<TBinaryInputProtocol<&[u8]>> {
-        Guarded(TBinaryInputProtocol::new(bytes, false))
+    fn reader(bytes: &[u8]) -> TBinaryInputProtocol<&[u8]> {
+        TBinaryInputProtocol::with_config(bytes, false, client_limits())
     }
 
     #[test]
     fn hostile_sizes_are_errors_not_panics() {
-        use thrift::protocol::TSerializable;
+        use thrift::protocol::{TInputProtocol, TSerializable};
         // ExtensionResponse whose field 2 (list) claims -1 elements.
         let mut bytes = vec![15, 0, 2, 13];
         bytes.extend((-1i32).to_be_bytes());
-        let err = ExtensionResponse::read_from_in_protocol(&mut guarded(&bytes)).unwrap_err();
-        assert!(err.to_string().contains("negative"), "{err}");
+        let err = ExtensionResponse::read_from_in_protocol(&mut reader(&bytes)).unwrap_err();
+        assert!(err.to_string().to_lowercase().contains("negative"), "{err}");
+        // ... and 0x7fffffff elements (CVE-2026-43868's 51 GB allocation).
+        let mut bytes = vec![15, 0, 2, 13];
+        bytes.extend(i32::MAX.to_be_bytes());
+        let err = ExtensionResponse::read_from_in_protocol(&mut reader(&bytes)).unwrap_err();
+        assert!(
+            matches!(&err, thrift::Error::Protocol(p) if p.kind == thrift::ProtocolErrorKind::SizeLimit),
+            "{err}"
+        );
 
         let neg = (-5i32).to_be_bytes();
-        assert!(guarded(&neg).read_string().is_err());
+        assert!(reader(&neg).read_string().is_err());
         let huge = i32::MAX.to_be_bytes();
-        assert!(guarded(&huge).read_bytes().is_err());
+        assert!(reader(&huge).read_bytes().is_err());
         let mut map = vec![11, 11];
         map.extend(i32::MAX.to_be_bytes());
-        assert!(guarded(&map).read_map_begin().is_err());
+        assert!(reader(&map).read_map_begin().is_err());
         // A prefix longer than the data just runs out.
         let mut short = 10i32.to_be_bytes().to_vec();
         short.extend(b"abc");
-        assert!(guarded(&short).read_string().is_err());
-    }
-
-    #[test]
-    fn message_headers_strict_and_old() {
-        let mut strict = vec![0x80, 0x01, 0x00, 0x02, 0, 0, 0, 4];
-        strict.extend(b"ping");
-        strict.extend(7i32.to_be_bytes());
-        let id = guarded(&strict).read_message_begin().unwrap();
-        assert_eq!(
-            (id.name.as_str(), id.message_type, id.sequence_number),
-            ("ping", TMessageType::Reply, 7)
-        );
-
-        let mut old = vec![0, 0, 0, 4];
-        old.extend(b"ping");
-        old.push(2);
-        old.extend(7i32.to_be_bytes());
-        let id = guarded(&old).read_message_begin().unwrap();
-        assert_eq!(
-            (id.name.as_str(), id.message_type, id.sequence_number),
-            ("ping", TMessageType::Reply, 7)
-        );
-
-        let bad = [0x80, 0x02, 0x00, 0x02];
-        assert!(guarded(&bad).read_message_begin().is_err());
+        assert!(reader(&short).read_string().is_err());
+        // Old-style header whose name length is absurd.
+        let old = 0x7fff_fff0i32.to_be_bytes();
+        assert!(reader(&old).read_message_begin().is_err());
     }
 
     #[test]

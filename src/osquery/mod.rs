@@ -1,11 +1,18 @@
 //! The osquery binding: everything that knows about osqueryd's extension
-//! protocol lives under this module, so the binding can be swapped.
+//! protocol lives under this module, so the binding can be swapped. It takes
+//! its own [`Settings`]; the command line builds them.
 //!
-//! osquery-rust-ng serves our tables and registers them. Around it we add what
-//! an autoloaded extension needs and the crate does not do (see the C++ SDK's
-//! behaviour): wait `--timeout` for the socket, confirm that osqueryd really
-//! accepted the registration, check on osqueryd every `--interval` and exit
-//! when it is gone or has dropped us, and deregister on SIGTERM/SIGINT.
+//! Our fork of osquery-rust-ng (`crates/osquery-rust-ng`) registers, checks
+//! that osqueryd accepted, and serves our tables. Around it we add what an
+//! autoloaded extension needs (the C++ SDK's behaviour): wait `--timeout` for
+//! the socket, check on osqueryd every `--interval` and exit when it is gone
+//! or has dropped us, and deregister on SIGTERM/SIGINT or osqueryd's
+//! `shutdown()`.
+//!
+//! After an osqueryd restart the extension does not re-register: the new
+//! osqueryd has removed our socket file and does not list us, so the health
+//! check exits (0 when the socket vanished, 1 when osqueryd answers without
+//! us) and osqueryd's watcher respawns the extension, which registers anew.
 
 pub mod client;
 pub mod plugin;
@@ -20,20 +27,17 @@ pub mod plugin;
 )]
 pub mod thrift_gen;
 
-use crate::cli::Args;
 use crate::engine::Engine;
 use crate::schema::EXEC_TABLE;
 use crate::sources::{self, Plan};
 use crate::table::{ExecTable, StatusTable, Table};
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{bail, Result};
 use client::ManagerClient;
-use osquery_rust_ng::Server;
-use plugin::{Instance, TablePlugin, IDENTIFY_ACTION};
-use std::collections::BTreeMap;
+use osquery_rust_ng::{Running, Server, StartError};
+use plugin::TablePlugin;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// The name osqueryd lists us under (`osquery_extensions.name`).
@@ -41,7 +45,7 @@ pub const EXTENSION_NAME: &str = EXEC_TABLE;
 
 /// How long one call to osqueryd may take before we call it hung.
 const CALL_TIMEOUT: Duration = Duration::from_secs(2);
-/// How long shutdown waits for osquery-rust-ng's thread.
+/// How long the server's shutdown (workers, then deregistration) may take.
 const SERVER_STOP_WAIT: Duration = Duration::from_secs(3);
 /// Everything after a stop request (sources, server, deregistration) ends
 /// within this, even against a hung osqueryd: SIGTERM must end the process
@@ -50,6 +54,17 @@ pub const SHUTDOWN_BOUND: Duration = Duration::from_millis(4500);
 /// `--timeout` values above this are taken as this (an absurd value must not
 /// overflow a deadline).
 const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+
+/// What the binding needs to know, from osqueryd's autoload flags.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// osqueryd's extension manager socket (`--socket`).
+    pub socket: PathBuf,
+    /// How long to wait for that socket (`--timeout`).
+    pub timeout: Duration,
+    /// Period of the health check of osqueryd (`--interval`; 1 s to 1 h).
+    pub interval: Duration,
+}
 
 /// Why the extension stopped; decides the exit code.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,78 +107,6 @@ pub fn wait_for_socket(socket: &Path, timeout: Duration, stop: &AtomicBool) -> R
     }
 }
 
-fn extension_socket(socket: &Path, uuid: i64) -> PathBuf {
-    let mut s = socket.as_os_str().to_owned();
-    s.push(format!(".{uuid}"));
-    PathBuf::from(s)
-}
-
-/// Finds our registration among the ones osqueryd lists: the one whose
-/// socket answers [`IDENTIFY_ACTION`] with our pid and nonce. Returns the
-/// uuid, or the uuids of other live extensions that hold our name.
-fn find_own_uuid(socket: &Path, me: &Instance) -> Result<std::result::Result<i64, Vec<i64>>> {
-    let list = ManagerClient::connect(socket, CALL_TIMEOUT)?.extensions()?;
-    let mut others = Vec::new();
-    for (uuid, info) in list.iter().filter(|(_, i)| i.name == EXTENSION_NAME) {
-        let probe = ManagerClient::connect(&extension_socket(socket, *uuid), CALL_TIMEOUT)
-            .and_then(|mut c| {
-                c.call(
-                    "table",
-                    EXEC_TABLE,
-                    BTreeMap::from([("action".to_string(), IDENTIFY_ACTION.to_string())]),
-                )
-            });
-        match probe {
-            Ok((_, rows)) if rows.first().is_some_and(|r| me.matches(r)) => return Ok(Ok(*uuid)),
-            _ => {
-                log::debug!("registration {uuid} ({}) is not ours", info.version);
-                others.push(*uuid);
-            }
-        }
-    }
-    Ok(Err(others))
-}
-
-/// Confirms that osqueryd accepted our registration, for up to `timeout`:
-/// osquery-rust-ng 2.0.0 ignores a refused registration and keeps running.
-fn confirm_registration(
-    socket: &Path,
-    me: &Instance,
-    timeout: Duration,
-    server: &JoinHandle<()>,
-    stop: &AtomicBool,
-) -> Result<i64> {
-    let deadline = Instant::now() + timeout;
-    let mut last_error = None;
-    loop {
-        if stop.load(Ordering::Relaxed) {
-            bail!("stopped before osqueryd confirmed the registration");
-        }
-        match find_own_uuid(socket, me) {
-            Ok(Ok(uuid)) => return Ok(uuid),
-            Ok(Err(others)) if !others.is_empty() && Instant::now() >= deadline => {
-                bail!(
-                    "osqueryd refused the registration: an extension named {EXTENSION_NAME} is \
-                     already registered (uuid {others:?}; osqueryd answers \"Duplicate extension \
-                     registered\" to a quick respawn). Exiting so osqueryd can respawn us."
-                );
-            }
-            Ok(Err(_)) => {}
-            Err(e) => last_error = Some(e),
-        }
-        if server.is_finished() {
-            bail!("the extension server stopped before osqueryd confirmed the registration");
-        }
-        if Instant::now() >= deadline {
-            return Err(match last_error {
-                Some(e) => e.context("could not confirm the registration with osqueryd"),
-                None => anyhow!("osqueryd did not register the extension"),
-            });
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 /// Whether osqueryd's socket exists and answers a ping.
 fn core_answers(socket: &Path) -> std::result::Result<(), String> {
     if !socket.exists() {
@@ -201,34 +144,37 @@ fn check_core(socket: &Path, uuid: i64) -> std::result::Result<(), Exit> {
 /// Checks on osqueryd every `interval` until something ends the run. A
 /// failed call is retried once after a short pause (a worker dropping
 /// privileges can interrupt one call), so a dead osqueryd is still noticed
-/// within two intervals.
+/// within two intervals. This is the only health check: the server itself
+/// never pings osqueryd.
 fn supervise(
     socket: &Path,
-    uuid: i64,
+    server: &Running,
     interval: Duration,
     stop: &AtomicBool,
-    server: &JoinHandle<()>,
+    core_shutdown: &AtomicBool,
 ) -> Exit {
+    let stopped = || {
+        if core_shutdown.load(Ordering::SeqCst) || server.shutdown_requested() {
+            Exit::Requested("osqueryd called shutdown()")
+        } else {
+            Exit::Requested("signal")
+        }
+    };
     let retry_pause = (interval / 4).min(Duration::from_millis(500));
     loop {
         if !sources::sleep_unless_stopped(interval, stop) {
-            return Exit::Requested("signal");
+            return stopped();
         }
-        if server.is_finished() {
-            // osquery-rust-ng stops, and deregisters itself, when osqueryd
-            // calls shutdown() or when one of its own pings fails.
-            return match check_core(socket, uuid) {
-                Err(gone @ Exit::CoreGone(_)) => gone,
-                _ => Exit::Requested("osqueryd called shutdown()"),
-            };
+        if !server.is_serving() {
+            return Exit::Deregistered("the extension's listener stopped".into());
         }
-        if let Err(first) = check_core(socket, uuid) {
+        if let Err(first) = check_core(socket, server.uuid()) {
             if matches!(first, Exit::CoreGone(_)) && socket.exists() {
                 log::debug!("health check failed, retrying once: {first:?}");
                 if !sources::sleep_unless_stopped(retry_pause, stop) {
-                    return Exit::Requested("signal");
+                    return stopped();
                 }
-                if let Err(second) = check_core(socket, uuid) {
+                if let Err(second) = check_core(socket, server.uuid()) {
                     return second;
                 }
             } else {
@@ -241,7 +187,7 @@ fn supervise(
 /// Runs as an osqueryd extension until osqueryd goes away or we are told to
 /// stop. Returns the exit code.
 pub fn run_extension(
-    args: &Args,
+    settings: &Settings,
     engine: &Arc<Engine>,
     specs: &[Plan],
     options: sources::Options,
@@ -250,13 +196,11 @@ pub fn run_extension(
     if let Ok(pid) = std::env::var("OSQUERY_EXTENSION") {
         log::debug!("autoloaded by osqueryd (OSQUERY_EXTENSION={pid})");
     }
-    let socket = args.socket.clone();
-    let socket_str = socket
-        .to_str()
-        .ok_or_else(|| anyhow!("--socket {} is not valid UTF-8", socket.display()))?
-        .to_string();
-    let timeout = Duration::from_secs(args.timeout).min(MAX_TIMEOUT);
-    let interval = Duration::from_secs(args.interval.clamp(1, 3600));
+    let socket = settings.socket.clone();
+    let timeout = settings.timeout.min(MAX_TIMEOUT);
+    let interval = settings
+        .interval
+        .clamp(Duration::from_secs(1), Duration::from_secs(3600));
 
     if let Err(e) = wait_for_socket(&socket, timeout, stop) {
         if stop.load(Ordering::Relaxed) {
@@ -268,86 +212,83 @@ pub fn run_extension(
     }
     let running = sources::start(engine, specs, options, stop)?;
 
-    let me = Arc::new(Instance::current());
+    // osqueryd's shutdown() ends the run at once, not at the next check.
+    let core_shutdown = Arc::new(AtomicBool::new(false));
+    let mut server = Server::new(EXTENSION_NAME, &socket).on_shutdown({
+        let stop = Arc::clone(stop);
+        let core_shutdown = Arc::clone(&core_shutdown);
+        move || {
+            core_shutdown.store(true, Ordering::SeqCst);
+            stop.store(true, Ordering::SeqCst);
+        }
+    });
     let tables: [Arc<dyn Table>; 2] = [
         Arc::new(ExecTable::new(Arc::clone(engine))),
         Arc::new(StatusTable::new(Arc::clone(engine))),
     ];
-    let mut server = Server::new(Some(EXTENSION_NAME), &socket_str)
-        .with_context(|| format!("cannot connect to osqueryd at {socket_str}"))?;
     for table in tables {
-        server.register_plugin(TablePlugin::new(table, Arc::clone(&me)));
+        server.register_plugin(TablePlugin::new(table));
     }
-    let handle = server.get_stop_handle();
-    let server_thread = std::thread::Builder::new()
-        .name("osquery-server".into())
-        .spawn(move || {
-            if let Err(e) = server.run() {
-                log::error!("extension server failed: {e}");
-            }
-        })?;
 
-    let confirm_within = timeout.max(Duration::from_secs(2));
-    let (uuid, exit) = match confirm_registration(
-        &socket,
-        &me,
-        confirm_within,
-        &server_thread,
-        stop,
-    ) {
-        Ok(uuid) => {
+    let (server, exit) = match server.start() {
+        Ok(server) => {
             log::info!(
-                "registered with osqueryd as {EXTENSION_NAME} (uuid {uuid}); health check every {} s",
+                "registered with osqueryd as {EXTENSION_NAME} (uuid {}); health check every {} s",
+                server.uuid(),
                 interval.as_secs()
             );
-            (
-                Some(uuid),
-                supervise(&socket, uuid, interval, stop, &server_thread),
-            )
+            let exit = supervise(&socket, &server, interval, stop, &core_shutdown);
+            (Some(server), exit)
         }
         Err(_) if stop.load(Ordering::Relaxed) => (None, Exit::Requested("signal")),
+        // osqueryd keeps a dead instance's registration until its next
+        // health check fails, and answers a quick respawn with "Duplicate
+        // extension registered": exit at once; osqueryd respawns us.
+        Err(e @ StartError::Refused { .. }) => (
+            None,
+            Exit::Deregistered(format!("{e}; exiting so osqueryd can respawn us")),
+        ),
         // osqueryd vanishing while we start is not our failure.
         Err(e) => match core_answers(&socket) {
-            Ok(()) => (None, Exit::Deregistered(format!("{e:#}"))),
+            Ok(()) => (None, Exit::Deregistered(format!("{e}"))),
             Err(why) => (None, Exit::CoreGone(why)),
         },
     };
 
-    // Shut down. Sources first (linux_audit restores the kernel's audit
-    // state), then osquery-rust-ng, which deregisters and removes its socket.
-    // Its client has no timeouts, so against a hung osqueryd its thread may
-    // never end: wait a bounded time and leave it to process exit.
-    // The server stops in parallel with the sources; both waits count from
-    // the same moment, so their bounds do not add up.
+    // Shut down. The server (workers, then deregistration when we were asked
+    // to stop) and the sources (linux_audit restores the kernel's audit
+    // state) stop in parallel; both count from the same moment, so their
+    // bounds do not add up. Against a hung osqueryd the deregistration times
+    // out within SERVER_STOP_WAIT.
     let shutdown = Instant::now();
-    handle.stop();
     stop.store(true, Ordering::Relaxed);
+    let deregister = matches!(exit, Exit::Requested(_));
+    let server_stop = server.map(|server| {
+        std::thread::Builder::new()
+            .name("osquery-stop".into())
+            .spawn(move || server.stop(SERVER_STOP_WAIT, deregister))
+    });
     running.join();
-    while !server_thread.is_finished() && shutdown.elapsed() < SERVER_STOP_WAIT {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    if server_thread.is_finished() {
-        if server_thread.join().is_err() {
-            log::error!("extension server thread panicked");
-        }
-    } else {
-        log::warn!("the extension server did not stop (osqueryd not answering); exiting anyway");
-    }
-
-    // Two calls at most, in what is left of the shutdown bound.
-    let per_call = SHUTDOWN_BOUND.saturating_sub(shutdown.elapsed()) / 2;
-    if let (Some(uuid), Exit::Requested(_), true) =
-        (uuid, &exit, per_call >= Duration::from_millis(50))
-    {
-        // Make sure the registration is gone even if the crate's own
-        // deregistration failed, so a quick restart is not refused.
-        if let Ok(mut c) = ManagerClient::connect(&socket, per_call.min(CALL_TIMEOUT)) {
-            if c.extensions().is_ok_and(|l| l.contains_key(&uuid)) {
-                if let Err(e) = c.deregister(uuid) {
-                    log::warn!("could not deregister uuid {uuid}: {e:#}");
+    match server_stop {
+        Some(Ok(t)) => {
+            while !t.is_finished() && shutdown.elapsed() < SHUTDOWN_BOUND {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            if !t.is_finished() {
+                log::warn!("the extension server did not stop in time; exiting anyway");
+            } else {
+                match t.join() {
+                    Ok(report) => {
+                        if let Some(Err(e)) = report.deregistered {
+                            log::warn!("could not deregister: {e}");
+                        }
+                    }
+                    Err(_) => log::error!("the extension server's shutdown panicked"),
                 }
             }
         }
+        Some(Err(e)) => log::warn!("cannot stop the extension server: {e}"),
+        None => {}
     }
     match &exit {
         Exit::Requested(why) => log::info!("stopping: {why}"),

@@ -3,11 +3,17 @@
 //! We implement `OsqueryPlugin` ourselves instead of using the crate's table
 //! helpers because we need: every column option and type on the wire, an
 //! error *status message* osqueryd shows the user (the crate puts it in a row),
-//! generate panics turned into errors, and an instance probe (see
-//! [`IDENTIFY_ACTION`]).
+//! generate panics turned into errors, and rows written to the wire straight
+//! from the store's frozen rows ([`ExecRows`]): no map or string per cell,
+//! and nothing kept per row beyond the row itself (so nothing to add to
+//! the store's byte budget).
 
-use crate::table::Table;
-use osquery_rust_ng::plugin::{OsqueryPlugin, Registry};
+use crate::constraints::QueryContext;
+use crate::row::Row;
+use crate::schema::{Column, Value};
+use crate::table::{FrozenRows, Table};
+use osquery_rust_ng::plugin::{CallReply, OsqueryPlugin, Registry, RowStream};
+use osquery_rust_ng::wire;
 use osquery_rust_ng::{
     ExtensionPluginRequest, ExtensionPluginResponse, ExtensionResponse, ExtensionStatus,
 };
@@ -15,46 +21,14 @@ use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
-/// A table call osqueryd never makes. It returns this process's id and a
-/// per-process nonce, so the extension can find which of the registrations
-/// osqueryd lists is its own (osquery-rust-ng does not tell us our uuid, or
-/// whether osqueryd accepted the registration).
-pub const IDENTIFY_ACTION: &str = "kerberos_cache_access_identify";
-
-/// Who this process is, for [`IDENTIFY_ACTION`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Instance {
-    pub pid: u32,
-    pub nonce: String,
-}
-
-impl Instance {
-    pub fn current() -> Instance {
-        use std::hash::{BuildHasher, Hasher};
-        // RandomState is seeded randomly per process.
-        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_u32(std::process::id());
-        Instance {
-            pid: std::process::id(),
-            nonce: format!("{:016x}", h.finish()),
-        }
-    }
-
-    pub fn matches(&self, row: &BTreeMap<String, String>) -> bool {
-        row.get("pid").map(String::as_str) == Some(self.pid.to_string().as_str())
-            && row.get("nonce") == Some(&self.nonce)
-    }
-}
-
 #[derive(Clone)]
 pub struct TablePlugin {
     table: Arc<dyn Table>,
-    instance: Arc<Instance>,
 }
 
 impl TablePlugin {
-    pub fn new(table: Arc<dyn Table>, instance: Arc<Instance>) -> TablePlugin {
-        TablePlugin { table, instance }
+    pub fn new(table: Arc<dyn Table>) -> TablePlugin {
+        TablePlugin { table }
     }
 }
 
@@ -122,10 +96,6 @@ impl OsqueryPlugin for TablePlugin {
                     )),
                 }
             }
-            Some(IDENTIFY_ACTION) => ok(vec![BTreeMap::from([
-                ("pid".to_string(), self.instance.pid.to_string()),
-                ("nonce".to_string(), self.instance.nonce.clone()),
-            ])]),
             Some(other) => failure(format!(
                 "{name}: unsupported action {other:?} (the table is read-only)"
             )),
@@ -133,7 +103,96 @@ impl OsqueryPlugin for TablePlugin {
         }
     }
 
+    fn handle_call_reply(&self, request: ExtensionPluginRequest) -> CallReply {
+        if request.get("action").map(String::as_str) != Some("generate") {
+            return CallReply::Plain(self.handle_call(request));
+        }
+        let name = self.table.name();
+        let ctx = match request.get("context").map(String::as_str) {
+            None => QueryContext::default(),
+            Some(text) => match QueryContext::parse(text) {
+                Ok(ctx) => ctx,
+                Err(e) => {
+                    return CallReply::Plain(failure(format!("{name}: bad query context: {e:#}")))
+                }
+            },
+        };
+        match catch_unwind(AssertUnwindSafe(|| self.table.frozen_rows(&ctx))) {
+            Ok(Some(frozen)) => {
+                CallReply::Rows(Box::new(ExecRows::new(self.table.columns(), frozen)))
+            }
+            Ok(None) => CallReply::Plain(self.handle_call(request)),
+            Err(_) => CallReply::Plain(failure(format!(
+                "{name}: internal error while generating rows (see the extension's log)"
+            ))),
+        }
+    }
+
     fn shutdown(&self) {}
+}
+
+/// Frozen rows on their way to the wire: each row one Thrift
+/// `map<string,string>` of the used columns (in name order, like the maps of
+/// [`Table::generate`]), encoded into a 64 KiB buffer that goes to the
+/// connection as it fills. Values are the same strings as
+/// [`Value::to_osquery_string`].
+pub struct ExecRows {
+    rows: Vec<Arc<Row>>,
+    /// (index into the row's values, the column name already encoded).
+    cells: Vec<(usize, Vec<u8>)>,
+}
+
+impl ExecRows {
+    pub fn new(columns: &[Column], frozen: FrozenRows) -> ExecRows {
+        let mut order: Vec<usize> = (0..columns.len())
+            .filter(|i| frozen.used.get(*i).copied().unwrap_or(false))
+            .collect();
+        order.sort_by_key(|i| columns[*i].name);
+        let cells = order
+            .into_iter()
+            .map(|i| {
+                let mut key = Vec::new();
+                wire::string(&mut key, columns[i].name.as_bytes());
+                (i, key)
+            })
+            .collect();
+        ExecRows {
+            rows: frozen.rows,
+            cells,
+        }
+    }
+}
+
+/// How much is encoded before it is handed to the connection.
+const CHUNK: usize = 64 << 10;
+
+impl RowStream for ExecRows {
+    fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    fn write_rows(&self, out: &mut dyn std::io::Write) -> std::io::Result<usize> {
+        let mut buf = Vec::with_capacity(CHUNK + 4096);
+        let mut digits = itoa::Buffer::new();
+        for row in &self.rows {
+            let values = row.values();
+            wire::map_header(&mut buf, self.cells.len());
+            for (i, key) in &self.cells {
+                buf.extend_from_slice(key);
+                match values.get(*i).unwrap_or(&Value::Null) {
+                    Value::Int(n) => wire::string(&mut buf, digits.format(*n).as_bytes()),
+                    Value::Text(s) => wire::string(&mut buf, s.as_bytes()),
+                    Value::Null => wire::string(&mut buf, b""),
+                }
+            }
+            if buf.len() >= CHUNK {
+                out.write_all(&buf)?;
+                buf.clear();
+            }
+        }
+        out.write_all(&buf)?;
+        Ok(self.rows.len())
+    }
 }
 
 #[cfg(test)]
@@ -150,10 +209,7 @@ mod tests {
             StoreConfig::default(),
             Box::new(FixedUsers::default()),
         ));
-        TablePlugin::new(
-            Arc::new(ExecTable::new(engine)),
-            Arc::new(Instance::current()),
-        )
+        TablePlugin::new(Arc::new(ExecTable::new(engine)))
     }
 
     fn call(p: &TablePlugin, pairs: &[(&str, &str)]) -> ExtensionResponse {
@@ -188,17 +244,102 @@ mod tests {
         let r = call(&plugin(), &[("action", "insert")]);
         assert!(r.status.unwrap().message.unwrap().contains("read-only"));
     }
+}
+
+#[cfg(test)]
+mod wire_tests {
+    use super::*;
+    use crate::engine::Engine;
+    use crate::event::{ExecEvent, SourceKind};
+    use crate::status::State;
+    use crate::store::StoreConfig;
+    use crate::table::ExecTable;
+    use crate::users::FixedUsers;
+    use thrift::protocol::{TBinaryInputProtocol, TInputProtocol};
+
+    fn table() -> ExecTable {
+        let engine = Arc::new(Engine::new(
+            StoreConfig::default(),
+            Box::new(FixedUsers(vec![(501, "alice".into())])),
+        ));
+        let counters = engine
+            .status()
+            .set(SourceKind::Snapshot, State::Active, "test");
+        for i in 0..40 {
+            let e = ExecEvent {
+                time: 1000 + i,
+                pid: 100 + i,
+                ppid: 1,
+                path: b"/usr/bin/kcc".to_vec(),
+                argv: vec![
+                    b"kcc".to_vec(),
+                    b"copy_cred_cache".to_vec(),
+                    format!("/tmp/\u{e9}\"{i}").into_bytes(),
+                ],
+                uid: (i % 2 == 0).then_some(501),
+                cwd: Some(b"/home/alice".to_vec()),
+                ..ExecEvent::default()
+            };
+            engine.ingest(&e, &counters);
+        }
+        ExecTable::new(engine)
+    }
+
+    fn decode(bytes: &[u8], n: usize) -> Vec<BTreeMap<String, String>> {
+        let mut p = TBinaryInputProtocol::new(bytes, true);
+        let rows = (0..n)
+            .map(|_| {
+                let m = p.read_map_begin().unwrap();
+                (0..m.size)
+                    .map(|_| (p.read_string().unwrap(), p.read_string().unwrap()))
+                    .collect()
+            })
+            .collect();
+        assert!(p.read_byte().is_err(), "bytes left over");
+        rows
+    }
 
     #[test]
-    fn identify_answers_with_this_instance() {
-        let p = plugin();
-        let r = call(&p, &[("action", IDENTIFY_ACTION)]);
-        let rows = r.response.unwrap();
-        assert!(p.instance.matches(&rows[0]));
-        let other = Instance {
-            pid: p.instance.pid,
-            nonce: "another process".into(),
+    fn wire_rows_equal_the_generated_maps() {
+        let t = table();
+        for json in [
+            r#"{"constraints":[],"colsUsedBitset":0}"#,
+            r#"{"constraints":[],"colsUsed":[],"colsUsedBitset":0}"#,
+            r#"{"constraints":[{"name":"time","list":[{"op":32,"expr":"1030"}]}],"colsUsed":["uid","args","time","pid"]}"#,
+            r#"{"constraints":[{"name":"pid","list":[{"op":2,"expr":"103"}]}]}"#,
+        ] {
+            let ctx = QueryContext::parse(json).unwrap();
+            let expected = t.generate(&ctx).unwrap();
+            let stream = ExecRows::new(t.columns(), t.frozen_rows(&ctx).unwrap());
+            assert_eq!(stream.len(), expected.len(), "{json}");
+            let mut out = Vec::new();
+            assert_eq!(stream.write_rows(&mut out).unwrap(), expected.len());
+            assert_eq!(decode(&out, expected.len()), expected, "{json}");
+        }
+    }
+
+    #[test]
+    fn generate_replies_with_rows_errors_with_a_status() {
+        let p = TablePlugin::new(Arc::new(table()));
+        let req = |pairs: &[(&str, &str)]| -> ExtensionPluginRequest {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
         };
-        assert!(!other.matches(&rows[0]));
+        match p.handle_call_reply(req(&[("action", "generate"), ("context", "{}")])) {
+            CallReply::Rows(rows) => assert_eq!(rows.len(), 40),
+            CallReply::Plain(r) => panic!("{r:?}"),
+        }
+        match p.handle_call_reply(req(&[("action", "generate"), ("context", "{oops")])) {
+            CallReply::Plain(r) => assert_eq!(r.status.unwrap().code, Some(1)),
+            CallReply::Rows(_) => panic!("rows for a bad context"),
+        }
+        match p.handle_call_reply(req(&[("action", "columns")])) {
+            CallReply::Plain(r) => {
+                assert_eq!(r.response.unwrap().len(), crate::schema::EXEC_COLUMNS.len())
+            }
+            CallReply::Rows(_) => panic!("rows for columns"),
+        }
     }
 }

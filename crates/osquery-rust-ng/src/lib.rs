@@ -1,0 +1,37 @@
+#![deny(unsafe_code)]
+//! osquery-rust-ng, as forked into kerberos-cache-access (see HISTORY.md).
+
+// Restrict access to osquery API to osquery-rust
+// Users of osquery-rust are not allowed to access osquery API directly
+pub(crate) mod _osquery;
+pub(crate) mod client;
+pub mod plugin;
+pub(crate) mod server;
+mod util;
+pub mod wire;
+
+pub use crate::client::client_limits;
+pub use crate::server::{
+    extension_socket, serve_bytes, server_limits, Running, Server, ServerConfig, StartError,
+    StopReport, DEFAULT_MAX_REQUEST_BYTES,
+};
+pub use thrift::TConfiguration;
+
+// Re-exports
+pub type ExtensionResponse = _osquery::osquery::ExtensionResponse;
+pub type ExtensionPluginRequest = _osquery::osquery::ExtensionPluginRequest;
+pub type ExtensionPluginResponse = _osquery::osquery::ExtensionPluginResponse;
+pub type ExtensionStatus = _osquery::osquery::ExtensionStatus;
+
+///
+/// Expose all structures required in virtually any osquery extension
+///
+/// ```
+/// use osquery_rust_ng::prelude::*;
+/// ```
+pub mod prelude {
+    pub use crate::{
+        ExtensionPluginRequest, ExtensionPluginResponse, ExtensionResponse, ExtensionStatus,
+    };
+    pub use crate::{Running, Server, ServerConfig};
+}
