@@ -4,14 +4,18 @@
 //! store. Everything a source needs from the rest of the program goes through
 //! here, so sources stay independent of osquery and of each other.
 
-use crate::classify::{classify, classify_with, Identity, KeytabCorrelator};
+use crate::classify::{
+    cache_name, classify, classify_with, Classification, Identity, Indicator, KeytabCorrelator,
+};
 use crate::event::{ExecEvent, SourceKind};
+use crate::exec_path;
 use crate::identity::KccImage;
 use crate::journal::Journal;
 use crate::row::Row;
 use crate::sources::snapshot::Snapshot;
 use crate::status::{Counters, StatusBoard};
 use crate::store::{Store, StoreConfig};
+use crate::ticket_replay::{self, ReplayLimiter};
 use crate::users::UserNames;
 use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering;
@@ -69,6 +73,7 @@ pub struct Engine {
     snapshot: Mutex<Option<SnapshotSlot>>,
     kcc_image: KccImage,
     keytabs: Mutex<KeytabCorrelator>,
+    replays: Mutex<ReplayLimiter>,
     /// Where rows are written before they become visible, when journaling.
     journal: OnceLock<Arc<Journal>>,
 }
@@ -83,6 +88,7 @@ impl Engine {
             snapshot: Mutex::new(None),
             kcc_image: KccImage::from_host(),
             keytabs: Mutex::new(KeytabCorrelator::default()),
+            replays: Mutex::new(ReplayLimiter::default()),
             journal: OnceLock::new(),
         }
     }
@@ -131,29 +137,70 @@ impl Engine {
         // one with what we know of the executable's identity.
         let pre = classify(&event.path, &event.argv);
         let signing_id = event.code.signing_id.as_str();
-        if pre.is_none() && signing_id.is_empty() {
+        let krb5ccname = event.krb5ccname.as_deref().filter(|c| !c.is_empty());
+        if pre.is_none() && signing_id.is_empty() && krb5ccname.is_none() {
             return None;
         }
         // A file-content check only for execs that are not plainly a
-        // Kerberos tool by name and whose source gave no signing id.
+        // Kerberos tool by name and whose source gave no signing id; through
+        // the dynamic loader, of the program it runs.
         let verdict = match &pre {
             Some(p) if p.tool.is_empty() && signing_id.is_empty() => {
-                self.kcc_image.check(&event.path)
+                let (program, _, _) = exec_path::through_loader(&event.path, &event.argv);
+                self.kcc_image.check(program)
             }
             _ => None,
         };
-        // With no identity known, the cheap verdict is already the full one
+        let ids_matter = pre.as_ref().is_some_and(|p| p.ids_matter)
+            && (event.uid.is_some() || event.euid.is_some());
+        // With nothing more known, the cheap verdict is already the full one
         // (`classify` is `classify_with` an unknown identity).
         let mut class = match pre {
-            Some(p) if signing_id.is_empty() && verdict.is_none() => p,
+            Some(p)
+                if signing_id.is_empty()
+                    && verdict.is_none()
+                    && !ids_matter
+                    && krb5ccname.is_none() =>
+            {
+                Some(p)
+            }
             _ => {
                 let identity = Identity {
                     signing_id,
                     kcc_image: verdict.as_ref().map(|v| v.is_kcc),
+                    uid: event.uid,
+                    euid: event.euid,
+                    krb5ccname,
                 };
-                classify_with(&event.path, &event.argv, &identity)?
+                classify_with(&event.path, &event.argv, &identity)
             }
         };
+        if let Some(cc) = krb5ccname {
+            let flagged = class
+                .as_ref()
+                .is_some_and(|c| c.has(Indicator::CcacheReplay));
+            if !flagged && self.names_stolen_cache(cc, event.cwd.as_deref()) {
+                let c = class.get_or_insert_with(Classification::default);
+                c.add_indicator(Indicator::CcacheReplay.name());
+                if c.ccache.is_empty() {
+                    c.ccache = cache_name(cc);
+                }
+            }
+            // A replay alone is reported once per user and cache a while.
+            let replay_only = class
+                .as_ref()
+                .is_some_and(|c| c.indicator == Indicator::CcacheReplay.name());
+            if replay_only
+                && !self
+                    .replays
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .first(event.uid, cc, event.time)
+            {
+                return None;
+            }
+        }
+        let mut class = class?;
         if let Some(upgrade) = self
             .keytabs
             .lock()
@@ -228,6 +275,16 @@ impl Engine {
     pub fn refresh_for_query(&self) {
         self.scan_snapshot(Some(MIN_QUERY_SNAPSHOT_GAP));
         self.store.expire(unix_now());
+    }
+
+    /// Whether a stored theft (a copied or read cache) named the file this
+    /// `KRB5CCNAME` points at.
+    fn names_stolen_cache(&self, krb5ccname: &[u8], cwd: Option<&[u8]>) -> bool {
+        let Some(target) = ticket_replay::replay_target(krb5ccname, cwd) else {
+            return false;
+        };
+        self.store
+            .any_detection(|row| ticket_replay::row_names(row, &target))
     }
 
     pub fn counters(&self, source: SourceKind) -> Arc<Counters> {
