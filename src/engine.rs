@@ -403,6 +403,129 @@ mod tests {
     }
 
     #[test]
+    fn the_process_ids_decide_a_foreign_cache() {
+        let engine = Engine::new(StoreConfig::default(), Box::new(FixedUsers::default()));
+        let c = engine.counters(SourceKind::LinuxAudit);
+        let mut e = exec("/bin/cp", &["cp", "/tmp/krb5cc_1000", "/tmp/x"]);
+        e.uid = Some(1001);
+        e.euid = Some(1001);
+        let row = engine.ingest(&e, &c).expect("row");
+        assert_eq!(row.indicator, "foreign_ccache_access");
+        assert_eq!(row.ccache, "FILE:/tmp/krb5cc_1000");
+        e.pid += 1;
+        e.uid = Some(0);
+        e.euid = Some(0);
+        assert_eq!(
+            engine.ingest(&e, &c).unwrap().indicator,
+            "ccache_file_access"
+        );
+        // A Kerberos tool on its own cache stays benign; on another's, not.
+        let mut k = exec("/usr/bin/klist", &["klist", "-c", "/tmp/krb5cc_501"]);
+        assert_eq!(engine.ingest(&k, &c).unwrap().indicator, "");
+        k.pid += 1;
+        k.argv[2] = b"/tmp/krb5cc_502".to_vec();
+        assert_eq!(
+            engine.ingest(&k, &c).unwrap().indicator,
+            "foreign_ccache_access"
+        );
+    }
+
+    #[test]
+    fn the_program_behind_the_loader_is_checked_by_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let kcc = dir.path().join("kcc");
+        std::fs::write(&kcc, b"the host's kcc").unwrap();
+        let copy = dir.path().join("fontd");
+        std::fs::copy(&kcc, &copy).unwrap();
+        let engine = Engine::new(StoreConfig::default(), Box::new(FixedUsers::default()))
+            .with_kcc_references(&[kcc.as_path()]);
+        let c = engine.counters(SourceKind::LinuxAudit);
+        let program = copy.to_str().unwrap();
+        let e = exec(
+            "/lib64/ld-linux-x86-64.so.2",
+            &["ld-linux-x86-64.so.2", program, "c", "/tmp/stolen"],
+        );
+        let row = engine.ingest(&e, &c).expect("row");
+        assert_eq!(row.indicator, "credential_cache_copy,renamed_kerberos_tool");
+        assert_eq!(row.path, "/lib64/ld-linux-x86-64.so.2");
+    }
+
+    fn with_env(path: &str, argv: &[&str], krb5ccname: &str) -> ExecEvent {
+        let mut e = exec(path, argv);
+        e.source = SourceKind::Eslogger;
+        e.krb5ccname = Some(krb5ccname.as_bytes().to_vec());
+        e.cwd = Some(b"/Users/eve".to_vec());
+        e
+    }
+
+    #[test]
+    fn krb5ccname_pointing_at_a_stolen_copy_is_a_replay() {
+        let engine = Engine::new(StoreConfig::default(), Box::new(FixedUsers::default()));
+        let c = engine.counters(SourceKind::Eslogger);
+        // Not suspicious by itself: a private directory, the user's own.
+        let plain = with_env("/usr/bin/ssh", &["ssh", "host"], "FILE:/Users/eve/stash");
+        assert!(engine.ingest(&plain, &c).is_none());
+        // The theft: cp of another user's cache into that file (relative).
+        let mut cp = exec("/bin/cp", &["cp", "/tmp/krb5cc_502", "stash"]);
+        cp.pid = 20;
+        cp.cwd = Some(b"/Users/eve".to_vec());
+        assert_eq!(
+            engine.ingest(&cp, &c).unwrap().indicator,
+            "foreign_ccache_access"
+        );
+        let mut smb = with_env("/usr/bin/smbclient", &["smbclient", "-k"], "stash");
+        smb.pid = 21;
+        let row = engine.ingest(&smb, &c).expect("replay row");
+        assert_eq!(
+            (row.indicator.as_str(), row.ccache.as_str()),
+            ("ccache_replay", "FILE:stash")
+        );
+        // The same replay again soon after: once is enough.
+        smb.pid = 22;
+        assert!(engine.ingest(&smb, &c).is_none());
+        // A replay that also does something else keeps its row.
+        let mut tool = with_env(
+            "/usr/bin/python3",
+            &["python3", "getST.py", "-k", "corp/x"],
+            "FILE:/Users/eve/stash",
+        );
+        tool.pid = 23;
+        assert_eq!(
+            engine.ingest(&tool, &c).unwrap().indicator,
+            "ccache_replay,kerberos_ticket_tool"
+        );
+    }
+
+    #[test]
+    fn the_replay_link_survives_a_restart_through_the_journal() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        {
+            let engine = Engine::new(StoreConfig::default(), Box::new(FixedUsers::default()));
+            let journal = Arc::new(Journal::new(&state));
+            journal.attach(engine.store());
+            engine.set_journal(Arc::clone(&journal));
+            let c = engine.counters(SourceKind::Eslogger);
+            let kcc = exec(
+                "/usr/bin/kcc",
+                &["kcc", "copy_cred_cache", "/Users/eve/t.cc"],
+            );
+            assert!(engine.ingest(&kcc, &c).is_some());
+            journal.sync().unwrap();
+        }
+        let engine = Engine::new(StoreConfig::default(), Box::new(FixedUsers::default()));
+        let journal = Arc::new(Journal::new(&state));
+        journal.attach(engine.store());
+        engine.set_journal(journal);
+        assert_eq!(engine.store().stats().rows, 1, "restored");
+        let c = engine.counters(SourceKind::Eslogger);
+        let mut ssh = with_env("/usr/bin/ssh", &["ssh", "host"], "FILE:/Users/eve/t.cc");
+        ssh.pid = 30;
+        let row = engine.ingest(&ssh, &c).expect("replay row");
+        assert_eq!(row.indicator, "ccache_replay");
+    }
+
+    #[test]
     fn the_snapshot_does_not_repeat_an_exec_an_event_source_reported() {
         let engine = Engine::new(StoreConfig::default(), Box::new(FixedUsers::default()));
         let audit = engine

@@ -2691,6 +2691,31 @@ mod tests {
     }
 
     #[test]
+    fn only_krb5ccname_is_kept_from_the_environment() {
+        let ex = exec_of(&line_of(&exec_message(10, object_token(3100, 9001))));
+        assert_eq!(ex.krb5ccname, None);
+        assert_eq!(to_exec_event(&ex, None).krb5ccname, None);
+        let mut msg = exec_message(10, object_token(3100, 9001));
+        msg["event"]["exec"]["env"] = json!([
+            "PATH=/usr/bin:/bin",
+            "KRB5CCNAMEX=no",
+            "KRB5CCNAME=FILE:/tmp/krb5cc_502",
+            "HOME=/Users/bob"
+        ]);
+        let ex = exec_of(&line_of(&msg));
+        assert_eq!(ex.krb5ccname.as_deref(), Some("FILE:/tmp/krb5cc_502"));
+        assert_eq!(
+            to_exec_event(&ex, None).krb5ccname.as_deref(),
+            Some(&b"FILE:/tmp/krb5cc_502"[..])
+        );
+        // Not an array, or no such variable: nothing, and no drift.
+        msg["event"]["exec"]["env"] = json!("KRB5CCNAME=x");
+        let ex = exec_of(&line_of(&msg));
+        assert_eq!(ex.krb5ccname, None);
+        assert!(ex.envelope.drift.0 == 0, "{:?}", ex.envelope.drift);
+    }
+
+    #[test]
     fn drift_summary_reads_well() {
         let mut d = SchemaDrift::default();
         assert_eq!(d.summary(), None);
