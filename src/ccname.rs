@@ -73,9 +73,11 @@ const fn byte_set(bytes: &[u8]) -> [bool; 256] {
     t
 }
 
-/// Bytes at which a name can be recognised: the `5` of `krb5cc`, the `.` of
-/// an extension, the `_` of `ccache_`, the `:` of a cache type.
-static TRIGGER: [bool; 256] = byte_set(b"5._:");
+/// Bytes at which a name can be recognised: the `k` of `krb5cc` and
+/// `.kirbi`, the `h` of `.ccache` and `ccache_`, the `:` of a cache type.
+/// Dots and underscores, though closer to hand, are too common in paths and
+/// class paths: every trigger costs a branch.
+static TRIGGER: [bool; 256] = byte_set(b"kKhH:");
 
 static DELIMITER: [bool; 256] = byte_set(b" \t\n\r\x0b\x0c\0'\"`=@(),;<>|&[]{}");
 
@@ -105,32 +107,84 @@ struct Hit {
 }
 
 /// The cache names in `args`, in one pass; `ids` decides `other_user`.
+#[inline]
 pub fn scan<A: AsRef<[u8]>>(args: &[A], ids: Option<Ids>) -> Scan<'_> {
     let mut out = Scan::default();
     for arg in args {
-        scan_arg(arg.as_ref(), ids, &mut out);
+        let a = arg.as_ref();
+        // Most arguments are short and hold no trigger byte at all: that
+        // test stays in line, the rest does not.
+        if a.len() >= SIMD_FROM || a.iter().any(|&b| TRIGGER[usize::from(b)]) {
+            scan_arg(a, ids, &mut out);
+        }
     }
     out
 }
 
+/// Arguments at least this long are searched with SIMD (memchr); shorter
+/// ones, most of them, byte by byte, which costs less than the calls.
+const SIMD_FROM: usize = 128;
+
+#[inline(never)]
 fn scan_arg<'a>(a: &'a [u8], ids: Option<Ids>, out: &mut Scan<'a>) {
-    let mut i = 0;
-    while let Some(&b) = a.get(i) {
-        if TRIGGER[usize::from(b)] {
-            if let Some(hit) = match_at(a, i, b) {
-                if out.first.is_none() {
-                    out.first = a.get(hit.start..hit.end);
+    // One pass over the argument. A trigger byte's neighbours are checked
+    // in line (colons are common in class paths and URLs, k and h in
+    // base64); only a likely name is looked at out of line.
+    let mut first: Option<(usize, usize)> = None;
+    let mut look = |i: usize, b: u8| {
+        if likely(a, i, b) {
+            if let Some(hit) = candidate(a, i, b, ids, out) {
+                if first.is_none_or(|(s, _)| hit.start < s) {
+                    first = Some((hit.start, hit.end));
                 }
-                if let Some(uid) = hit.uid {
-                    out.has_uid = true;
-                    out.other_user |= ids.is_some_and(|ids| ids.other_than(uid));
-                }
-                // Go on inside the token: `FILE:/tmp/krb5cc_1001` also
-                // has a uid.
             }
         }
-        i += 1;
+    };
+    if a.len() < SIMD_FROM {
+        for (i, &b) in a.iter().enumerate() {
+            if TRIGGER[usize::from(b)] {
+                look(i, b);
+            }
+        }
+    } else {
+        let hits =
+            memchr::memchr3_iter(b'k', b'h', b':', a).chain(memchr::memchr2_iter(b'K', b'H', a));
+        for i in hits {
+            look(i, a.get(i).copied().unwrap_or_default());
+        }
     }
+    if out.first.is_none() {
+        out.first = first.and_then(|(s, e)| a.get(s..e));
+    }
+}
+
+/// The cheap neighbour test of a trigger byte.
+#[inline(always)]
+fn likely(a: &[u8], i: usize, b: u8) -> bool {
+    let at = |p: Option<usize>| p.and_then(|p| a.get(p)).map(u8::to_ascii_lowercase);
+    match b {
+        // krb5cc, or .kirbi
+        b'k' | b'K' => at(Some(i + 1)) == Some(b'r') || at(i.checked_sub(1)) == Some(b'.'),
+        // ccache
+        b'h' | b'H' => at(i.checked_sub(1)) == Some(b'c') && at(Some(i + 1)) == Some(b'e'),
+        // FILE: DIR: KCM: API: KEYRING:
+        _ => matches!(
+            i.checked_sub(1).and_then(|p| a.get(p)),
+            Some(b'E' | b'R' | b'M' | b'I' | b'G')
+        ),
+    }
+}
+
+#[inline(never)]
+fn candidate(a: &[u8], i: usize, b: u8, ids: Option<Ids>, out: &mut Scan<'_>) -> Option<Hit> {
+    let hit = match_at(a, i, b)?;
+    if let Some(uid) = hit.uid {
+        out.has_uid = true;
+        out.other_user |= ids.is_some_and(|ids| ids.other_than(uid));
+    }
+    // The scan goes on inside the token: `FILE:/tmp/krb5cc_1001` also has
+    // a uid.
+    Some(hit)
 }
 
 /// The token around `a[from..to]`.
@@ -162,9 +216,20 @@ fn uid_at(a: &[u8], at: usize) -> Option<i64> {
 
 fn match_at(a: &[u8], i: usize, b: u8) -> Option<Hit> {
     match b {
-        b'5' => krb5cc(a, i),
-        b'.' => extension(a, i),
-        b'_' => sssd(a, i),
+        b'k' | b'K' => {
+            if a.get(i + 3) == Some(&b'5') {
+                krb5cc(a, i + 3)
+            } else {
+                extension(a, i.checked_sub(1)?)
+            }
+        }
+        b'h' | b'H' => {
+            if a.get(i + 2) == Some(&b'_') {
+                sssd(a, i + 2)
+            } else {
+                extension(a, i.checked_sub(5)?)
+            }
+        }
         _ => typed(a, i),
     }
 }
@@ -224,6 +289,13 @@ fn run_user_uid(a: &[u8], slash: usize) -> Option<i64> {
 
 /// `<stem>.ccache` or `<stem>.kirbi` ending a token; `i` is at the dot.
 fn extension(a: &[u8], i: usize) -> Option<Hit> {
+    if a.get(i) != Some(&b'.') {
+        return None;
+    }
+    // Most dots start another extension: reject on the next byte first.
+    if !matches!(a.get(i + 1)?.to_ascii_lowercase(), b'c' | b'k') {
+        return None;
+    }
     let ext_end = [&b"ccache"[..], b"kirbi"].iter().find_map(|ext| {
         a.get(i + 1..i + 1 + ext.len())
             .is_some_and(|e| e.eq_ignore_ascii_case(ext))
@@ -246,6 +318,9 @@ fn extension(a: &[u8], i: usize) -> Option<Hit> {
 
 /// sssd's `ccache_<REALM>` file; `i` is at the underscore.
 fn sssd(a: &[u8], i: usize) -> Option<Hit> {
+    if a.get(i.checked_sub(1)?) != Some(&b'e') {
+        return None;
+    }
     let start = i.checked_sub(6)?;
     if a.get(start..i)? != b"ccache" {
         return None;
@@ -269,6 +344,10 @@ fn sssd(a: &[u8], i: usize) -> Option<Hit> {
 
 /// A token starting with a cache type (`FILE:…`); `i` is at the colon.
 fn typed(a: &[u8], i: usize) -> Option<Hit> {
+    // Every type ends in one of these upper-case letters.
+    if !matches!(a.get(i.checked_sub(1)?)?, b'E' | b'R' | b'M' | b'I' | b'G') {
+        return None;
+    }
     let kind = TYPES.iter().copied().find(|t| {
         i.checked_sub(t.len()).is_some_and(|s| {
             a.get(s..i) == Some(*t)
@@ -439,6 +518,30 @@ mod tests {
         let s = scan(&["/tmp/alice.ccache"], ME);
         assert!(s.found() && !s.has_uid && !s.other_user);
         assert_eq!(uid_at(b"krb5cc_99999999999", 7), None, "11 digits");
+    }
+
+    #[test]
+    fn long_arguments_are_searched_whole() {
+        let pad = "x".repeat(SIMD_FROM);
+        let code = format!(
+            "{pad} open('/tmp/KRB5CC_1001'); KRB5CCNAME=FILE:/tmp/y; /tmp/ALICE.CCACHE; {pad}"
+        );
+        let args = [code.as_str()];
+        let s = scan(&args, ME);
+        assert_eq!(s.first, Some(&b"/tmp/KRB5CC_1001"[..]), "the leftmost name");
+        assert!(s.other_user);
+        for name in [
+            "FILE:/tmp/y;",
+            "/tmp/ALICE.CCACHE;",
+            "t.kirbi",
+            "/var/lib/sss/db/ccache_X",
+        ] {
+            let arg = format!("{pad}:{pad} {name} {pad}");
+            let want = name.trim_end_matches(';');
+            assert_eq!(first(&arg).as_deref(), Some(want), "{name}");
+        }
+        let plain = format!("{pad}/opt/app/lib/a-1.2.3.jar:{pad}");
+        assert_eq!(first(&plain), None);
     }
 
     #[test]

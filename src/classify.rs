@@ -1318,6 +1318,9 @@ fn metadata_only(path: &[u8], name: &[u8]) -> bool {
             .any(|d| path.strip_prefix(*d).is_some_and(|rest| rest == name))
 }
 
+// In line into its one caller: the result is large, and copying it out cost
+// more than the rest of the rejection of an unrelated exec.
+#[inline(always)]
 fn analyze<'a, A: AsRef<[u8]>>(
     exec_path: &'a [u8],
     exec_argv: &'a [A],

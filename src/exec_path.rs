@@ -14,6 +14,9 @@ use crate::classify::basename;
 /// `ld-musl-x86_64.so.1`.
 #[inline]
 pub fn is_loader(name: &[u8]) -> bool {
+    if !name.starts_with(b"ld") {
+        return false;
+    }
     let rest = if let Some(r) = name.strip_prefix(b"ld-") {
         r
     } else if let Some(r) = name.strip_prefix(b"ld64.") {
@@ -58,6 +61,7 @@ const MAX_LOADER_DEPTH: usize = 4;
 /// on (so the program's own argv\[0\] is its path); otherwise the exec itself.
 /// The loader takes any argument it does not know as the program, as this
 /// does. Returns whether a loader was looked through.
+#[inline]
 pub fn through_loader<'a, A: AsRef<[u8]>>(
     path: &'a [u8],
     argv: &'a [A],
@@ -150,9 +154,15 @@ pub fn is_fileless(path: &[u8]) -> bool {
 /// The name the program runs under, for looking it up: the path's file name
 /// without a memfd's `memfd:` prefix or the ` (deleted)` suffix, or argv\[0\]'s
 /// when the path is unusable (see [`is_usable`]).
+#[inline]
 pub fn program_name<'a>(path: &'a [u8], argv0: &'a [u8]) -> &'a [u8] {
     if !is_usable(path) {
         return basename(argv0);
+    }
+    let name = basename(path);
+    // The common case: an ordinary file name.
+    if !name.is_empty() && name.last() != Some(&b')') && !name.starts_with(b"memfd:") {
+        return name;
     }
     let mut name = basename(path.strip_suffix(DELETED).unwrap_or(path));
     if let Some(n) = name.strip_prefix(b"memfd:") {

@@ -96,7 +96,23 @@ fn undecorated(name: &[u8]) -> &[u8] {
     n
 }
 
+/// First letters of the table's names as installed (`impacket-…` too), any
+/// case: most names are rejected on their first byte.
+static FIRST: [bool; 256] = {
+    let mut t = [false; 256];
+    let letters = b"tgsdkrTGSDKRiI";
+    let mut i = 0;
+    while i < letters.len() {
+        t[letters[i] as usize] = true;
+        i += 1;
+    }
+    t
+};
+
 fn lookup(name: &[u8]) -> Option<&'static Entry> {
+    if !FIRST[usize::from(*name.first()?)] {
+        return None;
+    }
     let stem = undecorated(name);
     // Most names share no first letter with the table: reject them fast.
     let first = stem.first()?.to_ascii_lowercase();
@@ -119,7 +135,8 @@ fn lookup(name: &[u8]) -> Option<&'static Entry> {
 const INTERPRETERS: &[&[u8]] = &[b"python", b"pypy", b"mono", b"wine", b"dotnet"];
 
 fn is_interpreter(name: &[u8]) -> bool {
-    INTERPRETERS.iter().any(|i| name.starts_with(i))
+    matches!(name.first(), Some(b'p' | b'm' | b'w' | b'd'))
+        && INTERPRETERS.iter().any(|i| name.starts_with(i))
 }
 
 /// The script or assembly an interpreter runs: its first operand, after
@@ -145,10 +162,27 @@ fn interpreted<A: AsRef<[u8]>>(args: &[A]) -> Option<(&[u8], usize)> {
     None
 }
 
+/// Whether `name` could be a table entry's or an interpreter's, by its
+/// first byte: most execs stop here.
+#[inline]
+fn maybe(name: &[u8]) -> bool {
+    name.first()
+        .is_some_and(|&b| FIRST[usize::from(b)] || matches!(b, b'p' | b'm' | b'w' | b'd'))
+}
+
 /// The attack tool an exec runs, if any: by the executable's name, argv\[0\]'s,
 /// or the script an interpreter runs.
+#[inline]
 pub fn find<A: AsRef<[u8]>>(name: &[u8], argv: &[A]) -> Option<Match> {
     let argv0 = argv.first().map_or(&[][..], |a| basename(a.as_ref()));
+    if !maybe(name) && !maybe(argv0) {
+        return None;
+    }
+    find_slow(name, argv0, argv)
+}
+
+#[inline(never)]
+fn find_slow<A: AsRef<[u8]>>(name: &[u8], argv0: &[u8], argv: &[A]) -> Option<Match> {
     let args = argv.get(1..).unwrap_or_default();
     let (entry, rest) = if let Some(e) = lookup(name).or_else(|| lookup(argv0)) {
         (e, args)
