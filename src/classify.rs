@@ -7,14 +7,18 @@
 //!
 //! Two entry points:
 //! - [`classify`] is the hot-path filter. It knows only the path and argv.
-//! - [`classify_with`] adds what the source or the engine knows about the
-//!   executable's code identity ([`Identity`]), which finds renamed copies.
+//! - [`classify_with`] adds what the source or the engine knows
+//!   ([`Identity`]): the executable's code identity, which finds renamed
+//!   copies; the process's uid and euid, which tell another user's cache;
+//!   the exec's `KRB5CCNAME`, which tells a replayed ticket.
 //!   `classify(p, a)` is `classify_with(p, a, &Identity::UNKNOWN)`.
 //!
 //! # Tool and sub-command
 //!
 //! | Step | Rule |
 //! | --- | --- |
+//! | Loader | Through the dynamic loader (`ld-linux*.so*`, `ld.so`, `ld-musl-*`), the program is its first non-option argument, classified with the arguments after it ([`exec_path::through_loader`]). |
+//! | Name | The path's basename without a memfd's `memfd:` or a ` (deleted)` suffix; argv\[0\]'s when the path is unusable (`<too_long>`, none). |
 //! | Program | The code identity if known (signing id `com.apple.kcc`, or the file's sha256 equals the host's kcc), else the basename of the path, else of argv\[0\], looked up in `TOOLS` ignoring ASCII case (macOS volumes are case-insensitive). |
 //! | argv\[0\] dispatch | kcc (and upstream's `heimtools`) run as kinit, klist, kswitch, kgetcred, kvno, kdeltkt, kdestroy or kcpytkt when argv\[0\]'s basename is *exactly* that name (kcc compares case-sensitively); otherwise they run as kcc. |
 //! | Linked names | macOS installs klist and kswitch as links to kcc: when argv\[0\] is not exactly an alias (e.g. `KLIST`) and the arguments name a kcc credential command, the exec is classified as kcc. |
@@ -37,15 +41,23 @@
 //! | `bifrost_askhash` | `-action askhash` | T1550.002 |
 //! | `bifrost_s4u` | `-action s4u` | T1558, T1550.003 |
 //! | `bifrost_ptt` | `-action ptt` with `-ticket` (the name `bifrost` alone suffices) | T1550.003 |
+//! | `ccache_file_access` | a program that is no Kerberos tool names a credential cache ([`ccname`]); or root's Kerberos tool names another user's | T1558.005 |
+//! | `foreign_ccache_access` | a cache name's uid is neither the process's uid nor euid, and it is not root | T1558.005 |
+//! | `ccache_replay` | `KRB5CCNAME` names another user's cache or a world-writable directory (the engine adds a link to a stored theft) | T1550.003 |
+//! | `kerberos_ticket_tool` | impacket's ticket scripts, Rubeus ([`ticket_tools`]) | T1558, T1550.003 |
+//! | `kerberos_bruteforce_tool` | kerbrute | T1110, T1087.002 |
 //! | `renamed_kerberos_tool` | the code identity is kcc but the file's name is not one kcc is installed under | T1036.003 |
+//! | `unverified_kerberos_tool` | `copy_cred_cache` or `dump-credentials` in full, where kcc would run it, from a binary not known to be kcc (with the command's own indicator) | T1036 |
+//! | `fileless_exec` | a Kerberos-shaped exec from a memfd, a deleted file, `/dev/shm` or a file descriptor | T1620 |
+//! | `unresolved_exe_path` | a Kerberos-shaped exec whose path the source could not give | T1564 |
 //!
 //! Several indicators are comma-joined in the order of this table; the
 //! technique list is the union, in the same order, without repeats.
 //!
 //! # Relevance
 //!
-//! An exec is kept (`Some`) when it has a tool, an indicator, a
-//! credential-cache keyword argument (`copy_cred_cache`, `dump-credentials`),
+//! An exec is kept (`Some`) when it has a tool, an indicator (a cache name in
+//! its arguments is one), a credential-cache keyword argument (`copy_cred_cache`, `dump-credentials`),
 //! or `needs_identity`: no known name, but the first operand after kcc's own
 //! options is a kcc credential command whose arguments kcc would accept (or
 //! an RC4 enctype is spelled out), so only the file's identity can tell.

@@ -141,11 +141,12 @@ impl Engine {
         if pre.is_none() && signing_id.is_empty() && krb5ccname.is_none() {
             return None;
         }
-        // A file-content check only for execs that are not plainly a
-        // Kerberos tool by name and whose source gave no signing id; through
-        // the dynamic loader, of the program it runs.
+        // A file-content check only for execs that only the file's identity
+        // can tell (an unknown name running kcc's commands) and whose source
+        // gave no signing id; through the dynamic loader, of the program it
+        // runs. Execs kept for a cache name or a replay are not looked at.
         let verdict = match &pre {
-            Some(p) if p.tool.is_empty() && signing_id.is_empty() => {
+            Some(p) if p.needs_identity && signing_id.is_empty() => {
                 let (program, _, _) = exec_path::through_loader(&event.path, &event.argv);
                 self.kcc_image.check(program)
             }
