@@ -266,6 +266,31 @@ fn dropped_execs_do_not_allocate() {
     );
 }
 
+/// Long arguments take the SIMD path of the cache-name scan: dropping them
+/// does not allocate either, and names deep inside them are still found.
+#[test]
+fn long_arguments_are_scanned_without_allocating() {
+    let classpath = "/opt/app/lib/a-1.2.3.jar:/opt/app/lib/b_c-4.5.jar:".repeat(80);
+    let code = "k".repeat(300) + &"h:H:K".repeat(300);
+    let dropped: [(&str, Vec<&str>); 3] = [
+        ("/usr/bin/java", vec!["java", "-cp", &classpath, "Main"]),
+        ("/usr/bin/python3", vec!["python3", "-c", &code]),
+        ("/bin/echo", vec!["echo", &classpath, &code]),
+    ];
+    for (path, argv) in &dropped {
+        let n = allocations_during(|| {
+            assert!(std::hint::black_box(classify(path.as_bytes(), argv)).is_none());
+        });
+        assert_eq!(n, 0, "{path} allocated {n} times");
+    }
+    let hidden = format!("{code} open('/tmp/krb5cc_1001') {classpath}");
+    let c = classify(b"/usr/bin/python3", &["python3", "-c", hidden.as_str()]).unwrap();
+    assert_eq!(
+        (c.indicator.as_str(), c.ccache.as_str()),
+        ("ccache_file_access", "FILE:/tmp/krb5cc_1001")
+    );
+}
+
 #[test]
 fn corpus_covers_every_indicator() {
     let cases = corpus();
@@ -402,6 +427,27 @@ const TOKENS: &[&str] = &[
     "API:1",
     ":",
     "",
+    "/tmp/krb5cc_1000",
+    "krb5cc_",
+    "/run/user/1001/krb5cc",
+    "x.ccache",
+    ".kirbi",
+    "ccache_X",
+    "FILE:",
+    "FILE:/tmp/krb5cc_1001",
+    "KCM:0",
+    "KEYRING:persistent:",
+    "/lib64/ld-linux-x86-64.so.2",
+    "--library-path",
+    "--argv0",
+    "/proc/self/fd/3",
+    "python3",
+    "-W",
+    "getTGT.py",
+    "impacket-secretsdump",
+    "mono",
+    "Rubeus.exe",
+    "kerbrute",
 ];
 
 const PATHS: &[&str] = &[
@@ -415,6 +461,11 @@ const PATHS: &[&str] = &[
     "/bin/ls",
     "",
     "/",
+    "/lib64/ld-linux-x86-64.so.2",
+    "/memfd:kcc (deleted)",
+    "/dev/shm/x",
+    "<too_long>",
+    "/usr/bin/python3",
 ];
 
 fn token() -> impl Strategy<Value = Vec<u8>> {
