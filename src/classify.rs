@@ -7,14 +7,18 @@
 //!
 //! Two entry points:
 //! - [`classify`] is the hot-path filter. It knows only the path and argv.
-//! - [`classify_with`] adds what the source or the engine knows about the
-//!   executable's code identity ([`Identity`]), which finds renamed copies.
+//! - [`classify_with`] adds what the source or the engine knows
+//!   ([`Identity`]): the executable's code identity, which finds renamed
+//!   copies; the process's uid and euid, which tell another user's cache;
+//!   the exec's `KRB5CCNAME`, which tells a replayed ticket.
 //!   `classify(p, a)` is `classify_with(p, a, &Identity::UNKNOWN)`.
 //!
 //! # Tool and sub-command
 //!
 //! | Step | Rule |
 //! | --- | --- |
+//! | Loader | Through the dynamic loader (`ld-linux*.so*`, `ld.so`, `ld-musl-*`), the program is its first non-option argument, classified with the arguments after it ([`exec_path::through_loader`]). |
+//! | Name | The path's basename without a memfd's `memfd:` or a ` (deleted)` suffix; argv\[0\]'s when the path is unusable (`<too_long>`, none). |
 //! | Program | The code identity if known (signing id `com.apple.kcc`, or the file's sha256 equals the host's kcc), else the basename of the path, else of argv\[0\], looked up in `TOOLS` ignoring ASCII case (macOS volumes are case-insensitive). |
 //! | argv\[0\] dispatch | kcc (and upstream's `heimtools`) run as kinit, klist, kswitch, kgetcred, kvno, kdeltkt, kdestroy or kcpytkt when argv\[0\]'s basename is *exactly* that name (kcc compares case-sensitively); otherwise they run as kcc. |
 //! | Linked names | macOS installs klist and kswitch as links to kcc: when argv\[0\] is not exactly an alias (e.g. `KLIST`) and the arguments name a kcc credential command, the exec is classified as kcc. |
@@ -37,19 +41,29 @@
 //! | `bifrost_askhash` | `-action askhash` | T1550.002 |
 //! | `bifrost_s4u` | `-action s4u` | T1558, T1550.003 |
 //! | `bifrost_ptt` | `-action ptt` with `-ticket` (the name `bifrost` alone suffices) | T1550.003 |
+//! | `ccache_file_access` | a program that is no Kerberos tool names a credential cache ([`ccname`]); or root's Kerberos tool names another user's | T1558.005 |
+//! | `foreign_ccache_access` | a cache name's uid is neither the process's uid nor euid, and it is not root | T1558.005 |
+//! | `ccache_replay` | `KRB5CCNAME` names another user's cache or a world-writable directory (the engine adds a link to a stored theft) | T1550.003 |
+//! | `kerberos_ticket_tool` | impacket's ticket scripts, Rubeus ([`ticket_tools`]) | T1558, T1550.003 |
+//! | `kerberos_bruteforce_tool` | kerbrute | T1110, T1087.002 |
 //! | `renamed_kerberos_tool` | the code identity is kcc but the file's name is not one kcc is installed under | T1036.003 |
+//! | `unverified_kerberos_tool` | `copy_cred_cache` or `dump-credentials` in full, where kcc would run it, from a binary not known to be kcc (with the command's own indicator) | T1036 |
+//! | `fileless_exec` | a Kerberos-shaped exec from a memfd, a deleted file, `/dev/shm` or a file descriptor | T1620 |
+//! | `unresolved_exe_path` | a Kerberos-shaped exec whose path the source could not give | T1564 |
 //!
 //! Several indicators are comma-joined in the order of this table; the
 //! technique list is the union, in the same order, without repeats.
 //!
 //! # Relevance
 //!
-//! An exec is kept (`Some`) when it has a tool, an indicator, a
-//! credential-cache keyword argument (`copy_cred_cache`, `dump-credentials`),
+//! An exec is kept (`Some`) when it has a tool, an indicator (a cache name in
+//! its arguments is one), a credential-cache keyword argument (`copy_cred_cache`, `dump-credentials`),
 //! or `needs_identity`: no known name, but the first operand after kcc's own
 //! options is a kcc credential command whose arguments kcc would accept (or
 //! an RC4 enctype is spelled out), so only the file's identity can tell.
 
+use crate::ccname::{self, Ids};
+use crate::{exec_path, ticket_tools};
 use std::collections::VecDeque;
 
 /// Indicator for Elastic's rule: kcc copying tickets out of a cache.
@@ -79,11 +93,19 @@ pub enum Indicator {
     BifrostAskhash,
     BifrostS4u,
     BifrostPtt,
+    CcacheFileAccess,
+    ForeignCcacheAccess,
+    CcacheReplay,
+    KerberosTicketTool,
+    KerberosBruteforceTool,
     RenamedKerberosTool,
+    UnverifiedKerberosTool,
+    FilelessExec,
+    UnresolvedExePath,
 }
 
 impl Indicator {
-    pub const ALL: [Indicator; 13] = [
+    pub const ALL: [Indicator; 21] = [
         Indicator::CredentialCacheCopy,
         Indicator::CredentialDump,
         Indicator::Kerberoasting,
@@ -96,7 +118,15 @@ impl Indicator {
         Indicator::BifrostAskhash,
         Indicator::BifrostS4u,
         Indicator::BifrostPtt,
+        Indicator::CcacheFileAccess,
+        Indicator::ForeignCcacheAccess,
+        Indicator::CcacheReplay,
+        Indicator::KerberosTicketTool,
+        Indicator::KerberosBruteforceTool,
         Indicator::RenamedKerberosTool,
+        Indicator::UnverifiedKerberosTool,
+        Indicator::FilelessExec,
+        Indicator::UnresolvedExePath,
     ];
 
     /// The `indicator` column value.
@@ -114,7 +144,15 @@ impl Indicator {
             Indicator::BifrostAskhash => "bifrost_askhash",
             Indicator::BifrostS4u => "bifrost_s4u",
             Indicator::BifrostPtt => "bifrost_ptt",
+            Indicator::CcacheFileAccess => "ccache_file_access",
+            Indicator::ForeignCcacheAccess => "foreign_ccache_access",
+            Indicator::CcacheReplay => "ccache_replay",
+            Indicator::KerberosTicketTool => "kerberos_ticket_tool",
+            Indicator::KerberosBruteforceTool => "kerberos_bruteforce_tool",
             Indicator::RenamedKerberosTool => "renamed_kerberos_tool",
+            Indicator::UnverifiedKerberosTool => "unverified_kerberos_tool",
+            Indicator::FilelessExec => "fileless_exec",
+            Indicator::UnresolvedExePath => "unresolved_exe_path",
         }
     }
 
@@ -129,9 +167,16 @@ impl Indicator {
             | Indicator::BifrostAsktgt
             | Indicator::BifrostAskhash => "T1550.002",
             Indicator::BifrostDump => "T1558.005,T1552.001",
-            Indicator::BifrostAsktgs | Indicator::BifrostPtt => "T1550.003",
-            Indicator::BifrostS4u => "T1558,T1550.003",
+            Indicator::BifrostAsktgs | Indicator::BifrostPtt | Indicator::CcacheReplay => {
+                "T1550.003"
+            }
+            Indicator::BifrostS4u | Indicator::KerberosTicketTool => "T1558,T1550.003",
+            Indicator::CcacheFileAccess | Indicator::ForeignCcacheAccess => "T1558.005",
+            Indicator::KerberosBruteforceTool => "T1110,T1087.002",
             Indicator::RenamedKerberosTool => "T1036.003",
+            Indicator::UnverifiedKerberosTool => "T1036",
+            Indicator::FilelessExec => "T1620",
+            Indicator::UnresolvedExePath => "T1564",
         }
     }
 
@@ -139,14 +184,14 @@ impl Indicator {
         Indicator::ALL.into_iter().find(|i| i.name() == name)
     }
 
-    const fn bit(self) -> u16 {
-        1 << self as u16
+    const fn bit(self) -> u32 {
+        1 << self as u32
     }
 }
 
 /// A set of indicators; iterates in [`Indicator::ALL`] order.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
-pub struct IndicatorSet(u16);
+pub struct IndicatorSet(u32);
 
 impl IndicatorSet {
     pub fn insert(&mut self, indicator: Indicator) {
@@ -194,19 +239,30 @@ impl IndicatorSet {
     }
 }
 
-/// What the source or the engine knows about the executable's code identity.
+/// What the source or the engine knows about the exec beyond its path and
+/// argv: the executable's code identity, the process's ids, and the one
+/// variable of its environment that matters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Identity<'a> {
     /// The code-signing identifier ("" when the source has none).
     pub signing_id: &'a str,
     /// Whether the file's sha256 equals the host's kcc; `None` = not checked.
     pub kcc_image: Option<bool>,
+    /// Real and effective uid; they decide whether a cache named by its
+    /// owner's uid is another user's.
+    pub uid: Option<i64>,
+    pub euid: Option<i64>,
+    /// The exec's `KRB5CCNAME`, when the source gives the environment.
+    pub krb5ccname: Option<&'a [u8]>,
 }
 
 impl Identity<'static> {
     pub const UNKNOWN: Identity<'static> = Identity {
         signing_id: "",
         kcc_image: None,
+        uid: None,
+        euid: None,
+        krb5ccname: None,
     };
 }
 
@@ -234,6 +290,10 @@ pub struct Classification {
     /// Only the file's identity can tell whether this is Kerberos: the engine
     /// should check it and call [`classify_with`].
     pub needs_identity: bool,
+    /// The arguments name a cache by its owner's uid (`krb5cc_<uid>`): the
+    /// process's ids decide whether it is another user's, so the engine
+    /// should call [`classify_with`] with them.
+    pub ids_matter: bool,
 }
 
 impl Classification {
@@ -732,8 +792,8 @@ fn ends_with_rc4_name(arg: &[u8]) -> bool {
 }
 
 /// Prefixes a bare name with FILE:, as krb5_cc_resolve and krb5_kt_resolve do
-/// with a name that has no type.
-fn cache_name(arg: &[u8]) -> String {
+/// with a name that has no type (the `ccache` column's form).
+pub fn cache_name(arg: &[u8]) -> String {
     if arg.is_empty() {
         return String::new();
     }
@@ -899,6 +959,7 @@ struct Found<'a> {
     keytab: Option<&'a [u8]>,
     indicators: IndicatorSet,
     needs_identity: bool,
+    ids_matter: bool,
     keyword: bool,
 }
 
@@ -922,6 +983,7 @@ impl Found<'_> {
             technique: self.indicators.techniques(),
             indicators: self.indicators,
             needs_identity: self.needs_identity,
+            ids_matter: self.ids_matter,
         }
     }
 }
@@ -1159,14 +1221,10 @@ fn bifrost<'a, A: AsRef<[u8]>>(args: &'a [A], named: bool, found: &mut Found<'a>
     }
 }
 
-/// A kcc credential command under a name we do not know: the first operand
-/// after kcc's own options (`--version`, `--help`, `--`) resolves to
-/// copy_cred_cache or dump-credentials with arguments kcc accepts, or to
-/// kgetcred/kvno with an RC4 enctype; or, for a renamed stand-alone
-/// kgetcred/kvno, an RC4 enctype spelled by name.
-fn looks_like_renamed_kcc<A: AsRef<[u8]>>(args: &[A]) -> bool {
-    // Only options kcc itself accepts may come first; any other makes it
-    // print its usage and exit.
+/// kcc's sub-command word, when only options kcc itself accepts come before
+/// it (any other makes kcc print its usage and exit), and the arguments
+/// after it.
+fn kcc_word_strict<A: AsRef<[u8]>>(args: &[A]) -> Option<(&[u8], &[A])> {
     let mut kcc_options = true;
     let at = walk(args, &KCC_GLOBAL, |item| match item {
         Item::Operand(_) => false,
@@ -1176,38 +1234,68 @@ fn looks_like_renamed_kcc<A: AsRef<[u8]>>(args: &[A]) -> bool {
         }
         _ => true,
     });
+    if !kcc_options {
+        return None;
+    }
     let word = args.get(at).map_or(&[][..], AsRef::as_ref);
-    let rest = args.get(at + 1..).unwrap_or_default();
-    let command = if kcc_options {
-        unique_prefix(KCC_COMMANDS, word)
-    } else {
-        None
-    };
-    if let Some((_, cmd)) = command {
-        let strict = |spec: &Spec| {
-            let mut known = true;
-            let mut operands = 0usize;
-            walk(rest, spec, |item| {
-                match item {
-                    Item::Operand(_) => operands += 1,
-                    Item::Unknown | Item::Value(_, None) => known = false,
-                    _ => {}
-                }
-                true
-            });
-            (known, operands)
-        };
-        return match cmd {
-            Cmd::CopyCredCache => {
-                let (known, n) = strict(&COPY_CRED_CACHE);
-                // The full name alone is Elastic's RTA; an abbreviation
-                // needs the destination kcc requires.
-                known && n <= 2 && (n >= 1 || is(word, "copy_cred_cache"))
+    Some((word, args.get(at + 1..).unwrap_or_default()))
+}
+
+/// Whether kcc would run `cmd` (spelled `word`) with the arguments `rest`:
+/// options it knows, with their values, and the operands it takes.
+fn kcc_accepts<A: AsRef<[u8]>>(cmd: Cmd, word: &[u8], rest: &[A]) -> bool {
+    let strict = |spec: &Spec| {
+        let mut known = true;
+        let mut operands = 0usize;
+        walk(rest, spec, |item| {
+            match item {
+                Item::Operand(_) => operands += 1,
+                Item::Unknown | Item::Value(_, None) => known = false,
+                _ => {}
             }
-            Cmd::DumpCredentials => strict(&DUMP_CREDENTIALS) == (true, 0),
-            Cmd::Kgetcred | Cmd::Kvno => scan_cache_and_enctype(rest, &KGETCRED).1,
-            _ => false,
-        };
+            true
+        });
+        (known, operands)
+    };
+    match cmd {
+        Cmd::CopyCredCache => {
+            let (known, n) = strict(&COPY_CRED_CACHE);
+            // The full name alone is Elastic's RTA; an abbreviation needs the
+            // destination kcc requires.
+            known && n <= 2 && (n >= 1 || is(word, "copy_cred_cache"))
+        }
+        Cmd::DumpCredentials => strict(&DUMP_CREDENTIALS) == (true, 0),
+        Cmd::Kgetcred | Cmd::Kvno => scan_cache_and_enctype(rest, &KGETCRED).1,
+        _ => false,
+    }
+}
+
+/// kcc's distinctive credential commands, spelled in full (any case), as
+/// the command any build of kcc would run with these arguments. They are
+/// rare enough to flag whatever binary runs them; the abbreviations (`c`,
+/// `co`, `d`) are not (`git co`, `sudo du`).
+fn full_kcc_credential_command<A: AsRef<[u8]>>(word: &[u8], rest: &[A]) -> bool {
+    let cmd = if is(word, "copy_cred_cache") {
+        Cmd::CopyCredCache
+    } else if is(word, "dump-credentials") {
+        Cmd::DumpCredentials
+    } else {
+        return false;
+    };
+    kcc_accepts(cmd, word, rest)
+}
+
+/// A kcc credential command under a name we do not know: the first operand
+/// after kcc's own options (`--version`, `--help`, `--`) resolves to
+/// copy_cred_cache or dump-credentials with arguments kcc accepts, or to
+/// kgetcred/kvno with an RC4 enctype; or, for a renamed stand-alone
+/// kgetcred/kvno, an RC4 enctype spelled by name. `word` is
+/// [`kcc_word_strict`]'s.
+fn looks_like_renamed_kcc<A: AsRef<[u8]>>(args: &[A], word: Option<(&[u8], &[A])>) -> bool {
+    if let Some((word, rest)) = word {
+        if let Some((_, cmd)) = unique_prefix(KCC_COMMANDS, word) {
+            return kcc_accepts(cmd, word, rest);
+        }
     }
     // Cheap textual test first: this runs for every unknown exec.
     if !args.iter().any(|a| ends_with_rc4_name(a.as_ref())) {
@@ -1226,15 +1314,37 @@ fn looks_like_renamed_kcc<A: AsRef<[u8]>>(args: &[A]) -> bool {
     rc4
 }
 
-fn analyze<'a, A: AsRef<[u8]>>(path: &'a [u8], argv: &'a [A], identity: &Identity) -> Found<'a> {
-    let argv0 = argv.first().map_or(&[][..], |a| basename(a.as_ref()));
+/// Programs that only look at a file's name or metadata: naming a cache to
+/// them (`ls -l /tmp/krb5cc_1000`, `rm`) reads nothing. Only from the
+/// system's own directories, so a copy of `cat` named `ls` is not excused.
+const METADATA_ONLY: &[&str] = &[
+    "ls", "stat", "rm", "unlink", "touch", "test", "[", "realpath", "readlink", "basename",
+    "dirname", "du",
+];
+const SYSTEM_DIRS: &[&[u8]] = &[b"/bin/", b"/usr/bin/", b"/sbin/", b"/usr/sbin/"];
+
+fn metadata_only(path: &[u8], name: &[u8]) -> bool {
+    exact(METADATA_ONLY, name).is_some()
+        && SYSTEM_DIRS
+            .iter()
+            .any(|d| path.strip_prefix(*d).is_some_and(|rest| rest == name))
+}
+
+// In line into its one caller: the result is large, and copying it out cost
+// more than the rest of the rejection of an unrelated exec.
+#[inline(always)]
+fn analyze<'a, A: AsRef<[u8]>>(
+    exec_path: &'a [u8],
+    exec_argv: &'a [A],
+    identity: &Identity<'a>,
+) -> Found<'a> {
+    // Through the dynamic loader, the program is its first operand.
+    let (path, argv, via_loader) = exec_path::through_loader(exec_path, exec_argv);
+    let argv0_path = argv.first().map_or(&[][..], AsRef::as_ref);
+    let argv0 = basename(argv0_path);
     let args = argv.get(1..).unwrap_or_default();
-    let path_name = basename(path);
-    let name = if path_name.is_empty() {
-        argv0
-    } else {
-        path_name
-    };
+    // memfd: and (deleted) stripped; argv[0]'s when the path is unusable.
+    let name = exec_path::program_name(path, argv0_path);
 
     let mut found = Found {
         keyword: args
@@ -1272,10 +1382,26 @@ fn analyze<'a, A: AsRef<[u8]>>(path: &'a [u8], argv: &'a [A], identity: &Identit
 
     // Elastic's predicate, so the hardened query is a superset of the port:
     // the name is kcc and some argument is copy_cred_cache.
-    if (is(path_name, "kcc") || is(argv0, "kcc"))
+    if (is(name, "kcc") || is(argv0, "kcc"))
         && args.iter().any(|a| is(a.as_ref(), "copy_cred_cache"))
     {
         found.indicators.insert(Indicator::CredentialCacheCopy);
+    }
+
+    // kcc's credential commands in full, from a binary not known to be kcc
+    // (a renamed copy, a hard link, the attacker's own build): flagged
+    // whatever its name or content, with a marker of its own. A kcc alias
+    // in argv[0] would make kcc run that alias instead.
+    let kcc_word = kcc_word_strict(args);
+    let credential = found.indicators.contains(Indicator::CredentialCacheCopy)
+        || found.indicators.contains(Indicator::CredentialDump);
+    if !credential
+        && image.is_none()
+        && exact(KCC_ALIASES, argv0).is_none()
+        && kcc_word.is_some_and(|(w, rest)| full_kcc_credential_command(w, rest))
+    {
+        run_kcc("", KCC_COMMANDS, args, &mut found);
+        found.indicators.insert(Indicator::UnverifiedKerberosTool);
     }
 
     bifrost(
@@ -1284,16 +1410,66 @@ fn analyze<'a, A: AsRef<[u8]>>(path: &'a [u8], argv: &'a [A], identity: &Identit
         &mut found,
     );
 
+    if let Some(m) = ticket_tools::find(name, argv) {
+        found.indicators.insert(m.indicator);
+        if found.tool.is_empty() {
+            found.tool = m.tool;
+        }
+    }
+
     if let Some(image) = image {
         if !legit_name(image, name) {
             found.indicators.insert(Indicator::RenamedKerberosTool);
         }
     }
 
+    // Credential caches named in the arguments. A Kerberos tool naming one
+    // is its job, unless the cache is another user's; any other program
+    // reading one is theft, and another user's cache read by a user who is
+    // not root is theft across users.
+    let ids = Ids::new(identity.uid, identity.euid);
+    let caches = ccname::scan(args, ids);
+    if caches.found() && !metadata_only(path, name) {
+        found.ids_matter = caches.has_uid;
+        let root = ids.is_some_and(Ids::is_root);
+        let kerberos_program =
+            !found.tool.is_empty() || found.indicators.contains(Indicator::UnverifiedKerberosTool);
+        let before = found.indicators;
+        if caches.other_user && !root {
+            found.indicators.insert(Indicator::ForeignCcacheAccess);
+        } else if !kerberos_program || caches.other_user {
+            found.indicators.insert(Indicator::CcacheFileAccess);
+        }
+        if found.indicators != before && found.ccache.is_none() {
+            found.ccache = caches.first;
+        }
+    }
+
+    // A ticket replayed through the environment.
+    if let Some(cc) = identity.krb5ccname.filter(|c| !c.is_empty()) {
+        if ccname::replay_suspect(cc, ids) {
+            found.indicators.insert(Indicator::CcacheReplay);
+            if found.ccache.is_none() {
+                found.ccache = Some(cc);
+            }
+        }
+    }
+
+    // Where a Kerberos-shaped command runs from a file no one can find
+    // afterwards, or from a path the source could not give.
+    if !found.tool.is_empty() || !found.indicators.is_empty() {
+        if exec_path::is_fileless(exec_path) || (via_loader && exec_path::is_fileless(path)) {
+            found.indicators.insert(Indicator::FilelessExec);
+        }
+        if !exec_path::is_usable(exec_path) || !exec_path::is_usable(path) {
+            found.indicators.insert(Indicator::UnresolvedExePath);
+        }
+    }
+
     found.needs_identity = program.is_none()
         && identity.kcc_image.is_none()
         && identity.signing_id.is_empty()
-        && looks_like_renamed_kcc(args);
+        && looks_like_renamed_kcc(args, kcc_word);
     found
 }
 
@@ -1305,10 +1481,10 @@ pub fn classify<A: AsRef<[u8]>>(path: &[u8], argv: &[A]) -> Option<Classificatio
 }
 
 /// The full classification, with what is known of the executable's identity.
-pub fn classify_with<A: AsRef<[u8]>>(
-    path: &[u8],
-    argv: &[A],
-    identity: &Identity,
+pub fn classify_with<'a, A: AsRef<[u8]>>(
+    path: &'a [u8],
+    argv: &'a [A],
+    identity: &Identity<'a>,
 ) -> Option<Classification> {
     let found = analyze(path, argv, identity);
     found.relevant().then(|| found.into_classification())
@@ -1481,11 +1657,148 @@ mod tests {
     fn near_misses_are_not_the_indicator() {
         let c = run("/usr/bin/kcc", &["kcc", "list"]).unwrap();
         assert_eq!(summary(&c), ("kcc", "list", "", ""));
-        let c = run("/tmp/notkcc", &["notkcc", "copy_cred_cache"]).unwrap();
+        // An abbreviation from an unknown binary is not (git co, sudo du)…
+        let c = run("/tmp/notkcc", &["notkcc", "co", "/tmp/x"]).unwrap();
         assert_eq!((c.tool, c.indicator.as_str()), ("", ""));
+        assert!(c.needs_identity);
+        // …the full word is, with its marker, and still asks for identity.
+        let c = run("/tmp/notkcc", &["notkcc", "copy_cred_cache"]).unwrap();
+        assert_eq!(
+            summary(&c),
+            (
+                "",
+                "copy_cred_cache",
+                "",
+                "credential_cache_copy,unverified_kerberos_tool"
+            )
+        );
         assert!(c.needs_identity);
         let c = run("/usr/bin/kcc", &["kcc", "copy_cred_cachex"]).unwrap();
         assert_eq!(summary(&c), ("kcc", "", "", ""));
+    }
+
+    #[test]
+    fn full_credential_commands_from_any_binary() {
+        // A renamed copy or hard link, its own name: flagged.
+        let c = run("/tmp/ticketz", &["ticketz", "COPY_CRED_CACHE", "/tmp/t"]).unwrap();
+        assert_eq!(
+            summary(&c),
+            (
+                "",
+                "copy_cred_cache",
+                "FILE:/tmp/t",
+                "credential_cache_copy,unverified_kerberos_tool"
+            )
+        );
+        let c = run("/tmp/x", &["x", "dump-credentials"]).unwrap();
+        assert_eq!(c.indicator, "credential_dump,unverified_kerberos_tool");
+        // Checked and found to be the host's kcc: the rename marker instead.
+        let id = Identity {
+            kcc_image: Some(true),
+            ..Identity::UNKNOWN
+        };
+        let c = classify_with(b"/tmp/x", &["x", "dump-credentials"], &id).unwrap();
+        assert_eq!(c.indicator, "credential_dump,renamed_kerberos_tool");
+        // Not where kcc would run it (a wrapper), or with arguments kcc
+        // refuses: no indicator.
+        let c = run(
+            "/bin/launchctl",
+            &["launchctl", "asuser", "501", "kcc", "copy_cred_cache"],
+        );
+        assert_eq!(c.map(|c| c.indicator), Some(String::new()));
+        let c = run("/usr/bin/grep", &["grep", "copy_cred_cache", "a", "b", "c"]).unwrap();
+        assert_eq!(c.indicator, "");
+        // A kcc alias in argv[0] makes kcc run the alias.
+        let c = run("/tmp/x", &["kinit", "copy_cred_cache"]).unwrap();
+        assert_eq!(c.indicator, "");
+    }
+
+    #[test]
+    fn the_loader_and_fileless_paths_are_seen_through() {
+        let c = run(
+            "/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2",
+            &["/lib64/ld-linux-x86-64.so.2", "/tmp/kcc", "copy_cred_cache"],
+        )
+        .unwrap();
+        assert_eq!(
+            summary(&c),
+            ("kcc", "copy_cred_cache", "", "credential_cache_copy")
+        );
+        let c = run("/memfd:x (deleted)", &["x", "copy_cred_cache"]).unwrap();
+        assert_eq!(
+            c.indicator,
+            "credential_cache_copy,unverified_kerberos_tool,fileless_exec"
+        );
+        let c = run("/memfd:kcc (deleted)", &["anything", "c", "/tmp/x"]).unwrap();
+        assert_eq!(c.indicator, "credential_cache_copy,fileless_exec");
+        let c = run("<too_long>", &["kcc", "c", "/tmp/x"]).unwrap();
+        assert_eq!(c.indicator, "credential_cache_copy,unresolved_exe_path");
+        // Not Kerberos-shaped: no marker, no row.
+        assert_eq!(run("/memfd:x (deleted)", &["x", "-l"]), None);
+        assert_eq!(run("<too_long>", &["ls", "-l"]), None);
+    }
+
+    #[test]
+    fn caches_named_by_other_programs() {
+        let me = |uid| Identity {
+            uid: Some(uid),
+            euid: Some(uid),
+            ..Identity::UNKNOWN
+        };
+        let argv = ["cp", "/tmp/krb5cc_1000", "/tmp/x"];
+        let c = run("/bin/cp", &argv).unwrap();
+        assert_eq!(
+            (c.indicator.as_str(), c.ccache.as_str(), c.ids_matter),
+            ("ccache_file_access", "FILE:/tmp/krb5cc_1000", true)
+        );
+        let c = classify_with(b"/bin/cp", &argv, &me(1000)).unwrap();
+        assert_eq!(c.indicator, "ccache_file_access");
+        let c = classify_with(b"/bin/cp", &argv, &me(1001)).unwrap();
+        assert_eq!(c.indicator, "foreign_ccache_access");
+        assert_eq!(c.technique, "T1558.005");
+        // Root reading another user's cache is plain access.
+        let c = classify_with(b"/bin/cp", &argv, &me(0)).unwrap();
+        assert_eq!(c.indicator, "ccache_file_access");
+        // A Kerberos tool naming its own cache is benign; another user's is not.
+        let klist = ["klist", "-c", "/tmp/krb5cc_1000"];
+        let c = classify_with(b"/usr/bin/klist", &klist, &me(1000)).unwrap();
+        assert_eq!(c.indicator, "");
+        let c = classify_with(b"/usr/bin/klist", &klist, &me(1001)).unwrap();
+        assert_eq!(c.indicator, "foreign_ccache_access");
+        let c = classify_with(b"/usr/bin/klist", &klist, &me(0)).unwrap();
+        assert_eq!(c.indicator, "ccache_file_access");
+        // Metadata only, from the system's directories.
+        assert_eq!(run("/bin/ls", &["ls", "-l", "/tmp/krb5cc_1000"]), None);
+        assert!(run("/tmp/ls", &["ls", "/tmp/krb5cc_1000"]).is_some());
+    }
+
+    #[test]
+    fn krb5ccname_replays() {
+        let id = |cc: &'static [u8]| Identity {
+            uid: Some(501),
+            euid: Some(501),
+            krb5ccname: Some(cc),
+            ..Identity::UNKNOWN
+        };
+        let c = classify_with(
+            b"/usr/bin/smbclient",
+            &["smbclient", "-k"],
+            &id(b"FILE:/tmp/krb5cc_502"),
+        )
+        .unwrap();
+        assert_eq!(
+            (c.indicator.as_str(), c.ccache.as_str()),
+            ("ccache_replay", "FILE:/tmp/krb5cc_502")
+        );
+        assert!(classify_with(b"/usr/bin/ssh", &["ssh"], &id(b"/Users/Shared/t")).is_some());
+        assert_eq!(
+            classify_with(b"/usr/bin/ssh", &["ssh"], &id(b"API:501")),
+            None
+        );
+        assert_eq!(
+            classify_with(b"/usr/bin/ssh", &["ssh"], &id(b"FILE:/Users/a/cc")),
+            None
+        );
     }
 
     #[test]
@@ -1569,7 +1882,7 @@ mod tests {
     fn renamed_kcc_gets_both_indicators() {
         let id = Identity {
             signing_id: "com.apple.kcc",
-            kcc_image: None,
+            ..Identity::UNKNOWN
         };
         let c = classify_with(b"/tmp/x", &["/tmp/x", "c", "FILE:/tmp/y"], &id).unwrap();
         assert_eq!(c.indicator, "credential_cache_copy,renamed_kerberos_tool");

@@ -4,14 +4,18 @@
 //! store. Everything a source needs from the rest of the program goes through
 //! here, so sources stay independent of osquery and of each other.
 
-use crate::classify::{classify, classify_with, Identity, KeytabCorrelator};
+use crate::classify::{
+    cache_name, classify, classify_with, Classification, Identity, Indicator, KeytabCorrelator,
+};
 use crate::event::{ExecEvent, SourceKind};
+use crate::exec_path;
 use crate::identity::KccImage;
 use crate::journal::Journal;
 use crate::row::Row;
 use crate::sources::snapshot::Snapshot;
 use crate::status::{Counters, StatusBoard};
 use crate::store::{Store, StoreConfig};
+use crate::ticket_replay::{self, ReplayLimiter};
 use crate::users::UserNames;
 use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering;
@@ -69,6 +73,7 @@ pub struct Engine {
     snapshot: Mutex<Option<SnapshotSlot>>,
     kcc_image: KccImage,
     keytabs: Mutex<KeytabCorrelator>,
+    replays: Mutex<ReplayLimiter>,
     /// Where rows are written before they become visible, when journaling.
     journal: OnceLock<Arc<Journal>>,
 }
@@ -83,6 +88,7 @@ impl Engine {
             snapshot: Mutex::new(None),
             kcc_image: KccImage::from_host(),
             keytabs: Mutex::new(KeytabCorrelator::default()),
+            replays: Mutex::new(ReplayLimiter::default()),
             journal: OnceLock::new(),
         }
     }
@@ -131,29 +137,71 @@ impl Engine {
         // one with what we know of the executable's identity.
         let pre = classify(&event.path, &event.argv);
         let signing_id = event.code.signing_id.as_str();
-        if pre.is_none() && signing_id.is_empty() {
+        let krb5ccname = event.krb5ccname.as_deref().filter(|c| !c.is_empty());
+        if pre.is_none() && signing_id.is_empty() && krb5ccname.is_none() {
             return None;
         }
-        // A file-content check only for execs that are not plainly a
-        // Kerberos tool by name and whose source gave no signing id.
+        // A file-content check only for execs that only the file's identity
+        // can tell (an unknown name running kcc's commands) and whose source
+        // gave no signing id; through the dynamic loader, of the program it
+        // runs. Execs kept for a cache name or a replay are not looked at.
         let verdict = match &pre {
-            Some(p) if p.tool.is_empty() && signing_id.is_empty() => {
-                self.kcc_image.check(&event.path)
+            Some(p) if p.needs_identity && signing_id.is_empty() => {
+                let (program, _, _) = exec_path::through_loader(&event.path, &event.argv);
+                self.kcc_image.check(program)
             }
             _ => None,
         };
-        // With no identity known, the cheap verdict is already the full one
+        let ids_matter = pre.as_ref().is_some_and(|p| p.ids_matter)
+            && (event.uid.is_some() || event.euid.is_some());
+        // With nothing more known, the cheap verdict is already the full one
         // (`classify` is `classify_with` an unknown identity).
         let mut class = match pre {
-            Some(p) if signing_id.is_empty() && verdict.is_none() => p,
+            Some(p)
+                if signing_id.is_empty()
+                    && verdict.is_none()
+                    && !ids_matter
+                    && krb5ccname.is_none() =>
+            {
+                Some(p)
+            }
             _ => {
                 let identity = Identity {
                     signing_id,
                     kcc_image: verdict.as_ref().map(|v| v.is_kcc),
+                    uid: event.uid,
+                    euid: event.euid,
+                    krb5ccname,
                 };
-                classify_with(&event.path, &event.argv, &identity)?
+                classify_with(&event.path, &event.argv, &identity)
             }
         };
+        if let Some(cc) = krb5ccname {
+            let flagged = class
+                .as_ref()
+                .is_some_and(|c| c.has(Indicator::CcacheReplay));
+            if !flagged && self.names_stolen_cache(cc, event.cwd.as_deref()) {
+                let c = class.get_or_insert_with(Classification::default);
+                c.add_indicator(Indicator::CcacheReplay.name());
+                if c.ccache.is_empty() {
+                    c.ccache = cache_name(cc);
+                }
+            }
+            // A replay alone is reported once per user and cache a while.
+            let replay_only = class
+                .as_ref()
+                .is_some_and(|c| c.indicator == Indicator::CcacheReplay.name());
+            if replay_only
+                && !self
+                    .replays
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .first(event.uid, cc, event.time)
+            {
+                return None;
+            }
+        }
+        let mut class = class?;
         if let Some(upgrade) = self
             .keytabs
             .lock()
@@ -228,6 +276,16 @@ impl Engine {
     pub fn refresh_for_query(&self) {
         self.scan_snapshot(Some(MIN_QUERY_SNAPSHOT_GAP));
         self.store.expire(unix_now());
+    }
+
+    /// Whether a stored theft (a copied or read cache) named the file this
+    /// `KRB5CCNAME` points at.
+    fn names_stolen_cache(&self, krb5ccname: &[u8], cwd: Option<&[u8]>) -> bool {
+        let Some(target) = ticket_replay::replay_target(krb5ccname, cwd) else {
+            return false;
+        };
+        self.store
+            .any_detection(|row| ticket_replay::row_names(row, &target))
     }
 
     pub fn counters(&self, source: SourceKind) -> Arc<Counters> {
@@ -343,6 +401,129 @@ mod tests {
             "{}",
             row.indicator
         );
+    }
+
+    #[test]
+    fn the_process_ids_decide_a_foreign_cache() {
+        let engine = Engine::new(StoreConfig::default(), Box::new(FixedUsers::default()));
+        let c = engine.counters(SourceKind::LinuxAudit);
+        let mut e = exec("/bin/cp", &["cp", "/tmp/krb5cc_1000", "/tmp/x"]);
+        e.uid = Some(1001);
+        e.euid = Some(1001);
+        let row = engine.ingest(&e, &c).expect("row");
+        assert_eq!(row.indicator, "foreign_ccache_access");
+        assert_eq!(row.ccache, "FILE:/tmp/krb5cc_1000");
+        e.pid += 1;
+        e.uid = Some(0);
+        e.euid = Some(0);
+        assert_eq!(
+            engine.ingest(&e, &c).unwrap().indicator,
+            "ccache_file_access"
+        );
+        // A Kerberos tool on its own cache stays benign; on another's, not.
+        let mut k = exec("/usr/bin/klist", &["klist", "-c", "/tmp/krb5cc_501"]);
+        assert_eq!(engine.ingest(&k, &c).unwrap().indicator, "");
+        k.pid += 1;
+        k.argv[2] = b"/tmp/krb5cc_502".to_vec();
+        assert_eq!(
+            engine.ingest(&k, &c).unwrap().indicator,
+            "foreign_ccache_access"
+        );
+    }
+
+    #[test]
+    fn the_program_behind_the_loader_is_checked_by_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let kcc = dir.path().join("kcc");
+        std::fs::write(&kcc, b"the host's kcc").unwrap();
+        let copy = dir.path().join("fontd");
+        std::fs::copy(&kcc, &copy).unwrap();
+        let engine = Engine::new(StoreConfig::default(), Box::new(FixedUsers::default()))
+            .with_kcc_references(&[kcc.as_path()]);
+        let c = engine.counters(SourceKind::LinuxAudit);
+        let program = copy.to_str().unwrap();
+        let e = exec(
+            "/lib64/ld-linux-x86-64.so.2",
+            &["ld-linux-x86-64.so.2", program, "c", "/tmp/stolen"],
+        );
+        let row = engine.ingest(&e, &c).expect("row");
+        assert_eq!(row.indicator, "credential_cache_copy,renamed_kerberos_tool");
+        assert_eq!(row.path, "/lib64/ld-linux-x86-64.so.2");
+    }
+
+    fn with_env(path: &str, argv: &[&str], krb5ccname: &str) -> ExecEvent {
+        let mut e = exec(path, argv);
+        e.source = SourceKind::Eslogger;
+        e.krb5ccname = Some(krb5ccname.as_bytes().to_vec());
+        e.cwd = Some(b"/Users/eve".to_vec());
+        e
+    }
+
+    #[test]
+    fn krb5ccname_pointing_at_a_stolen_copy_is_a_replay() {
+        let engine = Engine::new(StoreConfig::default(), Box::new(FixedUsers::default()));
+        let c = engine.counters(SourceKind::Eslogger);
+        // Not suspicious by itself: a private directory, the user's own.
+        let plain = with_env("/usr/bin/ssh", &["ssh", "host"], "FILE:/Users/eve/stash");
+        assert!(engine.ingest(&plain, &c).is_none());
+        // The theft: cp of another user's cache into that file (relative).
+        let mut cp = exec("/bin/cp", &["cp", "/tmp/krb5cc_502", "stash"]);
+        cp.pid = 20;
+        cp.cwd = Some(b"/Users/eve".to_vec());
+        assert_eq!(
+            engine.ingest(&cp, &c).unwrap().indicator,
+            "foreign_ccache_access"
+        );
+        let mut smb = with_env("/usr/bin/smbclient", &["smbclient", "-k"], "stash");
+        smb.pid = 21;
+        let row = engine.ingest(&smb, &c).expect("replay row");
+        assert_eq!(
+            (row.indicator.as_str(), row.ccache.as_str()),
+            ("ccache_replay", "FILE:stash")
+        );
+        // The same replay again soon after: once is enough.
+        smb.pid = 22;
+        assert!(engine.ingest(&smb, &c).is_none());
+        // A replay that also does something else keeps its row.
+        let mut tool = with_env(
+            "/usr/bin/python3",
+            &["python3", "getST.py", "-k", "corp/x"],
+            "FILE:/Users/eve/stash",
+        );
+        tool.pid = 23;
+        assert_eq!(
+            engine.ingest(&tool, &c).unwrap().indicator,
+            "ccache_replay,kerberos_ticket_tool"
+        );
+    }
+
+    #[test]
+    fn the_replay_link_survives_a_restart_through_the_journal() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        {
+            let engine = Engine::new(StoreConfig::default(), Box::new(FixedUsers::default()));
+            let journal = Arc::new(Journal::new(&state));
+            journal.attach(engine.store());
+            engine.set_journal(Arc::clone(&journal));
+            let c = engine.counters(SourceKind::Eslogger);
+            let kcc = exec(
+                "/usr/bin/kcc",
+                &["kcc", "copy_cred_cache", "/Users/eve/t.cc"],
+            );
+            assert!(engine.ingest(&kcc, &c).is_some());
+            journal.sync().unwrap();
+        }
+        let engine = Engine::new(StoreConfig::default(), Box::new(FixedUsers::default()));
+        let journal = Arc::new(Journal::new(&state));
+        journal.attach(engine.store());
+        engine.set_journal(journal);
+        assert_eq!(engine.store().stats().rows, 1, "restored");
+        let c = engine.counters(SourceKind::Eslogger);
+        let mut ssh = with_env("/usr/bin/ssh", &["ssh", "host"], "FILE:/Users/eve/t.cc");
+        ssh.pid = 30;
+        let row = engine.ingest(&ssh, &c).expect("replay row");
+        assert_eq!(row.indicator, "ccache_replay");
     }
 
     #[test]

@@ -100,6 +100,9 @@ pub struct ExecEvent {
     /// Some of the event's records were lost or never arrived (audit): the
     /// event was emitted from what did arrive.
     pub incomplete: bool,
+    /// The exec's `KRB5CCNAME`, when the source gives the environment
+    /// (eslogger) and it is set. No other variable is kept.
+    pub krb5ccname: Option<Vec<u8>>,
 }
 
 #[cfg(test)]

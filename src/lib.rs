@@ -7,11 +7,13 @@
 //! [`row::Row`]s kept in the [`store`], and the [`table`]s serve them to
 //! osqueryd (through the [`osquery`] binding) or to `--standalone`.
 
+pub mod ccname;
 pub mod classify;
 pub mod cli;
 pub mod constraints;
 pub mod engine;
 pub mod event;
+pub mod exec_path;
 pub mod identity;
 pub mod journal;
 pub mod osquery;
@@ -23,4 +25,6 @@ pub mod state;
 pub mod status;
 pub mod store;
 pub mod table;
+pub mod ticket_replay;
+pub mod ticket_tools;
 pub mod users;

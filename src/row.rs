@@ -125,6 +125,20 @@ fn capped<'a>(bytes: &'a [u8], cut: &mut bool) -> &'a [u8] {
     }
 }
 
+/// The `name` column: the path's file name, or argv\[0\]'s when the source
+/// could not give the path (audit's `<too_long>`, none); such a row also
+/// carries `unresolved_exe_path` when it is Kerberos-shaped.
+fn exec_name<'a>(event: &'a ExecEvent, path: &'a [u8]) -> &'a [u8] {
+    if crate::exec_path::is_usable(&event.path) {
+        crate::classify::basename(path)
+    } else {
+        event
+            .argv
+            .first()
+            .map_or(&[][..], |a| crate::classify::basename(a))
+    }
+}
+
 /// Bytes as text: valid UTF-8 is kept, every byte of an invalid sequence is
 /// written as `\xNN`, so the result is valid UTF-8 (and JSON) and the
 /// original bytes can be read back.
@@ -204,7 +218,7 @@ impl Row {
             pid: event.pid,
             parent: event.ppid,
             path: bytes_to_text(path),
-            name: bytes_to_text(crate::classify::basename(path)),
+            name: bytes_to_text(exec_name(event, path)),
             cmdline: cmdline_of(&argv),
             args: args_json(&argv),
             cwd: cwd.map(bytes_to_text).unwrap_or_default(),
@@ -401,6 +415,19 @@ mod tests {
         let args: Vec<String> = serde_json::from_str(&row.args).unwrap();
         assert_eq!(args.len(), 3);
         assert_eq!(args[2].len(), MAX_STORED_ARG);
+    }
+
+    #[test]
+    fn an_unusable_path_takes_its_name_from_argv0() {
+        let mut e = event(7, &["/a/b/kcc", "copy_cred_cache"]);
+        e.path = b"<too_long>".to_vec();
+        let c = classify(&e.path, &e.argv).unwrap();
+        let row = Row::from_event(&e, &c, String::new());
+        assert_eq!(
+            (row.path.as_str(), row.name.as_str()),
+            ("<too_long>", "kcc")
+        );
+        assert_eq!(row.indicator, "credential_cache_copy,unresolved_exe_path");
     }
 
     #[test]

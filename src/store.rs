@@ -281,6 +281,15 @@ impl Store {
         found
     }
 
+    /// Whether any stored detection (a row with an indicator) satisfies `f`.
+    /// Benign rows are not looked at.
+    pub fn any_detection(&self, f: impl FnMut(&Row) -> bool) -> bool {
+        let mut f = f;
+        let inner = self.lock();
+        let found = inner.detections.iter().any(|e| f(&e.row));
+        found
+    }
+
     pub fn contains(&self, eid: &str) -> bool {
         self.lock().eids.contains(eid)
     }

@@ -24,6 +24,9 @@ struct Case {
     argv: Vec<Vec<u8>>,
     signing_id: String,
     kcc_image: Option<bool>,
+    uid: Option<i64>,
+    euid: Option<i64>,
+    krb5ccname: Option<Vec<u8>>,
     identity_given: bool,
     /// None: the exec must be dropped.
     expect: Option<Expect>,
@@ -97,16 +100,22 @@ fn corpus() -> Vec<Case> {
         };
         let mut signing_id = String::new();
         let mut kcc_image = None;
+        let (mut uid, mut euid, mut krb5ccname) = (None, None, None);
         if f[3] != "-" {
             for part in f[3].split(',') {
                 match part.split_once('=') {
                     Some(("sid", v)) => signing_id = v.to_string(),
                     Some(("image", "yes")) => kcc_image = Some(true),
                     Some(("image", "no")) => kcc_image = Some(false),
+                    Some(("uid", v)) => uid = Some(v.parse().unwrap()),
+                    Some(("euid", v)) => euid = Some(v.parse().unwrap()),
+                    Some(("env", v)) => krb5ccname = Some(unescape(v)),
                     _ => panic!("line {}: bad identity {part:?}", n + 1),
                 }
             }
         }
+        // `uid=N` alone means real and effective uid N.
+        euid = euid.or(uid);
         let expect = (f[4] != "NONE").then(|| Expect {
             tool: dash(f[4]),
             action: dash(f[5]),
@@ -127,11 +136,24 @@ fn corpus() -> Vec<Case> {
             argv,
             signing_id,
             kcc_image,
+            uid,
+            euid,
+            krb5ccname,
             identity_given: f[3] != "-",
             expect,
         });
     }
     cases
+}
+
+fn identity_of(case: &Case) -> Identity<'_> {
+    Identity {
+        signing_id: &case.signing_id,
+        kcc_image: case.kcc_image,
+        uid: case.uid,
+        euid: case.euid,
+        krb5ccname: case.krb5ccname.as_deref(),
+    }
 }
 
 /// The technique column a set of indicator names must have.
@@ -168,7 +190,7 @@ fn check_consistent(c: &Classification) -> Result<(), String> {
 #[test]
 fn corpus_matches() {
     let cases = corpus();
-    assert!(cases.len() >= 60, "only {} cases", cases.len());
+    assert!(cases.len() >= 290, "only {} cases", cases.len());
     let mut names = std::collections::HashSet::new();
     let mut failures = Vec::new();
     for case in &cases {
@@ -177,10 +199,7 @@ fn corpus_matches() {
             "duplicate case {}",
             case.name
         );
-        let identity = Identity {
-            signing_id: &case.signing_id,
-            kcc_image: case.kcc_image,
-        };
+        let identity = identity_of(case);
         let got = classify_with(&case.path, &case.argv, &identity);
         let hot = classify(&case.path, &case.argv);
         let label = format!("line {} {}", case.line, case.name);
@@ -202,12 +221,13 @@ fn corpus_matches() {
                 failures.push(format!("{label}: {e}"));
             }
             // The hot path must keep every exec that identity turns into a
-            // credential indicator (a rename alone it cannot see).
+            // credential indicator (a rename alone it cannot see). An exec
+            // with KRB5CCNAME skips it: the source hands those on whole.
             let credential = c
                 .indicators
                 .iter()
                 .any(|i| i != Indicator::RenamedKerberosTool);
-            if credential && hot.is_none() {
+            if credential && hot.is_none() && case.krb5ccname.is_none() {
                 failures.push(format!("{label}: the hot path drops it"));
             }
         }
@@ -230,10 +250,7 @@ fn dropped_execs_do_not_allocate() {
     let cases = corpus();
     let mut checked = 0;
     for case in cases.iter().filter(|c| c.expect.is_none()) {
-        let identity = Identity {
-            signing_id: &case.signing_id,
-            kcc_image: case.kcc_image,
-        };
+        let identity = identity_of(case);
         let n = allocations_during(|| {
             let got = classify_with(&case.path, &case.argv, &identity);
             assert!(std::hint::black_box(got).is_none());
@@ -246,6 +263,31 @@ fn dropped_execs_do_not_allocate() {
         allocations_during(|| drop(std::hint::black_box(Vec::<u8>::with_capacity(8)))),
         1,
         "the counter sees allocations"
+    );
+}
+
+/// Long arguments take the SIMD path of the cache-name scan: dropping them
+/// does not allocate either, and names deep inside them are still found.
+#[test]
+fn long_arguments_are_scanned_without_allocating() {
+    let classpath = "/opt/app/lib/a-1.2.3.jar:/opt/app/lib/b_c-4.5.jar:".repeat(80);
+    let code = "k".repeat(300) + &"h:H:K".repeat(300);
+    let dropped: [(&str, Vec<&str>); 3] = [
+        ("/usr/bin/java", vec!["java", "-cp", &classpath, "Main"]),
+        ("/usr/bin/python3", vec!["python3", "-c", &code]),
+        ("/bin/echo", vec!["echo", &classpath, &code]),
+    ];
+    for (path, argv) in &dropped {
+        let n = allocations_during(|| {
+            assert!(std::hint::black_box(classify(path.as_bytes(), argv)).is_none());
+        });
+        assert_eq!(n, 0, "{path} allocated {n} times");
+    }
+    let hidden = format!("{code} open('/tmp/krb5cc_1001') {classpath}");
+    let c = classify(b"/usr/bin/python3", &["python3", "-c", hidden.as_str()]).unwrap();
+    assert_eq!(
+        (c.indicator.as_str(), c.ccache.as_str()),
+        ("ccache_file_access", "FILE:/tmp/krb5cc_1001")
     );
 }
 
@@ -302,15 +344,20 @@ fn identities() -> [Identity<'static>; 4] {
         Identity::UNKNOWN,
         Identity {
             signing_id: "com.apple.kcc",
-            kcc_image: None,
+            ..Identity::UNKNOWN
         },
         Identity {
-            signing_id: "",
             kcc_image: Some(true),
+            uid: Some(1000),
+            euid: Some(1000),
+            ..Identity::UNKNOWN
         },
         Identity {
             signing_id: "com.example.x",
             kcc_image: Some(false),
+            uid: Some(0),
+            euid: Some(0),
+            krb5ccname: Some(b"FILE:/tmp/krb5cc_1001"),
         },
     ]
 }
@@ -380,6 +427,27 @@ const TOKENS: &[&str] = &[
     "API:1",
     ":",
     "",
+    "/tmp/krb5cc_1000",
+    "krb5cc_",
+    "/run/user/1001/krb5cc",
+    "x.ccache",
+    ".kirbi",
+    "ccache_X",
+    "FILE:",
+    "FILE:/tmp/krb5cc_1001",
+    "KCM:0",
+    "KEYRING:persistent:",
+    "/lib64/ld-linux-x86-64.so.2",
+    "--library-path",
+    "--argv0",
+    "/proc/self/fd/3",
+    "python3",
+    "-W",
+    "getTGT.py",
+    "impacket-secretsdump",
+    "mono",
+    "Rubeus.exe",
+    "kerbrute",
 ];
 
 const PATHS: &[&str] = &[
@@ -393,6 +461,11 @@ const PATHS: &[&str] = &[
     "/bin/ls",
     "",
     "/",
+    "/lib64/ld-linux-x86-64.so.2",
+    "/memfd:kcc (deleted)",
+    "/dev/shm/x",
+    "<too_long>",
+    "/usr/bin/python3",
 ];
 
 fn token() -> impl Strategy<Value = Vec<u8>> {
@@ -446,7 +519,7 @@ proptest! {
         };
         let mut argv = vec![b"helper".to_vec(), word.into_bytes()];
         argv.extend(operands.iter().map(|o| o.as_bytes().to_vec()));
-        let id = Identity { signing_id: "", kcc_image: Some(true) };
+        let id = Identity { kcc_image: Some(true), ..Identity::UNKNOWN };
         let full_class = classify_with(b"/tmp/helper", &argv, &id).unwrap();
         prop_assert!(full_class.indicators.iter().any(|i| i != Indicator::RenamedKerberosTool));
         let hot = classify(b"/tmp/helper", &argv);

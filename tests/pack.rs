@@ -752,6 +752,10 @@ const HARDENED_COMPUTED: &[&str] = &[
 
 /// Exception clauses shown in packs/README.md, as a user adds them before
 /// `ORDER BY`.
+const BACKUP_CLAUSE: &str = "AND NOT (k.indicator = 'ccache_file_access' AND k.uid IS 0 AND k.path = '/usr/bin/tar' AND k.parent_path = '/opt/backup/bin/agent')";
+const OWN_REPLAY_CLAUSE: &str =
+    "AND NOT (k.indicator = 'ccache_replay' AND k.ccache = 'FILE:/tmp/krb5cc_' || k.uid)";
+const ROOT_READERS_CLAUSE: &str = "AND NOT (k.indicator = 'ccache_file_access' AND k.uid IS 0 AND (k.path IN ('/usr/sbin/sssd', '/usr/sbin/rpc.gssd', '/usr/sbin/gssd') OR k.path LIKE '/usr/lib%/sssd/%'))";
 const GOKRB5_CLAUSE: &str = "AND NOT (k.indicator = 'credential_cache_copy' AND k.path = '/usr/bin/kcc' AND k.parent_path = '/usr/local/bin/corp-dbtool' AND k.ccache LIKE 'FILE:/Users/%/Library/Caches/corp-dbtool/%')";
 const TEAM_CLAUSE: &str =
     "AND NOT (k.team_id = 'ABCDE12345' AND k.signing_id LIKE 'com.example.%' AND k.platform_binary = 0)";
@@ -942,6 +946,28 @@ fn hardened_metadata_and_severity_follow_the_indicator() {
         ("not_renamed_kerberos_tool", "high", 73),
         ("xbifrost_dump", "high", 73),
         ("an_indicator_added_later", "high", 73),
+        ("foreign_ccache_access", "critical", 99),
+        (
+            "credential_cache_copy,foreign_ccache_access",
+            "critical",
+            99,
+        ),
+        (
+            "credential_cache_copy,unverified_kerberos_tool",
+            "critical",
+            99,
+        ),
+        ("credential_cache_copy,fileless_exec", "critical", 99),
+        ("kerberos_ticket_tool", "critical", 99),
+        ("ccache_replay,kerberos_ticket_tool", "critical", 99),
+        ("ccache_file_access", "medium", 47),
+        ("ccache_file_access,fileless_exec", "critical", 99),
+        ("ccache_file_access,unresolved_exe_path", "high", 73),
+        ("xccache_file_access", "high", 73),
+        ("ccache_replay", "high", 73),
+        ("kerberos_bruteforce_tool", "high", 73),
+        ("credential_cache_copy,unresolved_exe_path", "high", 73),
+        ("not_foreign_ccache_access", "high", 73),
     ];
     for (i, (indicator, _, _)) in (0i64..).zip(cases) {
         host.insert_row(NOW - 100 + i, 100 + i, |r| {
@@ -967,6 +993,272 @@ fn hardened_metadata_and_severity_follow_the_indicator() {
     }
     // Its own rule id, not Elastic's.
     assert_ne!(HARDENED_RULE_ID, "ad88231f-e2ab-491c-8fc6-64746da26cfe");
+}
+
+/// The new indicators, made by the real engine from execs, reach the
+/// hardened query with their severity; benign look-alikes do not.
+#[test]
+fn hardened_reports_theft_and_evasion_rows_with_their_severity() {
+    let host = Host::new();
+    // (path, argv, indicator, severity); all by uid 501.
+    let cases = [
+        (
+            "/bin/cp",
+            &["cp", "/tmp/krb5cc_502", "/tmp/x"][..],
+            "foreign_ccache_access",
+            "critical",
+        ),
+        (
+            "/bin/cat",
+            &["cat", "/tmp/krb5cc_501"],
+            "ccache_file_access",
+            "medium",
+        ),
+        (
+            "/tmp/ticketz",
+            &["ticketz", "copy_cred_cache", "/tmp/t"],
+            "credential_cache_copy,unverified_kerberos_tool",
+            "critical",
+        ),
+        (
+            "/memfd:kcc (deleted)",
+            &["kcc", "copy_cred_cache"],
+            "credential_cache_copy,fileless_exec",
+            "critical",
+        ),
+        (
+            "/lib64/ld-linux-x86-64.so.2",
+            &["ld-linux-x86-64.so.2", "/tmp/kcc", "copy_cred_cache"],
+            "credential_cache_copy",
+            "high",
+        ),
+        (
+            "<too_long>",
+            &["kcc", "copy_cred_cache"],
+            "credential_cache_copy,unresolved_exe_path",
+            "high",
+        ),
+        (
+            "/usr/bin/python3",
+            &["python3", "getTGT.py", "corp/alice"],
+            "kerberos_ticket_tool",
+            "critical",
+        ),
+    ];
+    let mut want = Vec::new();
+    for (i, (path, argv, _, _)) in (0i64..).zip(cases) {
+        want.push(host.exec(NOW - 100 + i, 200 + i, path, argv));
+    }
+    // Quiet: the user's own klist and kinit, ls of a cache, git co.
+    host.exec(
+        NOW - 50,
+        300,
+        "/usr/bin/klist",
+        &["klist", "-c", "/tmp/krb5cc_501"],
+    );
+    host.exec(NOW - 49, 301, "/usr/bin/kinit", &["kinit", "alice"]);
+    let got = host.hardened();
+    assert_eq!(got.texts("eid"), want);
+    for (row, (_, _, indicator, severity)) in cases.iter().enumerate() {
+        assert_eq!(got.get(row, "indicator"), &text(indicator));
+        assert_eq!(got.get(row, "severity"), &text(severity), "{indicator}");
+    }
+    // Elastic's port, unchanged, sees none of the renamed, memfd or loader
+    // rows (not named kcc). It does see the `<too_long>` one: that row's
+    // name comes from argv[0].
+    let port = host.detection();
+    assert_eq!(port.texts("name"), ["kcc"]);
+    assert_eq!(port.texts("path"), ["<too_long>"]);
+}
+
+#[test]
+fn known_root_readers_are_excepted_by_path_only_as_root() {
+    let host = Host::new();
+    let reader = |time, pid, path: &'static str, uid, indicator: &'static str| {
+        host.insert_row(time, pid, move |r| {
+            r.path = path.into();
+            r.name = path.rsplit('/').next().unwrap().into();
+            r.uid = uid;
+            r.euid = uid;
+            r.indicator = indicator.into();
+        })
+    };
+    let excepted = [
+        reader(
+            NOW - 90,
+            400,
+            "/usr/libexec/sssd/krb5_child",
+            Some(0),
+            "ccache_file_access",
+        ),
+        reader(
+            NOW - 89,
+            401,
+            "/usr/lib/x86_64-linux-gnu/sssd/sssd_kcm",
+            Some(0),
+            "ccache_file_access",
+        ),
+        reader(
+            NOW - 88,
+            402,
+            "/usr/sbin/rpc.gssd",
+            Some(0),
+            "ccache_file_access",
+        ),
+        reader(
+            NOW - 87,
+            403,
+            "/usr/sbin/gssd",
+            Some(0),
+            "ccache_file_access",
+        ),
+    ];
+    let reported = [
+        // Not root, unknown ids, another indicator, another path.
+        reader(
+            NOW - 80,
+            410,
+            "/usr/sbin/rpc.gssd",
+            Some(1000),
+            "ccache_file_access",
+        ),
+        reader(
+            NOW - 79,
+            411,
+            "/usr/sbin/rpc.gssd",
+            None,
+            "ccache_file_access",
+        ),
+        reader(
+            NOW - 78,
+            412,
+            "/usr/sbin/rpc.gssd",
+            Some(0),
+            "ccache_file_access,fileless_exec",
+        ),
+        reader(
+            NOW - 77,
+            413,
+            "/usr/libexec/sssd/krb5_child",
+            Some(1000),
+            "foreign_ccache_access",
+        ),
+        reader(
+            NOW - 76,
+            414,
+            "/tmp/sssd/krb5_child",
+            Some(0),
+            "ccache_file_access",
+        ),
+        reader(NOW - 75, 415, "/usr/bin/tar", Some(0), "ccache_file_access"),
+    ];
+    let got = host.hardened().texts("eid");
+    assert_eq!(got, reported);
+    for eid in &excepted {
+        assert!(!got.contains(eid));
+    }
+}
+
+#[test]
+fn the_shipped_root_reader_clause_is_the_documented_one() {
+    let sql = pack_files::conf_query(HARDENED);
+    assert!(sql.contains(&format!(
+        "AND k.indicator != '' {ROOT_READERS_CLAUSE} AND exception_key NOT IN"
+    )));
+}
+
+#[test]
+fn documented_backup_agent_clause_allows_only_roots_tar_from_the_agent() {
+    let host = Host::new();
+    let agent = "/opt/backup/bin/agent";
+    let as_root = |mut e: ExecEvent| {
+        e.uid = Some(0);
+        e.euid = Some(0);
+        e
+    };
+    let tar = ["tar", "cf", "/b/x.tar", "/tmp/krb5cc_501"];
+    let allowed = host.ingest(as_root(exec_event(
+        NOW - 40,
+        600,
+        "/usr/bin/tar",
+        &tar,
+        agent,
+        agent,
+    )));
+    let by_shell = host.ingest(as_root(exec_event(
+        NOW - 39,
+        601,
+        "/usr/bin/tar",
+        &tar,
+        "/bin/zsh",
+        "-zsh",
+    )));
+    let by_user = host.exec_from(NOW - 38, 602, "/usr/bin/tar", &tar, agent);
+    let cat = host.ingest(as_root(exec_event(
+        NOW - 37,
+        603,
+        "/bin/cat",
+        &["cat", "/tmp/krb5cc_501"],
+        agent,
+        agent,
+    )));
+    assert_eq!(host.hardened().len(), 4);
+    let got = host.query(&with_clause(BACKUP_CLAUSE)).texts("eid");
+    assert_eq!(got, [&by_shell, &by_user, &cat].map(String::as_str));
+    assert!(!got.contains(&allowed));
+}
+
+#[test]
+fn documented_own_replay_clause_allows_only_the_users_default_name() {
+    let host = Host::new();
+    let replay = |pid, krb5ccname: &str| {
+        let mut e = exec_event(
+            NOW - 30 + pid,
+            700 + pid,
+            "/usr/bin/ssh",
+            &["ssh", "host"],
+            "/bin/zsh",
+            "-zsh",
+        );
+        e.krb5ccname = Some(krb5ccname.as_bytes().to_vec());
+        host.ingest(e)
+    };
+    let own = replay(0, "FILE:/tmp/krb5cc_501");
+    let other_file = replay(1, "FILE:/tmp/stolen");
+    let other_user = replay(2, "FILE:/tmp/krb5cc_502");
+    let got = host.hardened();
+    assert_eq!(got.len(), 3);
+    assert!(got.texts("indicator").iter().all(|i| i == "ccache_replay"));
+    let got = host.query(&with_clause(OWN_REPLAY_CLAUSE)).texts("eid");
+    assert_eq!(got, [&other_file, &other_user].map(String::as_str));
+    assert!(!got.contains(&own));
+}
+
+#[test]
+fn an_exception_key_for_cache_access_leaves_theft_across_users_reported() {
+    let host = Host::new();
+    let backup = "/opt/backup/bin/agent";
+    let own = host.exec_from(
+        NOW - 30,
+        500,
+        "/usr/bin/tar",
+        &["tar", "cf", "/b/x.tar", "/tmp/krb5cc_501"],
+        backup,
+    );
+    let foreign = host.exec_from(
+        NOW - 20,
+        501,
+        "/usr/bin/tar",
+        &["tar", "cf", "/b/y.tar", "/tmp/krb5cc_502"],
+        backup,
+    );
+    let got = host.hardened();
+    assert_eq!(got.texts("eid"), [&own, &foreign].map(String::as_str));
+    let key = documented_key(&got, 0);
+    assert_eq!(key, format!("ccache_file_access,/usr/bin/tar,{backup},,"));
+    let got = host.query(&with_exceptions(&[&key]));
+    assert_eq!(got.texts("eid"), [foreign.as_str()]);
+    assert_eq!(got.get(0, "indicator"), &text("foreign_ccache_access"));
 }
 
 #[test]
@@ -1356,6 +1648,9 @@ fn readme_documents_the_hardened_query_and_its_exceptions() {
         HARDENED_RULE_ID,
         GOKRB5_CLAUSE,
         TEAM_CLAUSE,
+        BACKUP_CLAUSE,
+        OWN_REPLAY_CLAUSE,
+        ROOT_READERS_CLAUSE,
         EXAMPLE_EXCEPTION,
         "k.indicator || ',' || k.path || ',' || k.parent_path || ',' || k.signing_id || ',' || k.team_id AS exception_key",
     ] {

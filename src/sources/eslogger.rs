@@ -334,6 +334,9 @@ pub struct EsExec {
     pub platform_binary: Option<bool>,
     /// Code directory hash, 40 hex digits.
     pub cdhash: String,
+    /// `KRB5CCNAME` from the exec's environment, when set; the only
+    /// variable kept.
+    pub krb5ccname: Option<String>,
 }
 
 /// An eslogger message this source uses.
@@ -776,12 +779,28 @@ fn parse_exec(root: &mut Value, exec: Value, envelope: Envelope) -> Result<EsExe
             None
         }
     };
+    out.krb5ccname = take_krb5ccname(exec.get_mut("env"));
     out.cwd = take_string(exec.pointer_mut("/cwd/path"));
     if out.cwd.is_none() && since(envelope.version, 3) {
         envelope.drift.insert(Field::ExecCwd);
     }
     out.envelope = envelope;
     Ok(out)
+}
+
+/// `KRB5CCNAME`'s value from eslogger's `env` (an array of `NAME=value`),
+/// taken out of the tree; nothing is allocated when it is not set.
+fn take_krb5ccname(env: Option<&mut Value>) -> Option<String> {
+    const NAME: &str = "KRB5CCNAME=";
+    let Value::Array(items) = env? else {
+        return None;
+    };
+    let mut value = items.iter_mut().find_map(|item| match item {
+        Value::String(s) if s.starts_with(NAME) => Some(std::mem::take(s)),
+        _ => None,
+    })?;
+    value.drain(..NAME.len());
+    Some(value)
 }
 
 fn parse_fork(root: &mut Value, fork: Value, envelope: Envelope) -> Result<EsEvent, EsParseError> {
@@ -1082,6 +1101,7 @@ pub fn to_exec_event(ex: &EsExec, parent: Option<(Vec<u8>, Vec<u8>)>) -> ExecEve
         // The pid version is never negative; `as` keeps any value distinct.
         discriminator: ex.pidversion.map_or(u64::from(ex.time_nanos), |v| v as u64),
         incomplete: ex.args.is_none() || ex.path_truncated,
+        krb5ccname: ex.krb5ccname.as_ref().map(|c| c.as_bytes().to_vec()),
     }
 }
 
@@ -1789,9 +1809,14 @@ impl Eslogger {
         // kept, not only one with a suspicious argv.
         let identity = Identity {
             signing_id: &ex.signing_id,
-            kcc_image: None,
+            uid: ex.uid,
+            euid: ex.euid,
+            krb5ccname: ex.krb5ccname.as_deref().map(str::as_bytes),
+            ..Identity::UNKNOWN
         };
-        if classify_with(ex.path.as_bytes(), args, &identity).is_none() {
+        // An exec with KRB5CCNAME goes on: the engine links it to earlier
+        // thefts.
+        if ex.krb5ccname.is_none() && classify_with(ex.path.as_bytes(), args, &identity).is_none() {
             counters.saw(ex.time);
             self.cache.record(ex.pid, ex.path.as_bytes(), args);
             return;
@@ -2663,6 +2688,31 @@ mod tests {
         assert!(to_exec_event(&cut, None).incomplete);
         cut.pidversion = None;
         assert_eq!(to_exec_event(&cut, None).discriminator, 123_456_789);
+    }
+
+    #[test]
+    fn only_krb5ccname_is_kept_from_the_environment() {
+        let ex = exec_of(&line_of(&exec_message(10, object_token(3100, 9001))));
+        assert_eq!(ex.krb5ccname, None);
+        assert_eq!(to_exec_event(&ex, None).krb5ccname, None);
+        let mut msg = exec_message(10, object_token(3100, 9001));
+        msg["event"]["exec"]["env"] = json!([
+            "PATH=/usr/bin:/bin",
+            "KRB5CCNAMEX=no",
+            "KRB5CCNAME=FILE:/tmp/krb5cc_502",
+            "HOME=/Users/bob"
+        ]);
+        let ex = exec_of(&line_of(&msg));
+        assert_eq!(ex.krb5ccname.as_deref(), Some("FILE:/tmp/krb5cc_502"));
+        assert_eq!(
+            to_exec_event(&ex, None).krb5ccname.as_deref(),
+            Some(&b"FILE:/tmp/krb5cc_502"[..])
+        );
+        // Not an array, or no such variable: nothing, and no drift.
+        msg["event"]["exec"]["env"] = json!("KRB5CCNAME=x");
+        let ex = exec_of(&line_of(&msg));
+        assert_eq!(ex.krb5ccname, None);
+        assert!(ex.envelope.drift.0 == 0, "{:?}", ex.envelope.drift);
     }
 
     #[test]

@@ -385,6 +385,8 @@ fn parse_row(row: &BTreeMap<String, String>, quoted: bool, tally: &mut Tally) ->
         // gives the same ExecEvent (and event id).
         discriminator: eid.unwrap_or(0),
         incomplete: bad > 0,
+        // es_process_events' env is not read.
+        krb5ccname: None,
     };
     Some(Parsed {
         event,

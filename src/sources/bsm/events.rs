@@ -297,6 +297,7 @@ pub fn to_exec_event(exec: &BsmExec<'_>, ppid: Option<i64>) -> ExecEvent {
         source: SourceKind::Bsm,
         discriminator: exec.discriminator,
         incomplete: exec.partial || exec.argv_truncated,
+        krb5ccname: None,
     }
 }
 
