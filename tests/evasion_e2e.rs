@@ -10,198 +10,66 @@
 use serde_json::Value;
 use std::collections::HashMap;
 use std::ffi::CString;
-use std::io::{BufRead, BufReader};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{self, Receiver};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_kerberos_cache_access");
+#[path = "common/audit_ext.rs"]
+mod audit_ext;
 
-/// Kernel audit state is global: one test at a time, in this process and
-/// with the other test binaries that run the audit source.
-static AUDIT: Mutex<()> = Mutex::new(());
+use audit_ext::{AuditGuard, Extension, BIN};
 
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
-
-fn audit_lock() -> (std::sync::MutexGuard<'static, ()>, std::fs::File) {
-    let guard = AUDIT.lock().unwrap_or_else(|e| e.into_inner());
-    let file = std::fs::File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open("/tmp/kerberos_cache_access-audit-tests.lock")
-        .unwrap();
-    // SAFETY: a valid open fd; LOCK_EX blocks until the other holder is done.
-    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
-    assert_eq!(rc, 0);
-    (guard, file)
-}
-
-/// The audit flags and rules, which a run must leave as it found them.
-fn audit_state() -> String {
-    use kerberos_cache_access::sources::linux_audit::control;
-    match control::read_state() {
-        Ok(st) => format!(
-            "enabled={} failure={} pid={} rate_limit={} backlog_limit={} wait={} rules={:?}",
-            st.status.enabled,
-            st.status.failure,
-            st.status.pid,
-            st.status.rate_limit,
-            st.status.backlog_limit,
-            st.status.backlog_wait_time,
-            st.rules
-        ),
-        Err(e) => format!("unreadable: {e}"),
-    }
-}
-
-/// The extension, standalone, reading linux_audit, with its own state dir.
-struct Extension {
-    child: Child,
-    _state: tempfile::TempDir,
-    rows: Receiver<Value>,
-    stderr: Arc<Mutex<String>>,
-}
-
-impl Extension {
-    // The child is waited for in stop(), or killed on the failure paths.
-    #[allow(clippy::zombie_processes)]
-    fn start() -> Option<Extension> {
-        let state = tempfile::tempdir().unwrap();
-        let mut child = Command::new(BIN)
-            .args([
-                "--standalone",
-                "--source",
-                "linux_audit",
-                "--snapshot-interval",
-                "0",
-            ])
-            .arg("--state-dir")
-            .arg(state.path().join("state"))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let (row_tx, rows) = mpsc::channel();
-        let stdout = child.stdout.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Ok(v) = serde_json::from_str::<Value>(&line) {
-                    let _ = row_tx.send(v);
-                }
-            }
+/// The rows of these pids (one each), waiting up to `timeout` for all.
+fn rows_of(ext: &Extension, pids: &[i64], timeout: Duration) -> HashMap<i64, Value> {
+    let deadline = Instant::now() + timeout;
+    let mut got: HashMap<i64, Value> = HashMap::new();
+    while got.len() < pids.len() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let next = ext.collect(1, left, |r| {
+            r["pid"]
+                .as_i64()
+                .is_some_and(|p| pids.contains(&p) && !got.contains_key(&p))
         });
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let (line_tx, lines) = mpsc::channel();
-        let err = child.stderr.take().unwrap();
-        let keep = Arc::clone(&stderr);
-        std::thread::spawn(move || {
-            for line in BufReader::new(err).lines().map_while(Result::ok) {
-                keep.lock().unwrap().push_str(&format!("{line}\n"));
-                let _ = line_tx.send(line);
-            }
-        });
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            let Ok(line) = lines.recv_timeout(Duration::from_millis(100)) else {
-                continue;
-            };
-            if line.contains("source linux_audit:") {
-                return Some(Extension {
-                    child,
-                    _state: state,
-                    rows,
-                    stderr,
-                });
-            }
-            if line.contains("source linux_audit unavailable") {
-                println!("SKIPPED: audit cannot run here: {line}");
-                let _ = child.kill();
-                let _ = child.wait();
-                return None;
-            }
+        let Some(row) = next.into_iter().next() else {
+            break;
+        };
+        if let Some(pid) = row["pid"].as_i64() {
+            got.insert(pid, row);
         }
-        let _ = child.kill();
-        panic!(
-            "linux_audit never became active; stderr:\n{}",
-            stderr.lock().unwrap()
-        );
     }
-
-    /// The rows of these pids, waiting up to `timeout` for all of them.
-    fn rows_of(&self, pids: &[i64], timeout: Duration) -> HashMap<i64, Value> {
-        let deadline = Instant::now() + timeout;
-        let mut got = HashMap::new();
-        while got.len() < pids.len() {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.rows.recv_timeout(left) {
-                Ok(row) => {
-                    if let Some(pid) = row["pid"].as_i64().filter(|p| pids.contains(p)) {
-                        got.insert(pid, row);
-                    }
-                }
-                Err(_) => break,
-            }
-        }
-        got
-    }
-
-    fn stop(mut self) -> String {
-        // SAFETY: kill with a pid we spawned and have not reaped.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                assert!(status.success(), "exit {status:?}");
-                break;
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                panic!("extension did not stop on SIGTERM");
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let text = self.stderr.lock().unwrap().clone();
-        text
-    }
+    got
 }
 
-/// Root, the audit lock, the state to restore and a running extension; None
-/// (test skipped) when not root or when audit cannot run here.
+/// Root, the audit lock, the state to restore and a running extension with
+/// its own state directory; None (test skipped, with a `SKIPPED:` line) when
+/// not root or when audit cannot run here.
 struct Setup {
-    _lock: (std::sync::MutexGuard<'static, ()>, std::fs::File),
-    before: String,
+    guard: AuditGuard,
+    _state: tempfile::TempDir,
     ext: Extension,
 }
 
 impl Setup {
     fn new() -> Option<Setup> {
-        if !is_root() {
-            println!("SKIPPED: needs root");
-            return None;
-        }
-        let lock = audit_lock();
-        let before = audit_state();
-        let ext = Extension::start()?;
+        let guard = AuditGuard::take("evasion e2e")?;
+        let state = tempfile::tempdir().unwrap();
+        let ext = Extension::start(&state.path().join("state"))?;
         Some(Setup {
-            _lock: lock,
-            before,
+            guard,
+            _state: state,
             ext,
         })
     }
 
+    /// Stops the extension, asserts the audit state is the one found, and
+    /// returns the extension's log.
     fn finish(self) -> String {
-        let Setup { _lock, before, ext } = self;
-        let log = ext.stop();
-        assert_eq!(audit_state(), before, "audit state not restored");
+        let log = self.ext.stop();
+        self.guard.finish();
         log
     }
 }
@@ -447,7 +315,7 @@ fn every_evasion_of_kcc_copy_cred_cache_is_reported() {
     });
 
     let pids: Vec<i64> = cases.iter().map(|c| c.pid).collect();
-    let rows = setup.ext.rows_of(&pids, Duration::from_secs(15));
+    let rows = rows_of(&setup.ext, &pids, Duration::from_secs(15));
     let log = setup.finish();
     let mut failures = Vec::new();
     for case in &cases {
@@ -519,9 +387,11 @@ fn cp_of_another_users_cache_is_theft_across_users() {
     let by_owner = cp_as(Some(OWNER));
     let by_root = cp_as(None);
 
-    let rows = setup
-        .ext
-        .rows_of(&[by_nobody, by_owner, by_root], Duration::from_secs(15));
+    let rows = rows_of(
+        &setup.ext,
+        &[by_nobody, by_owner, by_root],
+        Duration::from_secs(15),
+    );
     let log = setup.finish();
     let want_ccache = format!("FILE:{}", cache.display());
     for (pid, uid, indicator) in [
