@@ -797,7 +797,7 @@ pub fn cache_name(arg: &[u8]) -> String {
     if arg.is_empty() {
         return String::new();
     }
-    let text = crate::row::bytes_to_text(arg);
+    let text = crate::text::bytes_to_text(arg);
     let has_type = match text.split_once(':') {
         Some((kind, _)) => !kind.is_empty() && kind.bytes().all(|b| b.is_ascii_alphanumeric()),
         None => false,

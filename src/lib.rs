@@ -25,6 +25,7 @@ pub mod state;
 pub mod status;
 pub mod store;
 pub mod table;
+pub mod text;
 pub mod ticket_replay;
 pub mod ticket_tools;
 pub mod users;

@@ -7,8 +7,8 @@
 use crate::classify::Classification;
 use crate::event::ExecEvent;
 use crate::schema::{opt_int, Value, EXEC_COLUMNS};
+use crate::text::bytes_to_text;
 use serde::{Deserialize, Serialize};
-use std::fmt::Write as _;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Row {
@@ -137,21 +137,6 @@ fn exec_name<'a>(event: &'a ExecEvent, path: &'a [u8]) -> &'a [u8] {
             .first()
             .map_or(&[][..], |a| crate::classify::basename(a))
     }
-}
-
-/// Bytes as text: valid UTF-8 is kept, every byte of an invalid sequence is
-/// written as `\xNN`, so the result is valid UTF-8 (and JSON) and the
-/// original bytes can be read back.
-pub fn bytes_to_text(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len());
-    for chunk in bytes.utf8_chunks() {
-        out.push_str(chunk.valid());
-        for b in chunk.invalid() {
-            // Writing to a String cannot fail.
-            let _ = write!(out, "\\x{b:02x}");
-        }
-    }
-    out
 }
 
 /// argv joined by single spaces.
@@ -326,13 +311,6 @@ impl Row {
 mod tests {
     use super::*;
     use crate::classify::classify;
-
-    #[test]
-    fn invalid_utf8_is_escaped_and_recoverable() {
-        assert_eq!(bytes_to_text(b"plain"), "plain");
-        assert_eq!(bytes_to_text("é".as_bytes()), "é");
-        assert_eq!(bytes_to_text(b"a\xffb\xc3"), "a\\xffb\\xc3");
-    }
 
     #[test]
     fn args_is_a_json_array_even_with_hostile_bytes() {

@@ -375,8 +375,8 @@ fn parse_row(row: &BTreeMap<String, String>, quoted: bool, tally: &mut Tally) ->
         parent_path: None,
         parent_argv: None,
         code: CodeIdentity {
-            signing_id: crate::row::bytes_to_text(&signing_id),
-            team_id: crate::row::bytes_to_text(&team_id),
+            signing_id: crate::text::bytes_to_text(&signing_id),
+            team_id: crate::text::bytes_to_text(&team_id),
             platform_binary,
             sha256: String::new(),
         },
