@@ -17,6 +17,8 @@ pub mod exec_path;
 pub mod identity;
 pub mod journal;
 pub mod osquery;
+#[cfg(target_os = "linux")]
+pub mod procfs;
 pub mod row;
 pub mod schema;
 pub mod sources;

@@ -13,6 +13,7 @@
 use crate::classify::classify;
 use crate::engine::Engine;
 use crate::event::{ExecEvent, SourceKind};
+use crate::procfs::{clock_ticks, parse_stat, proc_path, read_into};
 use crate::sources::Source;
 use crate::status::{Counters, State};
 use proc_connector::{
@@ -20,9 +21,7 @@ use proc_connector::{
     PROC_EVENT_EXEC,
 };
 use std::collections::VecDeque;
-use std::fmt::Write as _;
 use std::hash::{Hash, Hasher};
-use std::io::Read;
 use std::os::unix::ffi::OsStringExt;
 use std::os::unix::fs::MetadataExt;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -559,30 +558,7 @@ fn started_after(start_ticks: u64, hz: u64, exec_boot_ns: i128) -> bool {
     start_ns > exec_boot_ns + 1_000_000_000 / hz
 }
 
-/// Clock ticks per second of /proc's process times (USER_HZ).
-pub fn clock_ticks() -> u64 {
-    // SAFETY: sysconf only reads a configuration value.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    u64::try_from(hz).ok().filter(|&h| h > 0).unwrap_or(100)
-}
-
 // --- /proc ----------------------------------------------------------------
-
-fn proc_path<'a>(buf: &'a mut String, pid: i64, leaf: &str) -> &'a str {
-    buf.clear();
-    // Writing to a String cannot fail.
-    let _ = write!(buf, "/proc/{pid}/{leaf}");
-    buf
-}
-
-/// Reads a whole file into `buf`; false if it cannot be opened or read.
-fn read_into(path: &str, buf: &mut Vec<u8>) -> bool {
-    buf.clear();
-    match std::fs::File::open(path) {
-        Ok(mut f) => f.read_to_end(buf).is_ok(),
-        Err(_) => false,
-    }
-}
 
 fn read_small(path: &str) -> Option<Vec<u8>> {
     std::fs::read(path).ok()
@@ -607,31 +583,6 @@ pub fn split_cmdline(raw: &[u8]) -> Vec<&[u8]> {
     // A process that rewrote its argv may lack the final NUL.
     let body = raw.strip_suffix(b"\0").unwrap_or(raw);
     body.split(|&b| b == 0).collect()
-}
-
-/// The fields of `/proc/<pid>/stat` this source uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Stat {
-    pub ppid: i64,
-    /// Start time, clock ticks since boot (field 22).
-    pub start_ticks: u64,
-}
-
-/// Parses `/proc/<pid>/stat`. The command name (field 2) may hold spaces and
-/// parentheses, so fields are counted from the last ')'.
-pub fn parse_stat(text: &[u8]) -> Option<Stat> {
-    let close = text.iter().rposition(|&b| b == b')')?;
-    let mut fields = text
-        .get(close + 1..)?
-        .split(|b| b.is_ascii_whitespace())
-        .filter(|f| !f.is_empty());
-    let _state = fields.next()?; // field 3
-    let ppid = parse_int(fields.next()?)?; // field 4
-    let start = fields.nth(22 - 5)?; // fields 5..=22
-    Some(Stat {
-        ppid,
-        start_ticks: std::str::from_utf8(start).ok()?.parse().ok()?,
-    })
 }
 
 /// Real and effective user and group ids.
@@ -687,33 +638,6 @@ mod tests {
             split_cmdline(b"/tmp/\xff\0x y\0"),
             [&b"/tmp/\xff"[..], b"x y"]
         );
-    }
-
-    #[test]
-    fn stat_is_read_after_the_last_parenthesis() {
-        let fields = "S 4321 4321 4321 0 -1 4194304 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 100";
-        let text = format!("1234 (a (b) c) ) {fields}\n");
-        let stat = parse_stat(text.as_bytes()).unwrap();
-        assert_eq!(
-            stat,
-            Stat {
-                ppid: 4321,
-                start_ticks: 987654
-            }
-        );
-        let plain = format!("7 (kcc) {fields}");
-        assert_eq!(parse_stat(plain.as_bytes()).unwrap().ppid, 4321);
-        let odd = b"9 (\xff)\n) S 1 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 55";
-        assert_eq!(
-            parse_stat(odd),
-            Some(Stat {
-                ppid: 1,
-                start_ticks: 55
-            })
-        );
-        assert_eq!(parse_stat(b"1 (x) S 1 2 3"), None);
-        assert_eq!(parse_stat(b"no parenthesis"), None);
-        assert_eq!(parse_stat(b""), None);
     }
 
     #[test]

@@ -192,38 +192,7 @@ pub mod system {
     }
 
     #[cfg(target_os = "linux")]
-    mod start {
-        use crate::sources::proc_connector::{clock_ticks, parse_stat};
-
-        pub struct Boot {
-            btime: i64,
-            ticks_per_sec: u64,
-        }
-
-        impl Boot {
-            pub fn read() -> Option<Boot> {
-                let stat = std::fs::read_to_string("/proc/stat").ok()?;
-                let btime = stat
-                    .lines()
-                    .find_map(|l| l.strip_prefix("btime "))?
-                    .trim()
-                    .parse()
-                    .ok()?;
-                Some(Boot {
-                    btime,
-                    ticks_per_sec: clock_ticks(),
-                })
-            }
-
-            /// The process's start (ticks since boot, /proc/PID/stat) on
-            /// the boot time read once.
-            pub fn start_of(&self, pid: i64) -> Option<i64> {
-                let stat = parse_stat(&std::fs::read(format!("/proc/{pid}/stat")).ok()?)?;
-                let secs = i64::try_from(stat.start_ticks / self.ticks_per_sec).ok()?;
-                Some(self.btime.saturating_add(secs))
-            }
-        }
-    }
+    use crate::procfs as start;
 
     impl ProcessTable for SystemProcesses {
         fn list(&mut self) -> anyhow::Result<Vec<ProcBrief>> {
