@@ -116,7 +116,10 @@ fn snapshot_scaling() {
         candidates.0.append(&mut more.0);
         std::thread::sleep(Duration::from_millis(200));
         let engine = Engine::new(StoreConfig::default(), Box::new(FixedUsers::default()));
-        let n = SystemProcesses::new().list().map(|l| l.len()).unwrap_or(0);
+        let n = SystemProcesses::new()
+            .list(&|_| true)
+            .map(|l| l.len())
+            .unwrap_or(0);
         // A fresh Snapshot each time, so every candidate is read again.
         percentiles(&format!("scan: {n} processes, {k} candidates"), 30, || {
             Snapshot::new(Box::new(SystemProcesses::new())).scan(&engine);
@@ -125,7 +128,7 @@ fn snapshot_scaling() {
     }
     let mut table = SystemProcesses::new();
     let pids: Vec<i64> = table
-        .list()
+        .list(&|_| true)
         .unwrap_or_default()
         .iter()
         .map(|p| p.pid)
@@ -134,7 +137,7 @@ fn snapshot_scaling() {
         &format!("baseline: list + full read of all {}", pids.len()),
         30,
         || {
-            let _ = table.list();
+            let _ = table.list(&|_| true);
             table.details(&pids).len()
         },
     );

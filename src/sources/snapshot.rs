@@ -44,15 +44,18 @@ pub struct ProcDetail {
 
 /// The platform edge: how processes are listed and read.
 pub trait ProcessTable: Send {
-    /// Every process (not threads, not kernel threads), with names only.
-    fn list(&mut self) -> anyhow::Result<Vec<ProcBrief>>;
+    /// The processes (not threads, not kernel threads) whose name passes
+    /// `wanted`. Per process it reads the name only; start time and kind
+    /// only for names that pass.
+    fn list(&mut self, wanted: &dyn Fn(&[u8]) -> bool) -> anyhow::Result<Vec<ProcBrief>>;
     /// Details of the given pids; pids that have exited are left out.
     fn details(&mut self, pids: &[i64]) -> Vec<ProcDetail>;
 }
 
 pub struct Snapshot {
     table: Box<dyn ProcessTable>,
-    /// Process images already examined, pruned to live ones on every scan.
+    /// Candidate process images already examined, pruned to live ones on
+    /// every scan.
     seen: HashSet<(i64, i64, Vec<u8>)>,
 }
 
@@ -69,7 +72,7 @@ impl Snapshot {
     pub fn scan(&mut self, engine: &Engine) {
         let board = engine.status();
         let counters = engine.counters(SourceKind::Snapshot);
-        let list = match self.table.list() {
+        let list = match self.table.list(&classify::is_tool_name) {
             Ok(list) => list,
             Err(e) => {
                 board.set(
@@ -85,12 +88,12 @@ impl Snapshot {
         let mut candidates = Vec::new();
         for p in list {
             let key = (p.pid, p.start_time, p.name);
-            if !self.seen.contains(&key) && classify::is_tool_name(&key.2) {
+            if !self.seen.contains(&key) {
                 candidates.push(key.0);
             }
             live.insert(key);
         }
-        // Forget processes that are gone; remember everything live, so each
+        // Forget processes that are gone; remember the live ones, so each
         // image is examined once.
         self.seen = live;
         if candidates.is_empty() {
@@ -133,7 +136,38 @@ fn to_event(d: ProcDetail, parent: Option<&ProcDetail>) -> ExecEvent {
     }
 }
 
-/// The real process table, through sysinfo.
+/// Whether a process name the kernel may have cut at its limit completes
+/// to a wanted name: one of `full` (the executable's path, the first
+/// arguments, where a script's path is) has a longer basename that starts
+/// with the cut name and is wanted.
+fn completes_to_wanted<'a>(
+    cut: &[u8],
+    wanted: &dyn Fn(&[u8]) -> bool,
+    full: impl IntoIterator<Item = &'a [u8]>,
+) -> bool {
+    full.into_iter()
+        .map(classify::basename)
+        .any(|b| b.len() > cut.len() && b.starts_with(cut) && wanted(b))
+}
+
+/// The name macOS reports for a process, as `proc_name` does: `p_name` (the
+/// executable's name, 31 bytes at most) if set, else `p_comm` (15 bytes),
+/// each from its NUL-padded field; and whether it may have been cut (it
+/// fills its field).
+#[cfg_attr(not(target_os = "macos"), allow(dead_code))]
+fn bsd_name<'a>(name_field: &'a [u8], comm_field: &'a [u8]) -> (&'a [u8], bool) {
+    let until_nul = |f: &'a [u8]| f.iter().position(|&b| b == 0).map_or(f, |end| &f[..end]);
+    let name = until_nul(name_field);
+    let (name, field) = if name.is_empty() {
+        (until_nul(comm_field), comm_field)
+    } else {
+        (name, name_field)
+    };
+    (name, name.len() + 1 >= field.len())
+}
+
+/// The real process table: a cheap name listing of our own (see the module
+/// docs), sysinfo for the candidates' details.
 pub mod system {
     use super::{ProcBrief, ProcDetail, ProcessTable};
     use std::ffi::OsStr;
@@ -149,79 +183,328 @@ pub mod system {
         i64::try_from(v).unwrap_or(i64::MAX)
     }
 
-    /// sysinfo with a fresh `System` per scan: a long-lived one keeps the old
-    /// name of a process that exec'd in place (sh → exec kcc).
+    /// The process table. sysinfo gets a fresh `System` per scan: a
+    /// long-lived one keeps the old name of a process that exec'd in place
+    /// (sh → exec kcc).
     #[derive(Default)]
     pub struct SystemProcesses {
+        lister: lister::Lister,
         system: Option<System>,
         /// A start time that does not move when the wall clock is stepped:
         /// sysinfo derives it from the boot time the kernel reports now,
         /// which shifts with every clock step, and the start time is part of
         /// the row's time and id. On Linux we use the process's start ticks
         /// and the boot time read once.
-        boot: Option<start::Boot>,
+        #[cfg(target_os = "linux")]
+        boot: Option<crate::procfs::Boot>,
     }
 
     impl SystemProcesses {
         pub fn new() -> SystemProcesses {
+            #[cfg(target_os = "linux")]
+            let boot = crate::procfs::Boot::read();
             SystemProcesses {
+                #[cfg(target_os = "linux")]
+                lister: lister::Lister::new(boot),
+                #[cfg(not(target_os = "linux"))]
+                lister: lister::Lister::default(),
                 system: None,
-                boot: start::Boot::read(),
+                #[cfg(target_os = "linux")]
+                boot,
             }
         }
-    }
 
-    fn stable_start(boot: Option<&start::Boot>, pid: i64, sysinfo_start: i64) -> i64 {
-        boot.and_then(|b| b.start_of(pid)).unwrap_or(sysinfo_start)
-    }
+        #[cfg(target_os = "linux")]
+        fn stable_start(&self, pid: i64, sysinfo_start: i64) -> i64 {
+            self.boot
+                .and_then(|b| b.start_of(pid))
+                .unwrap_or(sysinfo_start)
+        }
 
-    #[cfg(not(target_os = "linux"))]
-    mod start {
         // macOS reports a start time that does not depend on the clock.
-        pub struct Boot;
-
-        impl Boot {
-            pub fn read() -> Option<Boot> {
-                None
-            }
-
-            pub fn start_of(&self, _pid: i64) -> Option<i64> {
-                None
-            }
+        #[cfg(not(target_os = "linux"))]
+        fn stable_start(&self, _pid: i64, sysinfo_start: i64) -> i64 {
+            sysinfo_start
         }
     }
 
+    /// Linux: the pids in /proc, and `/proc/<pid>/comm` for each.
     #[cfg(target_os = "linux")]
-    use crate::procfs as start;
+    mod lister {
+        use crate::procfs::{self, Boot, COMM_MAX};
+        use crate::sources::snapshot::ProcBrief;
+
+        #[derive(Default)]
+        pub struct Lister {
+            boot: Option<Boot>,
+            /// Reused across processes and scans.
+            path: String,
+            comm: Vec<u8>,
+            more: Vec<u8>,
+        }
+
+        impl Lister {
+            pub fn new(boot: Option<Boot>) -> Lister {
+                Lister {
+                    boot,
+                    ..Lister::default()
+                }
+            }
+
+            pub fn list(
+                &mut self,
+                wanted: &dyn Fn(&[u8]) -> bool,
+            ) -> anyhow::Result<Vec<ProcBrief>> {
+                let pids =
+                    procfs::Pids::open().map_err(|e| anyhow::anyhow!("cannot read /proc: {e}"))?;
+                Ok(pids.filter_map(|pid| self.brief(pid, wanted)).collect())
+            }
+
+            /// The brief of `pid` if its name is wanted, it is not a kernel
+            /// thread, and it is still there.
+            pub fn brief(&mut self, pid: i64, wanted: &dyn Fn(&[u8]) -> bool) -> Option<ProcBrief> {
+                let Lister {
+                    boot,
+                    path,
+                    comm,
+                    more,
+                } = self;
+                let name = procfs::read_comm(pid, path, comm)?;
+                let cut = name.len() >= COMM_MAX;
+                if !(wanted(name) || (cut && completes(pid, name, wanted, path, more))) {
+                    return None;
+                }
+                // A candidate: one more read, for its kind and start time.
+                if !procfs::read_into(procfs::proc_path(path, pid, "stat"), more) {
+                    return None;
+                }
+                let stat = procfs::parse_stat(more)?;
+                if stat.is_kernel_thread(pid) {
+                    return None;
+                }
+                Some(ProcBrief {
+                    pid,
+                    start_time: boot.map_or(0, |b| b.start_secs(stat.start_ticks)),
+                    name: name.to_vec(),
+                })
+            }
+        }
+
+        /// A comm at the 15-byte limit may be a longer name cut: complete it
+        /// from the executable's name or, for a script, its path among the
+        /// first arguments (comm is the name of the file exec'd: the
+        /// script's, not the interpreter's).
+        fn completes(
+            pid: i64,
+            cut: &[u8],
+            wanted: &dyn Fn(&[u8]) -> bool,
+            path: &mut String,
+            buf: &mut Vec<u8>,
+        ) -> bool {
+            use std::os::unix::ffi::OsStrExt;
+            let exe = std::fs::read_link(procfs::proc_path(path, pid, "exe")).ok();
+            let exe = exe.as_ref().map(|e| {
+                let e = e.as_os_str().as_bytes();
+                e.strip_suffix(b" (deleted)").unwrap_or(e)
+            });
+            let args: &[u8] = if procfs::read_into(procfs::proc_path(path, pid, "cmdline"), buf) {
+                buf
+            } else {
+                &[]
+            };
+            let first_args = args.split(|&b| b == 0).take(3);
+            super::super::completes_to_wanted(cut, wanted, exe.into_iter().chain(first_args))
+        }
+    }
+
+    /// macOS: `proc_listallpids`, then one `proc_pidinfo` per pid.
+    #[cfg(target_os = "macos")]
+    mod lister {
+        use crate::sources::snapshot::{bsd_name, completes_to_wanted, ProcBrief};
+        use std::ffi::{c_int, c_void};
+        use std::mem::size_of;
+
+        #[derive(Default)]
+        pub struct Lister {
+            /// Reused across scans.
+            pids: Vec<libc::pid_t>,
+        }
+
+        impl Lister {
+            pub fn list(
+                &mut self,
+                wanted: &dyn Fn(&[u8]) -> bool,
+            ) -> anyhow::Result<Vec<ProcBrief>> {
+                self.read_pids()?;
+                Ok(self
+                    .pids
+                    .iter()
+                    .filter_map(|&pid| brief(pid, wanted))
+                    .collect())
+            }
+
+            fn read_pids(&mut self) -> anyhow::Result<()> {
+                // SAFETY: a null buffer asks only for the count.
+                let count = unsafe { libc::proc_listallpids(std::ptr::null_mut(), 0) };
+                let mut room = usize::try_from(count)
+                    .ok()
+                    .filter(|&n| n > 0)
+                    .ok_or_else(|| {
+                        anyhow::anyhow!("proc_listallpids: {}", std::io::Error::last_os_error())
+                    })?;
+                // Processes start meanwhile: leave room, and grow if it fills.
+                for _ in 0..4 {
+                    room += room / 4 + 64;
+                    self.pids.resize(room, 0);
+                    let bytes = c_int::try_from(room * size_of::<libc::pid_t>())
+                        .map_err(|_| anyhow::anyhow!("too many processes"))?;
+                    // SAFETY: the buffer holds `bytes` bytes of pid_t.
+                    let got = unsafe {
+                        libc::proc_listallpids(self.pids.as_mut_ptr().cast::<c_void>(), bytes)
+                    };
+                    let got = usize::try_from(got).map_err(|_| {
+                        anyhow::anyhow!("proc_listallpids: {}", std::io::Error::last_os_error())
+                    })?;
+                    if got < room {
+                        self.pids.truncate(got);
+                        return Ok(());
+                    }
+                }
+                Err(anyhow::anyhow!("proc_listallpids: the list kept growing"))
+            }
+        }
+
+        /// The brief of `pid` if its name is wanted and it is still there.
+        /// PROC_PIDTBSDINFO (one syscall, what `proc_name` itself calls)
+        /// gives name and start time; for another user's process without
+        /// root it is refused, and PROC_PIDT_SHORTBSDINFO, open to all,
+        /// gives the comm.
+        fn brief(pid: libc::pid_t, wanted: &dyn Fn(&[u8]) -> bool) -> Option<ProcBrief> {
+            // kernel_task: not a process that runs programs.
+            if pid <= 0 {
+                return None;
+            }
+            let mut name_field = [0u8; 2 * libc::MAXCOMLEN];
+            let comm_field;
+            let start;
+            match bsd_info(pid) {
+                Some(info) => {
+                    name_field = c_bytes(&info.pbi_name);
+                    comm_field = c_bytes(&info.pbi_comm);
+                    start = i64::try_from(info.pbi_start_tvsec).unwrap_or(0);
+                }
+                None => {
+                    comm_field = c_bytes(&short_info(pid)?.pbsi_comm);
+                    start = 0;
+                }
+            }
+            let (name, maybe_cut) = bsd_name(&name_field, &comm_field);
+            if !(wanted(name) || (maybe_cut && completes(pid, name, wanted))) {
+                return None;
+            }
+            Some(ProcBrief {
+                pid: i64::from(pid),
+                start_time: start,
+                name: name.to_vec(),
+            })
+        }
+
+        fn c_bytes<const N: usize>(field: &[libc::c_char; N]) -> [u8; N] {
+            // c_char is i8 on Apple targets: the same byte, reinterpreted.
+            field.map(|c| c as u8)
+        }
+
+        fn bsd_info(pid: libc::pid_t) -> Option<libc::proc_bsdinfo> {
+            // SAFETY: proc_bsdinfo is plain data; all zeroes is a valid value.
+            let mut info: libc::proc_bsdinfo = unsafe { std::mem::zeroed() };
+            let size = c_int::try_from(size_of::<libc::proc_bsdinfo>()).ok()?;
+            // SAFETY: the buffer is one proc_bsdinfo of `size` bytes.
+            let got = unsafe {
+                libc::proc_pidinfo(
+                    pid,
+                    libc::PROC_PIDTBSDINFO,
+                    0,
+                    std::ptr::addr_of_mut!(info).cast::<c_void>(),
+                    size,
+                )
+            };
+            (got == size).then_some(info)
+        }
+
+        fn short_info(pid: libc::pid_t) -> Option<libc::proc_bsdshortinfo> {
+            // SAFETY: proc_bsdshortinfo is plain data; all zeroes is valid.
+            let mut info: libc::proc_bsdshortinfo = unsafe { std::mem::zeroed() };
+            let size = c_int::try_from(size_of::<libc::proc_bsdshortinfo>()).ok()?;
+            // SAFETY: the buffer is one proc_bsdshortinfo of `size` bytes.
+            let got = unsafe {
+                libc::proc_pidinfo(
+                    pid,
+                    libc::PROC_PIDT_SHORTBSDINFO,
+                    0,
+                    std::ptr::addr_of_mut!(info).cast::<c_void>(),
+                    size,
+                )
+            };
+            (got == size).then_some(info)
+        }
+
+        /// A name at its limit may be cut: complete it from the executable's
+        /// path (`proc_pidpath`, open to all users).
+        fn completes(pid: libc::pid_t, cut: &[u8], wanted: &dyn Fn(&[u8]) -> bool) -> bool {
+            let mut buf = [0u8; libc::PROC_PIDPATHINFO_MAXSIZE as usize];
+            let size = u32::try_from(buf.len()).unwrap_or(0);
+            // SAFETY: the buffer holds `size` bytes.
+            let got = unsafe { libc::proc_pidpath(pid, buf.as_mut_ptr().cast::<c_void>(), size) };
+            let Some(path) = usize::try_from(got).ok().and_then(|n| buf.get(..n)) else {
+                return false;
+            };
+            completes_to_wanted(cut, wanted, [path])
+        }
+    }
+
+    /// Elsewhere: sysinfo's names.
+    #[cfg(not(any(target_os = "linux", target_os = "macos")))]
+    mod lister {
+        use crate::sources::snapshot::ProcBrief;
+        use sysinfo::{ProcessRefreshKind, ProcessesToUpdate, System};
+
+        #[derive(Default)]
+        pub struct Lister;
+
+        impl Lister {
+            pub fn list(
+                &mut self,
+                wanted: &dyn Fn(&[u8]) -> bool,
+            ) -> anyhow::Result<Vec<ProcBrief>> {
+                let mut sys = System::new()?;
+                sys.refresh_processes_specifics(
+                    ProcessesToUpdate::All,
+                    true,
+                    ProcessRefreshKind::nothing().without_tasks(),
+                );
+                Ok(sys
+                    .processes()
+                    .values()
+                    .filter(|p| p.thread_kind().is_none())
+                    .map(|p| ProcBrief {
+                        pid: i64::from(p.pid().as_u32()),
+                        start_time: super::to_i64(p.start_time()),
+                        name: super::bytes(p.name()),
+                    })
+                    .filter(|p| wanted(&p.name))
+                    .collect())
+            }
+        }
+    }
 
     impl ProcessTable for SystemProcesses {
-        fn list(&mut self) -> anyhow::Result<Vec<ProcBrief>> {
-            let mut sys = System::new()?;
-            sys.refresh_processes_specifics(
-                ProcessesToUpdate::All,
-                true,
-                ProcessRefreshKind::nothing().without_tasks(),
-            );
-            let list = sys
-                .processes()
-                .values()
-                // Threads and kernel threads have a kind; processes do not.
-                .filter(|p| p.thread_kind().is_none())
-                .map(|p| ProcBrief {
-                    pid: i64::from(p.pid().as_u32()),
-                    start_time: to_i64(p.start_time()),
-                    name: bytes(p.name()),
-                })
-                .collect();
-            self.system = Some(sys);
-            Ok(list)
+        fn list(&mut self, wanted: &dyn Fn(&[u8]) -> bool) -> anyhow::Result<Vec<ProcBrief>> {
+            // The details of this scan come from a fresh System.
+            self.system = None;
+            self.lister.list(wanted)
         }
 
         fn details(&mut self, pids: &[i64]) -> Vec<ProcDetail> {
-            let boot = self.boot.as_ref();
-            let Some(sys) = self.system.as_mut() else {
-                return Vec::new();
-            };
             let wanted: Vec<Pid> = pids
                 .iter()
                 .filter_map(|p| u32::try_from(*p).ok())
@@ -230,6 +513,18 @@ pub mod system {
             if wanted.is_empty() {
                 return Vec::new();
             }
+            if self.system.is_none() {
+                match System::new() {
+                    Ok(sys) => self.system = Some(sys),
+                    Err(e) => {
+                        log::debug!("snapshot: cannot read process details: {e:#}");
+                        return Vec::new();
+                    }
+                }
+            }
+            let Some(sys) = self.system.as_mut() else {
+                return Vec::new();
+            };
             sys.refresh_processes_specifics(
                 ProcessesToUpdate::Some(&wanted),
                 true,
@@ -240,15 +535,15 @@ pub mod system {
                     .with_cwd(UpdateKind::Always)
                     .with_user(UpdateKind::Always),
             );
-            wanted
+            let found: Vec<(i64, i64, ProcDetail)> = wanted
                 .iter()
                 .filter_map(|pid| sys.process(*pid))
                 .map(|p| {
                     let pid = i64::from(p.pid().as_u32());
-                    ProcDetail {
+                    let detail = ProcDetail {
                         pid,
                         ppid: p.parent().map_or(0, |pp| i64::from(pp.as_u32())),
-                        start_time: stable_start(boot, pid, to_i64(p.start_time())),
+                        start_time: 0,
                         exe: p.exe().map(|e| bytes(e.as_os_str())),
                         cmd: p.cmd().iter().map(|a| bytes(a)).collect(),
                         cwd: p.cwd().map(|c| bytes(c.as_os_str())),
@@ -257,7 +552,15 @@ pub mod system {
                         gid: p.group_id().map(|g| i64::from(*g)),
                         egid: p.effective_group_id().map(|g| i64::from(*g)),
                         auid: login_uid(pid),
-                    }
+                    };
+                    (pid, to_i64(p.start_time()), detail)
+                })
+                .collect();
+            found
+                .into_iter()
+                .map(|(pid, sysinfo_start, mut d)| {
+                    d.start_time = self.stable_start(pid, sysinfo_start);
+                    d
                 })
                 .collect()
         }
@@ -312,13 +615,14 @@ mod tests {
     }
 
     impl ProcessTable for Fake {
-        fn list(&mut self) -> anyhow::Result<Vec<ProcBrief>> {
+        fn list(&mut self, wanted: &dyn Fn(&[u8]) -> bool) -> anyhow::Result<Vec<ProcBrief>> {
             Ok(self
                 .0
                 .lock()
                 .unwrap()
                 .names
                 .iter()
+                .filter(|(_, name)| wanted(name))
                 .map(|(pid, name)| ProcBrief {
                     pid: *pid,
                     start_time: 1000 + pid,
@@ -382,18 +686,215 @@ mod tests {
     }
 
     #[test]
+    fn a_cut_name_completes_from_the_executable_or_a_script_path() {
+        let wanted = |n: &[u8]| n == b"kerberos-long-tool";
+        let cut = &b"kerberos-long-t"[..];
+        let exe = &b"/opt/bin/kerberos-long-tool"[..];
+        assert!(completes_to_wanted(cut, &wanted, [exe]));
+        let script = [&b"/bin/sh"[..], b"/tmp/kerberos-long-tool", b"x"];
+        assert!(completes_to_wanted(cut, &wanted, script));
+        // Only a longer name that starts with the cut one completes it.
+        assert!(!completes_to_wanted(
+            cut,
+            &wanted,
+            [&b"/bin/kerberos-long-tool-x"[..]]
+        ));
+        assert!(!completes_to_wanted(b"kerberos-long-x", &wanted, [exe]));
+        assert!(!completes_to_wanted(
+            cut,
+            &wanted,
+            [&b"kerberos-long-t"[..], b""]
+        ));
+    }
+
+    #[test]
+    fn the_macos_name_is_p_name_else_p_comm() {
+        let mut name = [0u8; 32];
+        let mut comm = [0u8; 16];
+        comm[..3].copy_from_slice(b"kcc");
+        assert_eq!(bsd_name(&name, &comm), (&b"kcc"[..], false));
+        name[..5].copy_from_slice(b"klist");
+        assert_eq!(bsd_name(&name, &comm), (&b"klist"[..], false));
+        // A field filled to its last byte before the NUL may be cut.
+        comm = *b"0123456789abcde\0";
+        assert_eq!(bsd_name(&[0; 32], &comm), (&comm[..15], true));
+        name = [b'n'; 32];
+        name[31] = 0;
+        assert_eq!(bsd_name(&name, &comm), (&name[..31], true));
+        // No NUL at all: the whole field, never past it.
+        assert_eq!(bsd_name(&[b'x'; 32], &comm).0.len(), 32);
+    }
+
+    #[test]
     fn the_real_process_table_lists_this_process() {
+        use std::os::unix::ffi::OsStrExt;
         let mut table = system::SystemProcesses::new();
-        let list = table.list().unwrap();
         let me = i64::from(std::process::id());
-        assert!(list.iter().any(|p| p.pid == me));
+        let list = table.list(&|_| true).unwrap();
+        let listed = list.iter().find(|p| p.pid == me).unwrap();
         let details = table.details(&[me]);
         assert_eq!(details.len(), 1);
         // The clock-step-proof start time agrees with sysinfo's.
-        let listed = list.iter().find(|p| p.pid == me).unwrap().start_time;
-        assert!((details[0].start_time - listed).abs() <= 1);
+        let mut sys = sysinfo::System::new().unwrap();
+        let pid = sysinfo::Pid::from_u32(std::process::id());
+        sys.refresh_processes(sysinfo::ProcessesToUpdate::Some(&[pid]), true);
+        let sysinfo_me = sys.process(pid).unwrap();
+        let sysinfo_start = i64::try_from(sysinfo_me.start_time()).unwrap();
+        assert!((listed.start_time - sysinfo_start).abs() <= 1);
+        assert!((details[0].start_time - listed.start_time).abs() <= 1);
         assert!(details[0].start_time > 1_600_000_000);
+        assert_eq!(listed.name, sysinfo_me.name().as_bytes());
         assert!(!details[0].cmd.is_empty());
         assert!(details[0].exe.is_some());
+        // Nothing is listed that the filter refuses.
+        assert!(table.list(&|_| false).unwrap().is_empty());
+    }
+
+    /// A copy of a system program under a new name, running until dropped.
+    #[cfg(target_os = "linux")]
+    struct Running {
+        child: std::process::Child,
+        path: std::path::PathBuf,
+        _dir: tempfile::TempDir,
+    }
+
+    #[cfg(target_os = "linux")]
+    impl Running {
+        /// `program` copied as `name` (or, with `script`, a `#!/bin/sh`
+        /// script named `name`), blocked reading its stdin.
+        fn start(name: &str, args: &[&str], script: bool) -> Running {
+            use std::os::unix::fs::PermissionsExt;
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join(name);
+            let mut cmd = if script {
+                std::fs::write(&path, "#!/bin/sh\nread x\n").unwrap();
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+                std::process::Command::new(&path)
+            } else {
+                std::fs::copy("/bin/sh", &path).unwrap();
+                let mut c = std::process::Command::new(&path);
+                c.args(["-c", "read x"]);
+                c
+            };
+            let child = cmd
+                .args(args)
+                .stdin(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            // Until it has exec'd, the child is still named like us.
+            let pid = i64::from(child.id());
+            let want = &name.as_bytes()[..name.len().min(15)];
+            let comm = format!("/proc/{pid}/comm");
+            for _ in 0..500 {
+                let now = std::fs::read(&comm).unwrap_or_default();
+                if now.strip_suffix(b"\n") == Some(want) {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+            Running {
+                child,
+                path,
+                _dir: dir,
+            }
+        }
+
+        fn pid(&self) -> i64 {
+            i64::from(self.child.id())
+        }
+    }
+
+    #[cfg(target_os = "linux")]
+    impl Drop for Running {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_running_tool_is_found_by_name_and_read_in_full() {
+        use std::os::unix::ffi::OsStrExt;
+        let marker = format!("/tmp/kca-snapshot-{}.ccache", std::process::id());
+        let kcc = Running::start("kcc", &["copy_cred_cache", &marker], false);
+        let mut table = system::SystemProcesses::new();
+        let list = table.list(&classify::is_tool_name).unwrap();
+        let listed = list.iter().find(|p| p.pid == kcc.pid()).unwrap();
+        assert_eq!(listed.name, b"kcc");
+        let d = table.details(&[kcc.pid()]);
+        assert_eq!(d.len(), 1);
+        assert_eq!(d[0].exe.as_deref(), Some(kcc.path.as_os_str().as_bytes()));
+        assert_eq!(d[0].cmd.last().unwrap(), marker.as_bytes());
+        assert_eq!(d[0].ppid, i64::from(std::process::id()));
+
+        // And the scan turns it into a row, once.
+        let engine = engine();
+        let mut snap = Snapshot::new(Box::new(system::SystemProcesses::new()));
+        snap.scan(&engine);
+        snap.scan(&engine);
+        let rows: Vec<_> = engine
+            .store()
+            .select(&RowFilter::default())
+            .into_iter()
+            .filter(|r| r.pid == kcc.pid())
+            .collect();
+        assert_eq!(rows.len(), 1, "{rows:?}");
+        assert_eq!(rows[0].path, kcc.path.to_str().unwrap());
+        assert!(rows[0].cmdline.ends_with(&marker));
+        assert_eq!(rows[0].source, "snapshot");
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_name_cut_at_15_bytes_is_completed_for_binaries_and_scripts() {
+        let long = "kerberos-long-tool-name";
+        let wanted = move |n: &[u8]| n == long.as_bytes();
+        let binary = Running::start(long, &[], false);
+        let script = Running::start(long, &[], true);
+        let mut table = system::SystemProcesses::new();
+        let list = table.list(&wanted).unwrap();
+        for pid in [binary.pid(), script.pid()] {
+            let p = list.iter().find(|p| p.pid == pid).unwrap();
+            // Listed under the kernel's name, as the seen key needs.
+            assert_eq!(p.name, &long.as_bytes()[..15]);
+        }
+        // Not a tool: the real filter does not take them.
+        let tools = table.list(&classify::is_tool_name).unwrap();
+        assert!(!tools
+            .iter()
+            .any(|p| p.pid == binary.pid() || p.pid == script.pid()));
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn kernel_threads_are_not_listed() {
+        let mut table = system::SystemProcesses::new();
+        let all = table.list(&|_| true).unwrap();
+        let stat = std::fs::read("/proc/2/stat").unwrap_or_default();
+        let kthreadd = crate::procfs::parse_stat(&stat);
+        if !kthreadd.is_some_and(|s| s.is_kernel_thread(2)) {
+            println!("SKIPPED: no kthreadd in this pid namespace");
+            return;
+        }
+        assert!(!all.iter().any(|p| p.pid == 2));
+        for p in &all {
+            let stat = std::fs::read(format!("/proc/{}/stat", p.pid)).unwrap_or_default();
+            if let Some(s) = crate::procfs::parse_stat(&stat) {
+                assert!(!s.is_kernel_thread(p.pid), "{p:?}");
+            }
+        }
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_vanished_candidate_is_skipped() {
+        let kcc = Running::start("kcc", &[], false);
+        let pid = kcc.pid();
+        drop(kcc);
+        let mut table = system::SystemProcesses::new();
+        let list = table.list(&classify::is_tool_name).unwrap();
+        assert!(!list.iter().any(|p| p.pid == pid));
+        assert!(table.details(&[pid]).is_empty());
     }
 }
