@@ -1002,6 +1002,32 @@ fn exec_strings<'a>(
     (strings, buf.len())
 }
 
+/// Whether a candidate fails on its first bytes, without [`frame`]'s
+/// fuller reading: a file token's milliseconds above 65535, or a header's
+/// byte count above 1 MiB + 64 KiB. Most candidates in garbage fail here.
+fn hopeless(b: &[u8]) -> bool {
+    match b {
+        [AUT_OTHER_FILE32, _, _, _, _, m0, m1, ..] => *m0 != 0 || *m1 != 0,
+        [AUT_OTHER_FILE32, ..] => false,
+        [_, c0, c1, ..] => *c0 != 0 || *c1 > 0x10,
+        _ => false,
+    }
+}
+
+/// Bytes looked up one by one after a failed candidate before memchr.
+const NEAR: usize = 4;
+
+/// The ids that can start a record (the four headers) or a file token.
+static STARTS: [bool; 256] = {
+    let mut t = [false; 256];
+    t[AUT_OTHER_FILE32 as usize] = true;
+    t[AUT_HEADER32 as usize] = true;
+    t[AUT_HEADER32_EX as usize] = true;
+    t[AUT_HEADER64 as usize] = true;
+    t[AUT_HEADER64_EX as usize] = true;
+    t
+};
+
 /// Counters of a [`RecordReader`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ReaderStats {
@@ -1116,36 +1142,51 @@ impl RecordReader {
     /// reader waits for them), unless the input has ended. `hay.len()` when
     /// there is none.
     ///
-    /// The ids are found with memchr (SIMD), so random bytes cost about one
-    /// check per 50 bytes; the check itself reads a few bytes at fixed
-    /// offsets, so bytes that are all header ids cost one check each and
-    /// nothing more.
+    /// The ids are found with memchr (SIMD, two searches whose hits are
+    /// kept, so each byte is searched once), after a short byte-by-byte look
+    /// past each failed candidate; random bytes cost about one check per 50
+    /// bytes. A check reads a few bytes at fixed offsets, so bytes that are
+    /// all ids cost one check each and nothing more.
     fn resync_point(&self, hay: &[u8]) -> usize {
-        let mut common = memchr::memchr3_iter(AUT_HEADER32, AUT_HEADER32_EX, AUT_HEADER64, hay);
-        let mut rare = memchr::memchr2_iter(AUT_HEADER64_EX, AUT_OTHER_FILE32, hay);
-        let (mut next_common, mut next_rare) = (common.next(), rare.next());
+        let mut at = 0;
+        // The next hit of each memchr search; still good while >= `at`.
+        let (mut common, mut rare) = (0, 0);
         loop {
-            // The needles are disjoint: the smaller hit is consumed.
-            let at = match (next_common, next_rare) {
-                (Some(c), Some(r)) if c < r => {
-                    next_common = common.next();
-                    c
+            // A few bytes are looked up one by one first: in garbage dense
+            // with ids the next one is near, and a memchr call costs more.
+            let mut near = hay.get(at..).unwrap_or_default().iter().take(NEAR);
+            let candidate = match near.position(|&b| STARTS[usize::from(b)]) {
+                Some(i) => at + i,
+                None => {
+                    let from = at + NEAR;
+                    let rest = hay.get(from..).unwrap_or_default();
+                    if rest.is_empty() {
+                        return hay.len();
+                    }
+                    if common < from {
+                        common = from
+                            + memchr::memchr3(AUT_HEADER32, AUT_HEADER32_EX, AUT_HEADER64, rest)
+                                .unwrap_or(rest.len());
+                    }
+                    if rare < from {
+                        rare = from
+                            + memchr::memchr2(AUT_HEADER64_EX, AUT_OTHER_FILE32, rest)
+                                .unwrap_or(rest.len());
+                    }
+                    common.min(rare)
                 }
-                (_, Some(r)) => {
-                    next_rare = rare.next();
-                    r
-                }
-                (Some(c), None) => {
-                    next_common = common.next();
-                    c
-                }
-                (None, None) => return hay.len(),
             };
-            match frame(hay.get(at..).unwrap_or_default()) {
-                Frame::Bad(_) => {}
-                Frame::NeedMore(_) if self.eof => {}
-                Frame::Record(_) | Frame::File(_) | Frame::NeedMore(_) => return at,
+            let Some(bytes) = hay.get(candidate..).filter(|b| !b.is_empty()) else {
+                return hay.len();
+            };
+            if !hopeless(bytes) {
+                match frame(bytes) {
+                    Frame::Bad(_) => {}
+                    Frame::NeedMore(_) if self.eof => {}
+                    Frame::Record(_) | Frame::File(_) | Frame::NeedMore(_) => return candidate,
+                }
             }
+            at = candidate + 1;
         }
     }
 
