@@ -6,6 +6,18 @@
 //! records, [`events`] turns exec and fork records into events; this module
 //! reads the input, tracks fork parents and hands Kerberos-related execs to
 //! the engine.
+//!
+//! Garbage (bytes that are not records) must not cost a core. The reader
+//! resynchronises by searching for the next header id with memchr and takes
+//! a header only when it is plausible and its trailer, where its byte count
+//! puts it, is a trailer token with the same count ([`parse::RecordReader`]).
+//! A replay (`bsm:PATH`) that skips [`GARBAGE_CAP`] bytes without a record,
+//! from its start or since its last record, stops and fails: in
+//! `--standalone` it exits 3 with `replay failed: bsm: no BSM record in …`
+//! as the last line on stderr, after the rows of the records before. The
+//! live `/dev/auditpipe` never stops for garbage, since that would end
+//! detection: it logs once per cap of garbage, counts it in the status
+//! reason and keeps resyncing; it only reads what the kernel writes.
 
 #[cfg(target_os = "macos")]
 pub mod auditpipe;
@@ -35,11 +47,10 @@ const EXEC_CACHE: usize = 8192;
 /// Bytes skipped without a record (from the start, or since the last
 /// record) after which a replay stops and fails. auditd writes records back
 /// to back and we frame none longer than [`parse::MAX_RECORD_LEN`] (1 MiB),
-/// so 64 MiB without one is not a trail we can read: an attempt to replay
-/// `/dev/urandom` or a disk image. At resync speed (about 1.5 GB/s of random
-/// bytes, 70 MB/s at worst, bytes that are all header ids; benches/
-/// bsm_resync.rs) this bounds what such an input costs to about a second of
-/// CPU.
+/// so 64 MiB without one is not a trail we can read (`/dev/urandom`, a disk
+/// image). Resync runs at about 1.4 GB/s over random bytes and 225 MB/s at
+/// worst, bytes that are all header ids (benches/bsm_resync.rs), so this
+/// bounds what such an input costs to well under a second of CPU.
 pub const GARBAGE_CAP: u64 = 64 << 20;
 // Room for many of the largest records we frame, lost to a cut or a bad trailer.
 const _: () = assert!(GARBAGE_CAP >= 16 * parse::MAX_RECORD_LEN as u64);

@@ -1053,7 +1053,7 @@ pub struct ReaderStats {
 /// reader holds at most one incomplete record, so less than
 /// [`MAX_RECORD_LEN`] plus a header. Bytes that do not frame as a record
 /// are skipped up to the next header with a matching trailer (or a trail
-/// file token), found with memchr: see [`resync_point`](Self::resync_point).
+/// file token), found with memchr (see `resync_point`).
 /// In that search, a false header can hold back the records behind it until
 /// its claimed length has arrived or [`finish`](Self::finish) is called; it
 /// is never handed out, since its trailer does not match.
