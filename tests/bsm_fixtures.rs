@@ -15,9 +15,11 @@ use kerberos_cache_access::sources::bsm::parse::{
     AUT_HEADER32, AUT_PROCESS32, AUT_PROCESS32_EX, AUT_PROCESS64, AUT_PROCESS64_EX, AUT_SUBJECT32,
     AUT_SUBJECT32_EX, MAX_RECORD_LEN,
 };
+use kerberos_cache_access::sources::bsm::GARBAGE_CAP;
 use proptest::prelude::*;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 fn fixture_dir() -> Option<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/openbsm");
@@ -1299,4 +1301,298 @@ fn standalone_trail_with_garbage_replays_the_records() {
         .collect();
     assert_eq!(pids, [4242, 5151], "{stderr}");
     assert!(stderr.contains("byte(s) skipped"), "{stderr}");
+}
+
+// --- resynchronisation and the garbage cap ----------------------------------
+
+/// Seeded xorshift bytes: garbage that is the same on every run.
+fn garbage(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    let mut v = Vec::with_capacity(len + 8);
+    while v.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        v.extend_from_slice(&x.to_le_bytes());
+    }
+    v.truncate(len);
+    v
+}
+
+fn real_trail(name: &str) -> Vec<u8> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/bsm")
+        .join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Every record of `stream`, pushed in `chunk`-byte reads.
+fn records_of(stream: &[u8], chunk: usize) -> (Vec<Vec<u8>>, RecordReader) {
+    let mut reader = RecordReader::new();
+    let mut got = Vec::new();
+    for c in stream.chunks(chunk) {
+        reader.push(c);
+        got.extend(drain(&mut reader));
+    }
+    reader.finish();
+    got.extend(drain(&mut reader));
+    (got, reader)
+}
+
+#[test]
+fn real_trails_are_found_between_garbage_and_fake_headers() {
+    let (apple, openbsm) = (real_trail("apple.bsm"), real_trail("openbsm.bsm"));
+    let apple_records = records_of(&apple, apple.len()).0;
+    let openbsm_records = records_of(&openbsm, openbsm.len()).0;
+    // tests/data/bsm/README.md: 54 and 50 records.
+    assert_eq!((apple_records.len(), openbsm_records.len()), (54, 50));
+
+    // Headers that pass every check but the trailer's.
+    let real = kcc_execve(0, 0);
+    let mut wrong_count = real.clone();
+    *wrong_count.last_mut().unwrap() ^= 1;
+    let mut wrong_magic = real.clone();
+    let magic_at = real.len() - 6;
+    wrong_magic[magic_at] = 0xb0;
+    // A header whose byte count spans a real record and ends on no trailer:
+    // taking it would swallow the record inside.
+    let inner = spawn_record(0);
+    let cover_len = u32::try_from(18 + inner.len() + 7).unwrap();
+    let mut cover = vec![0x14];
+    cover.extend_from_slice(&cover_len.to_be_bytes());
+    cover.extend_from_slice(&[11, 0, 23, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1]);
+    // A header whose byte count runs past the end of the input.
+    let mut past_eof = vec![0x14];
+    past_eof.extend_from_slice(&4000u32.to_be_bytes());
+    past_eof.extend_from_slice(&[11, 0, 23, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1]);
+    past_eof.extend(garbage(100, 9));
+
+    let stream = [
+        &garbage(100_000, 1)[..],
+        &apple,
+        &wrong_count,
+        &wrong_magic,
+        &garbage(50_000, 2),
+        &cover,
+        &inner,
+        b"not a trailer",
+        &openbsm,
+        &garbage(10_000, 3),
+        &apple,
+        &past_eof,
+    ]
+    .concat();
+    let want: Vec<Vec<u8>> = [
+        &apple_records[..],
+        std::slice::from_ref(&inner),
+        &openbsm_records,
+        &apple_records,
+    ]
+    .concat();
+    let record_bytes: usize = want.iter().map(Vec::len).sum();
+    for chunk in [stream.len(), 128 * 1024, 4096, 7] {
+        let (got, reader) = records_of(&stream, chunk);
+        assert!(got == want, "chunk {chunk}: {} records", got.len());
+        let stats = reader.stats();
+        assert_eq!(stats.records, want.len() as u64, "chunk {chunk}");
+        assert_eq!(stats.file_tokens, 0, "chunk {chunk}");
+        assert_eq!(
+            stats.skipped_bytes,
+            (stream.len() - record_bytes) as u64,
+            "chunk {chunk}"
+        );
+        assert_eq!(stats.skipped_since_record, past_eof.len() as u64);
+        assert_eq!(reader.buffered(), 0);
+    }
+}
+
+#[test]
+fn reference_records_are_found_between_garbage() {
+    let Some(dir) = fixture_dir() else { return };
+    let mut stream = Vec::new();
+    let mut want = Vec::new();
+    let mut names: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            let n = p.file_name().unwrap().to_string_lossy();
+            n.contains("_record") || n.ends_with(".trail")
+        })
+        .collect();
+    names.sort();
+    for (i, path) in names.iter().enumerate() {
+        let record = std::fs::read(path).unwrap();
+        stream.extend(garbage(997 + i * 31, i as u64 + 11));
+        stream.extend(&record);
+        want.push(record);
+    }
+    stream.extend(garbage(500, 7));
+    let (got, reader) = records_of(&stream, 4096);
+    assert!(got == want, "{} of {} records", got.len(), want.len());
+    assert_eq!(reader.stats().records, want.len() as u64);
+}
+
+/// Generous for a debug build on a loaded 2-core box: the cap read at
+/// 2 MiB/s (the debug binary skips random bytes at over 25 MiB/s), plus
+/// 30 s to start and print.
+fn garbage_limit() -> Duration {
+    Duration::from_secs(GARBAGE_CAP / (2 << 20) + 30)
+}
+
+/// `--standalone --source SOURCE`, own state dir, stderr to a file; the
+/// exit code, stdout and stderr once it has ended by itself.
+fn standalone_until_exit(source: &str, dir: &Path) -> (Option<i32>, String, String) {
+    let stderr_path = dir.join("stderr");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kerberos_cache_access"))
+        .args([
+            "--standalone",
+            "--snapshot-interval",
+            "0",
+            "--source",
+            source,
+        ])
+        .arg("--state-dir")
+        .arg(dir.join("state"))
+        .env_remove("RUST_LOG")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(&stderr_path).unwrap())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut out = String::new();
+        std::io::Read::read_to_string(&mut stdout, &mut out).unwrap();
+        out
+    });
+    let limit = garbage_limit();
+    let status = support::wait_exit(&mut child, limit);
+    let stderr = std::fs::read_to_string(&stderr_path).unwrap_or_default();
+    let Some(status) = status else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("{source}: still running after {limit:?}:\n{stderr}");
+    };
+    (status.code(), reader.join().unwrap(), stderr)
+}
+
+fn last_line(stderr: &str) -> &str {
+    stderr.lines().last().unwrap_or_default()
+}
+
+#[test]
+fn standalone_urandom_stops_at_the_garbage_cap() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, err) = standalone_until_exit("bsm:/dev/urandom", dir.path());
+    assert_eq!(code, Some(3), "{err}");
+    assert_eq!(out, "");
+    assert!(
+        last_line(&err).contains(
+            "replay failed: bsm: no BSM record in the first 64 MiB of /dev/urandom: stopped reading"
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn standalone_fifo_of_garbage_stops_at_the_garbage_cap() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("garbage.fifo");
+    let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: a valid C string.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let path = fifo.clone();
+    let writer = std::thread::spawn(move || {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        // Non-blocking open (ENXIO until the extension reads), so this thread
+        // never hangs on an extension that did not get that far.
+        let deadline = Instant::now() + garbage_limit();
+        let mut file = loop {
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .custom_flags(libc::O_NONBLOCK)
+                .open(&path)
+            {
+                Ok(f) => break f,
+                Err(e) if e.raw_os_error() == Some(libc::ENXIO) => {}
+                Err(e) => panic!("open {}: {e}", path.display()),
+            }
+            if Instant::now() > deadline {
+                return 0;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        // SAFETY: fcntl on an fd we own; blocking writes from here on.
+        unsafe {
+            use std::os::fd::AsRawFd;
+            let fl = libc::fcntl(file.as_raw_fd(), libc::F_GETFL);
+            libc::fcntl(file.as_raw_fd(), libc::F_SETFL, fl & !libc::O_NONBLOCK);
+        }
+        let chunk = garbage(1 << 20, 77);
+        let mut written = 0u64;
+        // Until the extension closes its end (EPIPE), or far past the cap.
+        while written < 4 * GARBAGE_CAP && file.write_all(&chunk).is_ok() {
+            written += chunk.len() as u64;
+        }
+        written
+    });
+    let (code, out, err) = standalone_until_exit(&format!("bsm:{}", fifo.display()), dir.path());
+    let written = writer.join().unwrap();
+    assert_eq!(code, Some(3), "{err}");
+    assert_eq!(out, "");
+    let want = format!("no BSM record in the first 64 MiB of {}", fifo.display());
+    assert!(last_line(&err).contains(&want), "{err}");
+    // It stopped reading: the writer was cut off well before its end.
+    assert!(
+        (GARBAGE_CAP..4 * GARBAGE_CAP).contains(&written),
+        "{written}"
+    );
+}
+
+/// Records, then more garbage than the cap, then a record: the rows of the
+/// records before the garbage are printed, then the replay fails with the
+/// reason (the record after it is never reached).
+#[test]
+fn standalone_garbage_after_records_prints_their_rows_then_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let trail = dir.path().join("trail");
+    let cap = usize::try_from(GARBAGE_CAP).unwrap();
+    let bytes = [
+        &kcc_execve(0, 0)[..],
+        &spawn_record(0),
+        &garbage(cap + (2 << 20), 5),
+        &kcc_execve(0, 0),
+    ]
+    .concat();
+    std::fs::write(&trail, &bytes).unwrap();
+    let (code, out, err) = standalone_until_exit(&format!("bsm:{}", trail.display()), dir.path());
+    assert_eq!(code, Some(3), "{err}");
+    let pids: Vec<i64> = out
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["pid"]
+                .as_i64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(pids, [4242, 5151], "{err}");
+    let want = format!(
+        "no BSM record in 64 MiB of {} after record 2: stopped reading",
+        trail.display()
+    );
+    assert!(last_line(&err).contains(&want), "{err}");
+}
+
+/// Random bytes hold about one byte sequence per 4 MB that looks like a
+/// trail's file token by its id, name length and NUL; the millisecond
+/// field tells them apart, so garbage is not taken for a (record-less)
+/// trail.
+#[test]
+fn random_bytes_hold_no_file_tokens() {
+    let (got, reader) = records_of(&garbage(16 << 20, 21), 128 * 1024);
+    assert!(got.is_empty());
+    let stats = reader.stats();
+    assert_eq!((stats.records, stats.file_tokens), (0, 0));
+    assert_eq!(stats.skipped_bytes, 16 << 20);
 }

@@ -6,6 +6,18 @@
 //! records, [`events`] turns exec and fork records into events; this module
 //! reads the input, tracks fork parents and hands Kerberos-related execs to
 //! the engine.
+//!
+//! Garbage (bytes that are not records) must not cost a core. The reader
+//! resynchronises by searching for the next header id with memchr and takes
+//! a header only when it is plausible and its trailer, where its byte count
+//! puts it, is a trailer token with the same count ([`parse::RecordReader`]).
+//! A replay (`bsm:PATH`) that skips [`GARBAGE_CAP`] bytes without a record,
+//! from its start or since its last record, stops and fails: in
+//! `--standalone` it exits 3 with `replay failed: bsm: no BSM record in …`
+//! as the last line on stderr, after the rows of the records before. The
+//! live `/dev/auditpipe` never stops for garbage, since that would end
+//! detection: it logs once per cap of garbage, counts it in the status
+//! reason and keeps resyncing; it only reads what the kernel writes.
 
 #[cfg(target_os = "macos")]
 pub mod auditpipe;
@@ -32,6 +44,16 @@ const READ_BUF: usize = 128 * 1024;
 /// Fork parents remembered for AUE_EXECVE records, which do not carry one.
 const MAX_FORKS: usize = 16_384;
 const EXEC_CACHE: usize = 8192;
+/// Bytes skipped without a record (from the start, or since the last
+/// record) after which a replay stops and fails. auditd writes records back
+/// to back and we frame none longer than [`parse::MAX_RECORD_LEN`] (1 MiB),
+/// so 64 MiB without one is not a trail we can read (`/dev/urandom`, a disk
+/// image). Resync runs at about 1.4 GB/s over random bytes and 225 MB/s at
+/// worst, bytes that are all header ids (benches/bsm_resync.rs), so this
+/// bounds what such an input costs to well under a second of CPU.
+pub const GARBAGE_CAP: u64 = 64 << 20;
+// Room for many of the largest records we frame, lost to a cut or a bad trailer.
+const _: () = assert!(GARBAGE_CAP >= 16 * parse::MAX_RECORD_LEN as u64);
 
 enum Input {
     Trail(ReplayFile),
@@ -50,6 +72,10 @@ pub struct Bsm {
     unreadable: u64,
     pipe_drops: u64,
     note: String,
+    /// [`GARBAGE_CAP`]; smaller in tests.
+    garbage_cap: u64,
+    /// Caps of garbage already logged (the live pipe only warns).
+    garbage_warned: u64,
 }
 
 impl Bsm {
@@ -65,6 +91,62 @@ impl Bsm {
             unreadable: 0,
             pipe_drops: 0,
             note,
+            garbage_cap: GARBAGE_CAP,
+            garbage_warned: 0,
+        }
+    }
+
+    #[cfg(test)]
+    fn with_garbage_cap(mut self, cap: u64) -> Bsm {
+        self.garbage_cap = cap.max(1);
+        self
+    }
+
+    /// Applies the garbage cap. A replay that has skipped
+    /// [`GARBAGE_CAP`] bytes since its last record (or its start) gets the
+    /// reason to stop. The live pipe never stops for it (that would end
+    /// detection): it logs once per cap of garbage and keeps resyncing; it
+    /// reads only what the kernel writes, at memchr speed, so the cost
+    /// follows the kernel's own output.
+    fn garbage_check(&mut self) -> Option<String> {
+        let stats = self.reader.stats();
+        let runs = stats.skipped_since_record / self.garbage_cap;
+        if runs == 0 {
+            self.garbage_warned = 0;
+            return None;
+        }
+        let mib = self.garbage_cap >> 20;
+        let cap = if mib > 0 {
+            format!("{mib} MiB")
+        } else {
+            format!("{} bytes", self.garbage_cap)
+        };
+        match &self.input {
+            Input::Trail(file) => Some(if stats.records == 0 {
+                format!(
+                    "no BSM record in the first {cap} of {}: stopped reading (not a BSM trail?)",
+                    file.path().display()
+                )
+            } else {
+                format!(
+                    "no BSM record in {cap} of {} after record {}: stopped reading, \
+                     the rest is taken for garbage",
+                    file.path().display(),
+                    stats.records
+                )
+            }),
+            #[cfg(target_os = "macos")]
+            Input::Pipe(_) => {
+                if runs > self.garbage_warned {
+                    self.garbage_warned = runs;
+                    log::warn!(
+                        "bsm: {} byte(s) of {} without a record; still searching",
+                        stats.skipped_since_record,
+                        self.label
+                    );
+                }
+                None
+            }
         }
     }
 
@@ -227,7 +309,6 @@ impl Source for Bsm {
                     self.reader.finish();
                     self.drain(engine, &counters);
                     ended = true;
-                    break;
                 }
                 Ok(n) => {
                     self.reader.push(self.buf.get(..n).unwrap_or_default());
@@ -242,6 +323,15 @@ impl Source for Bsm {
                         .set(SourceKind::Bsm, State::Failed, why.clone());
                     anyhow::bail!(why);
                 }
+            }
+            if let Some(why) = self.garbage_check() {
+                engine
+                    .status()
+                    .set(SourceKind::Bsm, State::Failed, why.clone());
+                anyhow::bail!(why);
+            }
+            if ended {
+                break;
             }
             if last_status.elapsed() >= Duration::from_secs(1) {
                 last_status = Instant::now();
@@ -270,5 +360,98 @@ impl Source for Bsm {
             .status()
             .set(SourceKind::Bsm, State::Active, self.reason());
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::StoreConfig;
+    use crate::users::FixedUsers;
+
+    /// Seeded xorshift bytes: garbage that is the same on every run.
+    fn garbage(len: usize, seed: u64) -> Vec<u8> {
+        let mut x = seed | 1;
+        let mut v = Vec::with_capacity(len + 8);
+        while v.len() < len {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            v.extend_from_slice(&x.to_le_bytes());
+        }
+        v.truncate(len);
+        v
+    }
+
+    fn real_trail(name: &str) -> Vec<u8> {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/data/bsm")
+            .join(name);
+        std::fs::read(path).unwrap()
+    }
+
+    /// Replays `bytes` with a garbage cap of `cap`: the outcome and the
+    /// records read.
+    fn replay(bytes: &[u8], cap: u64) -> (anyhow::Result<()>, u64) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("trail");
+        std::fs::write(&path, bytes).unwrap();
+        let engine = Engine::new(StoreConfig::default(), Box::new(FixedUsers::default()));
+        let mut bsm = Bsm::trail(&path).unwrap().with_garbage_cap(cap);
+        let result = bsm.run(&engine, &AtomicBool::new(false));
+        (result, bsm.reader.stats().records)
+    }
+
+    const CAP: u64 = 100_000;
+    const APPLE_RECORDS: u64 = 54;
+    const OPENBSM_RECORDS: u64 = 50;
+
+    #[test]
+    fn garbage_below_the_cap_between_records_is_skipped() {
+        let (apple, openbsm) = (real_trail("apple.bsm"), real_trail("openbsm.bsm"));
+        let under = usize::try_from(CAP).unwrap() - 1000;
+        let bytes = [
+            &garbage(under, 1)[..],
+            &apple,
+            &garbage(under, 2),
+            &openbsm,
+            &garbage(under, 3),
+            &apple,
+        ]
+        .concat();
+        let (result, records) = replay(&bytes, CAP);
+        result.unwrap();
+        assert_eq!(records, 2 * APPLE_RECORDS + OPENBSM_RECORDS);
+    }
+
+    #[test]
+    fn garbage_from_the_start_stops_the_replay() {
+        let bytes = garbage(4 * usize::try_from(CAP).unwrap(), 4);
+        let (result, records) = replay(&bytes, CAP);
+        let why = result.unwrap_err().to_string();
+        assert!(
+            why.contains("no BSM record in the first 100000 bytes of"),
+            "{why}"
+        );
+        assert_eq!(records, 0);
+    }
+
+    #[test]
+    fn garbage_after_records_stops_the_replay_after_them() {
+        let apple = real_trail("apple.bsm");
+        let bytes = [
+            &apple[..],
+            &garbage(4 * usize::try_from(CAP).unwrap(), 5),
+            &apple,
+        ]
+        .concat();
+        let (result, records) = replay(&bytes, CAP);
+        let why = result.unwrap_err().to_string();
+        assert!(
+            why.contains(&format!("after record {APPLE_RECORDS}: stopped reading")),
+            "{why}"
+        );
+        // The records before the garbage were all handed on; none after.
+        assert_eq!(records, APPLE_RECORDS);
     }
 }

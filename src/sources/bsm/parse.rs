@@ -449,6 +449,12 @@ fn frame_file(b: &[u8]) -> Frame {
     if name_len == 0 || name_len > FILE_NAME_MAX {
         return Frame::Bad(BsmError::NotAHeader(AUT_OTHER_FILE32));
     }
+    // auditd writes `tv_usec / 1000`: a random u32 is below 1000 once in
+    // four million, which keeps garbage from passing for a trail boundary.
+    let mut m = Cursor::at(b, 5);
+    if m.u32().is_ok_and(|millis| millis >= 1000) {
+        return Frame::Bad(BsmError::NotAHeader(AUT_OTHER_FILE32));
+    }
     let total = FIXED + name_len;
     match b.get(total - 1) {
         None => Frame::NeedMore(total),
@@ -472,6 +478,10 @@ fn frame_header(b: &[u8], id: u8) -> Frame {
     let (Ok(count), Ok(version)) = (c.u32(), c.u8()) else {
         return Frame::NeedMore(prefix);
     };
+    // The cheapest test first: garbage of header ids fails here.
+    if u64::from(count) > MAX_RECORD_LEN as u64 {
+        return Frame::Bad(BsmError::BadByteCount(count));
+    }
     if !valid_version(version) {
         return Frame::Bad(BsmError::BadVersion(version));
     }
@@ -992,6 +1002,32 @@ fn exec_strings<'a>(
     (strings, buf.len())
 }
 
+/// Whether a candidate fails on its first bytes, without [`frame`]'s
+/// fuller reading: a file token's milliseconds above 65535, or a header's
+/// byte count above 1 MiB + 64 KiB. Most candidates in garbage fail here.
+fn hopeless(b: &[u8]) -> bool {
+    match b {
+        [AUT_OTHER_FILE32, _, _, _, _, m0, m1, ..] => *m0 != 0 || *m1 != 0,
+        [AUT_OTHER_FILE32, ..] => false,
+        [_, c0, c1, ..] => *c0 != 0 || *c1 > 0x10,
+        _ => false,
+    }
+}
+
+/// Bytes looked up one by one after a failed candidate before memchr.
+const NEAR: usize = 4;
+
+/// The ids that can start a record (the four headers) or a file token.
+static STARTS: [bool; 256] = {
+    let mut t = [false; 256];
+    t[AUT_OTHER_FILE32 as usize] = true;
+    t[AUT_HEADER32 as usize] = true;
+    t[AUT_HEADER32_EX as usize] = true;
+    t[AUT_HEADER64 as usize] = true;
+    t[AUT_HEADER64_EX as usize] = true;
+    t
+};
+
 /// Counters of a [`RecordReader`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ReaderStats {
@@ -1004,6 +1040,9 @@ pub struct ReaderStats {
     pub skipped_bytes: u64,
     /// Times the stream lost record framing and had to search for a header.
     pub resyncs: u64,
+    /// Bytes skipped since the last record (or the start): how much garbage
+    /// the current search has cost. File tokens do not reset it.
+    pub skipped_since_record: u64,
 }
 
 /// Cuts a byte stream (auditpipe reads, a trail file read in chunks) into
@@ -1013,10 +1052,11 @@ pub struct ReaderStats {
 /// [`next_record`](Self::next_record) until it returns `None`. After that the
 /// reader holds at most one incomplete record, so less than
 /// [`MAX_RECORD_LEN`] plus a header. Bytes that do not frame as a record
-/// are skipped one at a time until a header with a matching trailer (or a
-/// trail file token) turns up. In that search, a false header can hold back
-/// the records behind it until its claimed length has arrived or
-/// [`finish`](Self::finish) is called.
+/// are skipped up to the next header with a matching trailer (or a trail
+/// file token), found with memchr (see `resync_point`).
+/// In that search, a false header can hold back the records behind it until
+/// its claimed length has arrived or [`finish`](Self::finish) is called; it
+/// is never handed out, since its trailer does not match.
 #[derive(Debug, Default)]
 pub struct RecordReader {
     buf: Vec<u8>,
@@ -1065,6 +1105,7 @@ impl RecordReader {
                     self.pos += len;
                     self.resyncing = false;
                     self.stats.records += 1;
+                    self.stats.skipped_since_record = 0;
                     return self.buf.get(start..self.pos);
                 }
                 Frame::File(len) => {
@@ -1078,29 +1119,75 @@ impl RecordReader {
         }
     }
 
-    /// Drops the byte at the read position and any following bytes that
-    /// cannot start a record or file token.
+    /// Drops the byte at the read position and every following byte up to
+    /// the next plausible start of a record or file token (see
+    /// [`resync_point`](Self::resync_point)).
     fn skip_garbage(&mut self) {
         if !self.resyncing {
             self.resyncing = true;
             self.stats.resyncs += 1;
         }
         let rest = self.buf.get(self.pos + 1..).unwrap_or_default();
-        let n = 1 + rest
-            .iter()
-            .position(|&b| {
-                matches!(
-                    b,
-                    AUT_OTHER_FILE32
-                        | AUT_HEADER32
-                        | AUT_HEADER32_EX
-                        | AUT_HEADER64
-                        | AUT_HEADER64_EX
-                )
-            })
-            .unwrap_or(rest.len());
+        let n = 1 + self.resync_point(rest);
         self.pos += n;
         self.stats.skipped_bytes += n as u64;
+        self.stats.skipped_since_record += n as u64;
+    }
+
+    /// The offset in `hay` of the first byte that may start a record: a
+    /// header id whose header is plausible (version, address type, byte
+    /// count within bounds) and whose trailer, where the byte count puts it,
+    /// is a trailer token with the same count; or a file token. A candidate
+    /// that cannot be decided until more bytes arrive is one too (the
+    /// reader waits for them), unless the input has ended. `hay.len()` when
+    /// there is none.
+    ///
+    /// The ids are found with memchr (SIMD, two searches whose hits are
+    /// kept, so each byte is searched once), after a short byte-by-byte look
+    /// past each failed candidate; random bytes cost about one check per 50
+    /// bytes. A check reads a few bytes at fixed offsets, so bytes that are
+    /// all ids cost one check each and nothing more.
+    fn resync_point(&self, hay: &[u8]) -> usize {
+        let mut at = 0;
+        // The next hit of each memchr search; still good while >= `at`.
+        let (mut common, mut rare) = (0, 0);
+        loop {
+            // A few bytes are looked up one by one first: in garbage dense
+            // with ids the next one is near, and a memchr call costs more.
+            let mut near = hay.get(at..).unwrap_or_default().iter().take(NEAR);
+            let candidate = match near.position(|&b| STARTS[usize::from(b)]) {
+                Some(i) => at + i,
+                None => {
+                    let from = at + NEAR;
+                    let rest = hay.get(from..).unwrap_or_default();
+                    if rest.is_empty() {
+                        return hay.len();
+                    }
+                    if common < from {
+                        common = from
+                            + memchr::memchr3(AUT_HEADER32, AUT_HEADER32_EX, AUT_HEADER64, rest)
+                                .unwrap_or(rest.len());
+                    }
+                    if rare < from {
+                        rare = from
+                            + memchr::memchr2(AUT_HEADER64_EX, AUT_OTHER_FILE32, rest)
+                                .unwrap_or(rest.len());
+                    }
+                    common.min(rare)
+                }
+            };
+            let Some(bytes) = hay.get(candidate..).filter(|b| !b.is_empty()) else {
+                return hay.len();
+            };
+            if !hopeless(bytes) {
+                match frame(bytes) {
+                    Frame::Bad(_) => {}
+                    Frame::NeedMore(_) if self.eof => {}
+                    Frame::Record(_) | Frame::File(_) | Frame::NeedMore(_) => return candidate,
+                }
+            }
+            at = candidate + 1;
+        }
     }
 
     /// Bytes held: an incomplete record, or input not yet looked at.
