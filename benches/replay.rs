@@ -1,0 +1,531 @@
+//! Replay bench: what the file-replay sources cost the extension per event,
+//! measured on the real binary as a user runs it
+//! (`--standalone --source KIND:FILE`), from inputs built out of the real
+//! captures vendored in `tests/data/` (so a fresh clone can run it).
+//!
+//! For each run it reports events, bytes, wall time, CPU time (user + sys of
+//! the child, from `wait4`'s rusage), CPU ms per 1,000 events, µs per line,
+//! MB/s and peak RSS, and ends with a markdown table to paste. Beside each
+//! eslogger replay, `python3` `json.loads` every line of the same file, timed
+//! the same way, and the CPU ratio extension / Python is printed (issue 10's
+//! target: ≤ 0.15).
+//!
+//! ```text
+//! cargo bench --bench replay                        # every source, default sizes
+//! cargo bench --bench replay -- eslogger 100000     # one source, COUNT lines
+//! cargo bench --bench replay -- bsm 1000000 3       # COUNT records, best of 3 runs
+//! ```
+//!
+//! Sources: `eslogger` (COUNT copies of the macOS 13 `/bin/date` exec message
+//! compacted to one line, about 5 KB each), `eslogger_mixed` (COUNT lines of
+//! fork, exec, exit in turn, distinct pids, increasing `global_seq_num`),
+//! `bsm` (the vendored trails back to back until COUNT records).
+//! `linux_audit` and `proc_connector` are live sources: `benches/storm.rs`
+//! measures them (root). `osquery_es` has no file replay (see the README's
+//! CPU budget section).
+//!
+//! Measured on a 2-core VM (nproc 2, "AMD EPYC" in /proc/cpuinfo) shared with
+//! other jobs; the bench prints the machine it runs on.
+#![cfg(unix)]
+
+use kerberos_cache_access::sources::bsm::parse::RecordReader;
+use serde_json::{json, Value};
+use std::fs::File;
+use std::io::{BufWriter, Read, Write};
+use std::path::Path;
+use std::process::{Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_kerberos_cache_access");
+const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data");
+const ES_EXEC: i64 = 9;
+const ES_FORK: i64 = 11;
+const ES_EXIT: i64 = 15;
+/// Reads each line of argv[1] and parses it, nothing else.
+const PYTHON_JSON: &str =
+    "import json, sys\nwith open(sys.argv[1], 'rb') as f:\n    for line in f:\n        json.loads(line)\n";
+
+/// What `wait4` says about one finished child.
+#[derive(Clone, Copy)]
+struct Usage {
+    wall: Duration,
+    cpu: Duration,
+    peak_rss_kib: u64,
+}
+
+/// One measured run of the extension (or of Python) over one file.
+struct Measure {
+    label: String,
+    events: u64,
+    lines: u64,
+    bytes: u64,
+    usage: Usage,
+}
+
+impl Measure {
+    fn cpu_ms_per_1000(&self) -> f64 {
+        self.usage.cpu.as_secs_f64() * 1e6 / self.events.max(1) as f64
+    }
+    fn us_per_line(&self) -> f64 {
+        self.usage.cpu.as_secs_f64() * 1e6 / self.lines.max(1) as f64
+    }
+    /// Bytes per CPU second (what one core gets through).
+    fn mb_per_s(&self) -> f64 {
+        self.bytes as f64 / 1e6 / self.usage.cpu.as_secs_f64().max(1e-9)
+    }
+    fn print(&self) {
+        println!(
+            "{:<28} events {:>9} bytes {:>11} wall {:>7.3} s cpu {:>7.3} s  {:>8.2} ms/1000 events  {:>7.3} µs/line  {:>7.1} MB/s  peak RSS {:>7} KiB",
+            self.label,
+            self.events,
+            self.bytes,
+            self.usage.wall.as_secs_f64(),
+            self.usage.cpu.as_secs_f64(),
+            self.cpu_ms_per_1000(),
+            self.us_per_line(),
+            self.mb_per_s(),
+            self.usage.peak_rss_kib
+        );
+    }
+}
+
+fn timeval(tv: libc::timeval) -> Duration {
+    Duration::from_secs(u64::try_from(tv.tv_sec).unwrap_or(0))
+        + Duration::from_micros(u64::try_from(tv.tv_usec).unwrap_or(0))
+}
+
+/// Runs `cmd` to its end, stdout counted and dropped, stderr into
+/// `stderr_path`, and returns its rusage, or why it failed.
+fn run_measured(mut cmd: Command, stderr_path: &Path) -> Result<(Usage, u64), String> {
+    let stderr =
+        File::create(stderr_path).map_err(|e| format!("{}: {e}", stderr_path.display()))?;
+    let start = Instant::now();
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(stderr)
+        .spawn()
+        .map_err(|e| format!("cannot start {:?}: {e}", cmd.get_program()))?;
+    let pid = libc::pid_t::try_from(child.id()).map_err(|e| format!("pid: {e}"))?;
+    let mut stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| "no stdout pipe".to_string())?;
+    // Count rows in another thread so a full pipe never stalls the child.
+    let counter = std::thread::spawn(move || {
+        let mut buf = vec![0u8; 1 << 16];
+        let mut lines = 0u64;
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            lines += memchr::memchr_iter(b'\n', &buf[..n]).count() as u64;
+        }
+        lines
+    });
+    let mut status: libc::c_int = 0;
+    // SAFETY: rusage is plain data, filled in by wait4.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    loop {
+        // SAFETY: pid is our own unwaited child; both pointers are valid.
+        let r = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
+        if r == pid {
+            break;
+        }
+        let err = std::io::Error::last_os_error();
+        if err.kind() != std::io::ErrorKind::Interrupted {
+            return Err(format!("wait4: {err}"));
+        }
+    }
+    let wall = start.elapsed();
+    // The child is reaped: `Child` must not wait again (dropping it does not).
+    drop(child);
+    let rows = counter.join().unwrap_or(0);
+    if !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
+        let how = if libc::WIFEXITED(status) {
+            format!("exit code {}", libc::WEXITSTATUS(status))
+        } else {
+            format!("signal {}", libc::WTERMSIG(status))
+        };
+        let log = std::fs::read_to_string(stderr_path).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(5).collect();
+        return Err(format!(
+            "{:?} failed ({how}); stderr ends:\n  {}",
+            cmd.get_program(),
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n  ")
+        ));
+    }
+    // ru_maxrss is KiB on Linux, bytes on macOS.
+    let maxrss = u64::try_from(ru.ru_maxrss).unwrap_or(0);
+    let peak_rss_kib = if cfg!(target_os = "macos") {
+        maxrss / 1024
+    } else {
+        maxrss
+    };
+    Ok((
+        Usage {
+            wall,
+            cpu: timeval(ru.ru_utime) + timeval(ru.ru_stime),
+            peak_rss_kib,
+        },
+        rows,
+    ))
+}
+
+/// The extension replaying `file` as `kind`; checks that it read every line
+/// it was given when its log says so.
+fn run_extension(
+    kind: &str,
+    file: &Path,
+    dir: &Path,
+    expect_lines: Option<u64>,
+) -> Result<Usage, String> {
+    let state = dir.join("state");
+    let mut cmd = Command::new(BIN);
+    cmd.args(["--standalone", "--snapshot-interval", "0", "--source"])
+        .arg(format!("{kind}:{}", file.display()))
+        .arg("--state-dir")
+        .arg(&state)
+        .env_remove("RUST_LOG");
+    let stderr = dir.join("stderr.log");
+    let (usage, rows) = run_measured(cmd, &stderr)?;
+    let _ = std::fs::remove_dir_all(&state);
+    if rows > 0 {
+        println!("  ({rows} row(s) printed)");
+    }
+    if let Some(want) = expect_lines {
+        // "... N line(s) read ..." in the replay's last status line.
+        let log = std::fs::read_to_string(&stderr).unwrap_or_default();
+        let read = log
+            .lines()
+            .rev()
+            .find_map(|l| {
+                l.split(" line(s) read")
+                    .next()
+                    .filter(|h| h.len() < l.len())
+            })
+            .and_then(|h| h.rsplit(' ').next())
+            .and_then(|n| n.parse::<u64>().ok());
+        match read {
+            Some(n) if n != want => {
+                return Err(format!("the extension read {n} line(s) of {want}"));
+            }
+            Some(_) => {}
+            None => println!("  (the log does not say how many lines were read)"),
+        }
+    }
+    Ok(usage)
+}
+
+/// Python's `json.loads` over every line of `file`.
+fn run_python(file: &Path, dir: &Path) -> Result<Usage, String> {
+    let mut cmd = Command::new("python3");
+    cmd.arg("-c").arg(PYTHON_JSON).arg(file);
+    run_measured(cmd, &dir.join("python.log")).map(|(usage, _)| usage)
+}
+
+fn python3_present() -> bool {
+    Command::new("python3")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+// --- inputs --------------------------------------------------------------
+
+fn fixture() -> Value {
+    let path = Path::new(DATA).join("eslogger/exec-macos13.json");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).expect("the vendored eslogger message is JSON")
+}
+
+fn set_pid(process: &mut Value, pid: u64, ppid: u64) {
+    process["audit_token"]["pid"] = json!(pid);
+    process["ppid"] = json!(ppid);
+}
+
+/// COUNT copies of the real exec message, one line each (as the issue
+/// measured it).
+fn write_eslogger_exec(path: &Path, count: u64) -> u64 {
+    let line = serde_json::to_string(&fixture()).expect("serialize");
+    let mut out = BufWriter::with_capacity(1 << 20, File::create(path).expect("create input"));
+    for _ in 0..count {
+        out.write_all(line.as_bytes()).expect("write input");
+        out.write_all(b"\n").expect("write input");
+    }
+    out.flush().expect("write input");
+    count * (line.len() as u64 + 1)
+}
+
+/// COUNT lines of fork, exec, exit in turn: a shell forks a child that
+/// execs /bin/date and exits. Built from the fixture's `process` object,
+/// with a new pid per child and increasing sequence numbers.
+fn write_eslogger_mixed(path: &Path, count: u64) -> u64 {
+    let exec = fixture();
+    let shell = exec["process"].clone();
+    let shell_pid = exec["process"]["ppid"].as_u64().unwrap_or(1);
+    let mut envelope = exec.clone();
+    if let Some(m) = envelope.as_object_mut() {
+        m.shift_remove("event");
+        m.shift_remove("process");
+    }
+    let mut out = BufWriter::with_capacity(1 << 20, File::create(path).expect("create input"));
+    let mut bytes = 0u64;
+    for i in 0..count {
+        let child_pid = 100_000 + i / 3;
+        let mut msg = envelope.clone();
+        msg["global_seq_num"] = json!(1000 + i);
+        msg["seq_num"] = json!(1000 + i);
+        let mut child = shell.clone();
+        set_pid(&mut child, child_pid, shell_pid);
+        match i % 3 {
+            0 => {
+                let mut parent = shell.clone();
+                set_pid(&mut parent, shell_pid, 1);
+                msg["event_type"] = json!(ES_FORK);
+                msg["event"] = json!({"fork": {"child": child}});
+                msg["process"] = parent;
+            }
+            1 => {
+                let mut m = exec.clone();
+                m["global_seq_num"] = msg["global_seq_num"].clone();
+                m["seq_num"] = msg["seq_num"].clone();
+                m["event_type"] = json!(ES_EXEC);
+                set_pid(&mut m["process"], child_pid, shell_pid);
+                set_pid(&mut m["event"]["exec"]["target"], child_pid, shell_pid);
+                msg = m;
+            }
+            _ => {
+                msg["event_type"] = json!(ES_EXIT);
+                msg["event"] = json!({"exit": {"stat": 0}});
+                msg["process"] = child;
+            }
+        }
+        let line = serde_json::to_string(&msg).expect("serialize");
+        out.write_all(line.as_bytes()).expect("write input");
+        out.write_all(b"\n").expect("write input");
+        bytes += line.len() as u64 + 1;
+    }
+    out.flush().expect("write input");
+    bytes
+}
+
+/// The vendored trails back to back until at least COUNT records; returns
+/// (records, bytes).
+fn write_bsm(path: &Path, count: u64) -> (u64, u64) {
+    let mut one = Vec::new();
+    for name in ["apple.bsm", "openbsm.bsm"] {
+        let p = Path::new(DATA).join("bsm").join(name);
+        one.extend(std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display())));
+    }
+    let mut reader = RecordReader::new();
+    reader.push(&one);
+    reader.finish();
+    let mut per_copy = 0u64;
+    while reader.next_record().is_some() {
+        per_copy += 1;
+    }
+    assert!(per_copy > 0, "no records in the vendored BSM trails");
+    let copies = count.div_ceil(per_copy);
+    let mut out = BufWriter::with_capacity(1 << 20, File::create(path).expect("create input"));
+    for _ in 0..copies {
+        out.write_all(&one).expect("write input");
+    }
+    out.flush().expect("write input");
+    (copies * per_copy, copies * one.len() as u64)
+}
+
+// --- runs ----------------------------------------------------------------
+
+/// A finished comparison, for the closing table.
+struct Row {
+    source: String,
+    ext: Measure,
+    python: Option<Measure>,
+}
+
+/// Best (least CPU) of `runs` runs of `f`.
+fn best_of(runs: u32, mut f: impl FnMut() -> Result<Usage, String>) -> Result<Usage, String> {
+    let mut best: Option<Usage> = None;
+    for _ in 0..runs.max(1) {
+        let u = f()?;
+        if best.as_ref().is_none_or(|b| u.cpu < b.cpu) {
+            best = Some(u);
+        }
+    }
+    best.ok_or_else(|| "no run".to_string())
+}
+
+fn eslogger(source: &str, count: u64, runs: u32, dir: &Path) -> Result<Row, String> {
+    let file = dir.join(format!("{source}.jsonl"));
+    let bytes = if source == "eslogger" {
+        write_eslogger_exec(&file, count)
+    } else {
+        write_eslogger_mixed(&file, count)
+    };
+    let usage = best_of(runs, || run_extension("eslogger", &file, dir, Some(count)))?;
+    let ext = Measure {
+        label: format!("{source} (extension)"),
+        events: count,
+        lines: count,
+        bytes,
+        usage,
+    };
+    ext.print();
+    let python = if python3_present() {
+        let p = Measure {
+            label: format!("{source} (python json.loads)"),
+            events: count,
+            lines: count,
+            bytes,
+            usage: best_of(runs, || run_python(&file, dir))?,
+        };
+        p.print();
+        println!(
+            "  extension / python: cpu {:.3}, wall {:.3} (target cpu ≤ 0.15)",
+            ext.usage.cpu.as_secs_f64() / p.usage.cpu.as_secs_f64().max(1e-9),
+            ext.usage.wall.as_secs_f64() / p.usage.wall.as_secs_f64().max(1e-9)
+        );
+        Some(p)
+    } else {
+        println!("SKIPPED: python3 not found (no json.loads comparison)");
+        None
+    };
+    let _ = std::fs::remove_file(&file);
+    Ok(Row {
+        source: source.to_string(),
+        ext,
+        python,
+    })
+}
+
+fn bsm(count: u64, runs: u32, dir: &Path) -> Result<Row, String> {
+    let file = dir.join("trail.bsm");
+    let (records, bytes) = write_bsm(&file, count);
+    let usage = best_of(runs, || run_extension("bsm", &file, dir, None))?;
+    let ext = Measure {
+        label: "bsm (extension)".to_string(),
+        events: records,
+        lines: records,
+        bytes,
+        usage,
+    };
+    ext.print();
+    let _ = std::fs::remove_file(&file);
+    Ok(Row {
+        source: "bsm".to_string(),
+        ext,
+        python: None,
+    })
+}
+
+fn machine() -> String {
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, m)| m.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".to_string());
+    let load = std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|t| t.split_whitespace().next().map(str::to_string))
+        .map_or_else(String::new, |l| format!(", load average {l}"));
+    format!("{cores} cores, {model}{load}")
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let which = args.first().map_or("all", String::as_str);
+    let count: Option<u64> = match args.get(1).map(|c| c.parse()) {
+        None => None,
+        Some(Ok(c)) if c > 0 => Some(c),
+        Some(_) => {
+            eprintln!("replay: COUNT must be a positive number");
+            return ExitCode::from(2);
+        }
+    };
+    let runs: u32 = args.get(2).and_then(|r| r.parse().ok()).unwrap_or(1);
+    let sources: Vec<&str> = match which {
+        "all" => vec!["eslogger", "eslogger_mixed", "bsm"],
+        "eslogger" | "eslogger_mixed" | "bsm" => vec![which],
+        other => {
+            eprintln!("replay: unknown source {other:?} (eslogger, eslogger_mixed, bsm, all)");
+            return ExitCode::from(2);
+        }
+    };
+    if !Path::new(BIN).is_file() {
+        eprintln!("replay: the extension binary {BIN} is missing");
+        return ExitCode::FAILURE;
+    }
+    let dir = tempfile::Builder::new()
+        .prefix("kca-replay-")
+        .tempdir()
+        .expect("temp dir");
+    println!("machine: {}", machine());
+    println!("binary: {BIN}");
+    let mut rows = Vec::new();
+    let mut failed = false;
+    for source in sources {
+        let result = match source {
+            "bsm" => bsm(count.unwrap_or(1_000_000), runs, dir.path()),
+            s => eslogger(s, count.unwrap_or(100_000), runs, dir.path()),
+        };
+        match result {
+            Ok(row) => rows.push(row),
+            Err(e) => {
+                eprintln!("replay: {source}: {e}");
+                failed = true;
+            }
+        }
+    }
+    print_table(&rows);
+    println!(
+        "\nlinux_audit, proc_connector (live, root): sudo cargo bench --bench storm -- linux_audit 1400\n\
+         osquery_es: not measured (no file replay; see the README's CPU budget section)"
+    );
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn print_table(rows: &[Row]) {
+    println!("\nmachine: {}\n", machine());
+    println!("| source | input | events | CPU ms / 1,000 events | µs / line | MB/s | wall s | peak RSS | Python json.loads CPU s | ext / Python |");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    for r in rows {
+        let (py, ratio) = match &r.python {
+            Some(p) => (
+                format!("{:.2}", p.usage.cpu.as_secs_f64()),
+                format!(
+                    "{:.3}",
+                    r.ext.usage.cpu.as_secs_f64() / p.usage.cpu.as_secs_f64().max(1e-9)
+                ),
+            ),
+            None => ("n/a".to_string(), "n/a".to_string()),
+        };
+        println!(
+            "| {} | {:.1} MB | {} | {:.1} | {:.2} | {:.0} | {:.2} | {:.1} MiB | {} | {} |",
+            r.source,
+            r.ext.bytes as f64 / 1e6,
+            r.ext.events,
+            r.ext.cpu_ms_per_1000(),
+            r.ext.us_per_line(),
+            r.ext.mb_per_s(),
+            r.ext.usage.wall.as_secs_f64(),
+            r.ext.usage.peak_rss_kib as f64 / 1024.0,
+            py,
+            ratio
+        );
+    }
+}
