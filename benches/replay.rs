@@ -17,9 +17,11 @@
 //! ```
 //!
 //! Sources: `eslogger` (COUNT copies of the macOS 13 `/bin/date` exec message
-//! compacted to one line, about 5 KB each), `eslogger_mixed` (COUNT lines of
-//! fork, exec, exit in turn, distinct pids, increasing `global_seq_num`),
-//! `bsm` (the vendored trails back to back until COUNT records).
+//! compacted to one line, about 5 KB each), `eslogger_fork` and
+//! `eslogger_exit` (COUNT fork or exit lines built from its `process` object,
+//! about 3.4 and 1.9 KB), `eslogger_mixed` (COUNT lines of fork, exec, exit
+//! in turn), all with distinct pids and increasing `global_seq_num`; `bsm`
+//! (the vendored trails back to back until COUNT records; default 1,000,000).
 //! `linux_audit` and `proc_connector` are live sources: `benches/storm.rs`
 //! measures them (root). `osquery_es` has no file replay (see the README's
 //! CPU budget section).
@@ -38,6 +40,13 @@ use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_kerberos_cache_access");
 const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data");
+const SOURCES: [&str; 5] = [
+    "eslogger",
+    "eslogger_fork",
+    "eslogger_exit",
+    "eslogger_mixed",
+    "bsm",
+];
 const ES_EXEC: i64 = 9;
 const ES_FORK: i64 = 11;
 const ES_EXIT: i64 = 15;
@@ -193,9 +202,19 @@ fn run_extension(
     if rows > 0 {
         println!("  ({rows} row(s) printed)");
     }
+    let log = std::fs::read_to_string(&stderr).unwrap_or_default();
+    // The source's closing status (lines read, drift, drops), as a check
+    // that the input was read as meant.
+    if let Some(last) = log
+        .lines()
+        .rev()
+        .find(|l| l.contains(&format!(" {kind}: ")))
+    {
+        let text = last.split_once("] ").map_or(last, |(_, t)| t);
+        println!("  {text}");
+    }
     if let Some(want) = expect_lines {
         // "... N line(s) read ..." in the replay's last status line.
-        let log = std::fs::read_to_string(&stderr).unwrap_or_default();
         let read = log
             .lines()
             .rev()
@@ -259,10 +278,26 @@ fn write_eslogger_exec(path: &Path, count: u64) -> u64 {
     count * (line.len() as u64 + 1)
 }
 
-/// COUNT lines of fork, exec, exit in turn: a shell forks a child that
-/// execs /bin/date and exits. Built from the fixture's `process` object,
-/// with a new pid per child and increasing sequence numbers.
-fn write_eslogger_mixed(path: &Path, count: u64) -> u64 {
+#[derive(Clone, Copy)]
+enum EsKind {
+    Fork,
+    Exec,
+    Exit,
+}
+
+/// The lines of each synthetic eslogger source, repeated in this order.
+fn pattern(source: &str) -> &'static [EsKind] {
+    match source {
+        "eslogger_fork" => &[EsKind::Fork],
+        "eslogger_exit" => &[EsKind::Exit],
+        // A shell forks a child that execs /bin/date and exits.
+        _ => &[EsKind::Fork, EsKind::Exec, EsKind::Exit],
+    }
+}
+
+/// COUNT lines of `kinds` in turn, built from the fixture's `process`
+/// object, with a new pid per round and increasing sequence numbers.
+fn write_eslogger_lines(path: &Path, count: u64, kinds: &[EsKind]) -> u64 {
     let exec = fixture();
     let shell = exec["process"].clone();
     let shell_pid = exec["process"]["ppid"].as_u64().unwrap_or(1);
@@ -274,21 +309,21 @@ fn write_eslogger_mixed(path: &Path, count: u64) -> u64 {
     let mut out = BufWriter::with_capacity(1 << 20, File::create(path).expect("create input"));
     let mut bytes = 0u64;
     for i in 0..count {
-        let child_pid = 100_000 + i / 3;
+        let child_pid = 100_000 + i / kinds.len() as u64;
         let mut msg = envelope.clone();
         msg["global_seq_num"] = json!(1000 + i);
         msg["seq_num"] = json!(1000 + i);
         let mut child = shell.clone();
         set_pid(&mut child, child_pid, shell_pid);
-        match i % 3 {
-            0 => {
+        match kinds[(i % kinds.len() as u64) as usize] {
+            EsKind::Fork => {
                 let mut parent = shell.clone();
                 set_pid(&mut parent, shell_pid, 1);
                 msg["event_type"] = json!(ES_FORK);
                 msg["event"] = json!({"fork": {"child": child}});
                 msg["process"] = parent;
             }
-            1 => {
+            EsKind::Exec => {
                 let mut m = exec.clone();
                 m["global_seq_num"] = msg["global_seq_num"].clone();
                 m["seq_num"] = msg["seq_num"].clone();
@@ -297,7 +332,7 @@ fn write_eslogger_mixed(path: &Path, count: u64) -> u64 {
                 set_pid(&mut m["event"]["exec"]["target"], child_pid, shell_pid);
                 msg = m;
             }
-            _ => {
+            EsKind::Exit => {
                 msg["event_type"] = json!(ES_EXIT);
                 msg["event"] = json!({"exit": {"stat": 0}});
                 msg["process"] = child;
@@ -363,7 +398,7 @@ fn eslogger(source: &str, count: u64, runs: u32, dir: &Path) -> Result<Row, Stri
     let bytes = if source == "eslogger" {
         write_eslogger_exec(&file, count)
     } else {
-        write_eslogger_mixed(&file, count)
+        write_eslogger_lines(&file, count, pattern(source))
     };
     let usage = best_of(runs, || run_extension("eslogger", &file, dir, Some(count)))?;
     let ext = Measure {
@@ -455,10 +490,13 @@ fn main() -> ExitCode {
     };
     let runs: u32 = args.get(2).and_then(|r| r.parse().ok()).unwrap_or(1);
     let sources: Vec<&str> = match which {
-        "all" => vec!["eslogger", "eslogger_mixed", "bsm"],
-        "eslogger" | "eslogger_mixed" | "bsm" => vec![which],
+        "all" => SOURCES.to_vec(),
+        s if SOURCES.contains(&s) => vec![s],
         other => {
-            eprintln!("replay: unknown source {other:?} (eslogger, eslogger_mixed, bsm, all)");
+            eprintln!(
+                "replay: unknown source {other:?} ({}, all)",
+                SOURCES.join(", ")
+            );
             return ExitCode::from(2);
         }
     };
@@ -515,7 +553,7 @@ fn print_table(rows: &[Row]) {
             None => ("n/a".to_string(), "n/a".to_string()),
         };
         println!(
-            "| {} | {:.1} MB | {} | {:.1} | {:.2} | {:.0} | {:.2} | {:.1} MiB | {} | {} |",
+            "| {} | {:.1} MB | {} | {:.2} | {:.2} | {:.0} | {:.2} | {:.1} MiB | {} | {} |",
             r.source,
             r.ext.bytes as f64 / 1e6,
             r.ext.events,
