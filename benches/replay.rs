@@ -21,7 +21,10 @@
 //! `eslogger_exit` (COUNT fork or exit lines built from its `process` object,
 //! about 3.4 and 1.9 KB), `eslogger_mixed` (COUNT lines of fork, exec, exit
 //! in turn), all with distinct pids and increasing `global_seq_num`; `bsm`
-//! (the vendored trails back to back until COUNT records; default 1,000,000).
+//! (the vendored trails back to back until COUNT records, default 1,000,000:
+//! they hold no exec record, so this is framing and skipping) and `bsm_exec`
+//! (COUNT xnu-shaped execve records of that message's `/bin/date`, with its
+//! argv and environment, about 1 KB each).
 //! `linux_audit` and `proc_connector` are live sources: `benches/storm.rs`
 //! measures them (root). `osquery_es` has no file replay (see the README's
 //! CPU budget section).
@@ -30,6 +33,7 @@
 //! other jobs; the bench prints the machine it runs on.
 #![cfg(unix)]
 
+use kerberos_cache_access::sources::bsm::events::AUE_EXECVE;
 use kerberos_cache_access::sources::bsm::parse::RecordReader;
 use serde_json::{json, Value};
 use std::fs::File;
@@ -40,12 +44,13 @@ use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_kerberos_cache_access");
 const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data");
-const SOURCES: [&str; 5] = [
+const SOURCES: [&str; 6] = [
     "eslogger",
     "eslogger_fork",
     "eslogger_exit",
     "eslogger_mixed",
     "bsm",
+    "bsm_exec",
 ];
 const ES_EXEC: i64 = 9;
 const ES_FORK: i64 = 11;
@@ -372,6 +377,103 @@ fn write_bsm(path: &Path, count: u64) -> (u64, u64) {
     (copies * per_copy, copies * one.len() as u64)
 }
 
+/// Big-endian BSM tokens, in xnu's layouts (the same as tests/bsm_fixtures.rs).
+#[derive(Default)]
+struct BsmWriter {
+    buf: Vec<u8>,
+}
+
+impl BsmWriter {
+    fn u8(&mut self, v: u8) -> &mut Self {
+        self.buf.push(v);
+        self
+    }
+    fn u16(&mut self, v: u16) -> &mut Self {
+        self.buf.extend_from_slice(&v.to_be_bytes());
+        self
+    }
+    fn u32(&mut self, v: u32) -> &mut Self {
+        self.buf.extend_from_slice(&v.to_be_bytes());
+        self
+    }
+    fn raw(&mut self, b: &[u8]) -> &mut Self {
+        self.buf.extend_from_slice(b);
+        self
+    }
+    fn strings(&mut self, id: u8, strings: &[String]) -> &mut Self {
+        self.u8(id)
+            .u32(u32::try_from(strings.len()).expect("count"));
+        for s in strings {
+            self.raw(s.as_bytes()).u8(0);
+        }
+        self
+    }
+    fn path(&mut self, p: &str) -> &mut Self {
+        let len = u16::try_from(p.len() + 1).expect("path length");
+        self.u8(0x23).u16(len).raw(p.as_bytes()).u8(0)
+    }
+    /// One execve record: header32, exec args and env, the path as given
+    /// and resolved, attr32, subject32_ex, return32, trailer.
+    fn execve(pid: u32, sec: u32, argv: &[String], env: &[String], path: &str) -> Vec<u8> {
+        let mut w = BsmWriter::default();
+        w.u8(0x14)
+            .u32(0)
+            .u8(11)
+            .u16(AUE_EXECVE)
+            .u16(0)
+            .u32(sec)
+            .u32(0);
+        w.strings(0x3c, argv)
+            .strings(0x3d, env)
+            .path(path)
+            .path(path);
+        w.u8(0x3e).u32(0o100_755).u32(0).u32(0).u32(0x0100_0004);
+        w.raw(&0x00ab_cdefu64.to_be_bytes()).u32(0);
+        w.u8(0x7a);
+        for id in [501, 501, 20, 501, 20] {
+            w.u32(id);
+        }
+        w.u32(pid).u32(100_019).u32(0).u32(4).raw(&[127, 0, 0, 1]);
+        w.u8(0x27).u8(0).u32(0);
+        let len = u32::try_from(w.buf.len() + 7).expect("record length");
+        w.u8(0x13).u16(0xb105).u32(len);
+        w.buf[1..5].copy_from_slice(&len.to_be_bytes());
+        w.buf
+    }
+}
+
+/// COUNT execve records of the real message's command (`/bin/date` with its
+/// argv and its 30-variable environment), as macOS's auditpipe would give
+/// them with the `argv` and `arge` policies; a new pid each.
+fn write_bsm_exec(path: &Path, count: u64) -> u64 {
+    let msg = fixture();
+    let strings = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let argv = strings(&msg["event"]["exec"]["args"]);
+    let env = strings(&msg["event"]["exec"]["env"]);
+    let exe = msg["event"]["exec"]["target"]["executable"]["path"]
+        .as_str()
+        .unwrap_or("/bin/date")
+        .to_string();
+    let mut out = BufWriter::with_capacity(1 << 20, File::create(path).expect("create input"));
+    let mut bytes = 0u64;
+    for i in 0..count {
+        let pid = 100_000 + u32::try_from(i % 4_000_000).unwrap_or(0);
+        let rec = BsmWriter::execve(pid, 1_683_469_544 + (i / 1000) as u32, &argv, &env, &exe);
+        out.write_all(&rec).expect("write input");
+        bytes += rec.len() as u64;
+    }
+    out.flush().expect("write input");
+    bytes
+}
+
 // --- runs ----------------------------------------------------------------
 
 /// A finished comparison, for the closing table.
@@ -436,12 +538,16 @@ fn eslogger(source: &str, count: u64, runs: u32, dir: &Path) -> Result<Row, Stri
     })
 }
 
-fn bsm(count: u64, runs: u32, dir: &Path) -> Result<Row, String> {
-    let file = dir.join("trail.bsm");
-    let (records, bytes) = write_bsm(&file, count);
+fn bsm(source: &str, count: u64, runs: u32, dir: &Path) -> Result<Row, String> {
+    let file = dir.join(format!("{source}.bsm"));
+    let (records, bytes) = if source == "bsm_exec" {
+        (count, write_bsm_exec(&file, count))
+    } else {
+        write_bsm(&file, count)
+    };
     let usage = best_of(runs, || run_extension("bsm", &file, dir, None))?;
     let ext = Measure {
-        label: "bsm (extension)".to_string(),
+        label: format!("{source} (extension)"),
         events: records,
         lines: records,
         bytes,
@@ -450,7 +556,7 @@ fn bsm(count: u64, runs: u32, dir: &Path) -> Result<Row, String> {
     ext.print();
     let _ = std::fs::remove_file(&file);
     Ok(Row {
-        source: "bsm".to_string(),
+        source: source.to_string(),
         ext,
         python: None,
     })
@@ -514,7 +620,8 @@ fn main() -> ExitCode {
     let mut failed = false;
     for source in sources {
         let result = match source {
-            "bsm" => bsm(count.unwrap_or(1_000_000), runs, dir.path()),
+            "bsm" => bsm(source, count.unwrap_or(1_000_000), runs, dir.path()),
+            "bsm_exec" => bsm(source, count.unwrap_or(100_000), runs, dir.path()),
             s => eslogger(s, count.unwrap_or(100_000), runs, dir.path()),
         };
         match result {
