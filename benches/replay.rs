@@ -14,6 +14,7 @@
 //! cargo bench --bench replay                        # every source, default sizes
 //! cargo bench --bench replay -- eslogger 100000     # one source, COUNT lines
 //! cargo bench --bench replay -- bsm 1000000 3       # COUNT records, best of 3 runs
+//! cargo bench --bench replay -- all default 3       # every source, best of 3
 //! ```
 //!
 //! Sources: `eslogger` (COUNT identical copies of the macOS 13 `/bin/date`
@@ -780,7 +781,8 @@ fn main() -> ExitCode {
         .filter(|a| !a.starts_with("--"))
         .collect();
     let which = args.first().map_or("all", String::as_str);
-    let count: Option<u64> = match args.get(1).map(|c| c.parse()) {
+    // "default" keeps each source's own COUNT (to give RUNS for `all`).
+    let count: Option<u64> = match args.get(1).filter(|c| *c != "default").map(|c| c.parse()) {
         None => None,
         Some(Ok(c)) if c > 0 => Some(c),
         Some(_) => {
