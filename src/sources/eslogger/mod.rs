@@ -15,7 +15,7 @@
 //! reason. Field paths and version history are in
 //! shared/fixtures/eslogger/SCHEMA.md.
 
-use crate::classify::{classify_with, Identity};
+use crate::classify::{needs_engine, Identity};
 use crate::engine::{unix_now, Engine};
 use crate::event::{CodeIdentity, ExecEvent, SourceKind};
 use crate::sources::exec_cache::ExecCache;
@@ -84,12 +84,14 @@ const EVENT_TYPE_EXIT: i64 = 15;
 
 const DESCRIPTION: &str = "eslogger (Endpoint Security, macOS 13+)";
 
+mod fast;
 mod parents;
 mod parse;
 mod process;
 #[cfg(test)]
 mod tests;
 
+use fast::{FastKind, FastLine};
 pub use parse::*;
 use process::*;
 
@@ -221,6 +223,10 @@ pub struct Eslogger {
     messages: u64,
     restarts: u64,
     line: Vec<u8>,
+    /// The fast reader's fields, reused from line to line.
+    fast: FastLine,
+    /// Whether lines go through the fast reader first (see `fast`).
+    fast_path: bool,
     scratch_path: Vec<u8>,
     scratch_cmdline: Vec<u8>,
 }
@@ -239,6 +245,8 @@ impl Eslogger {
             messages: 0,
             restarts: 0,
             line: Vec::new(),
+            fast: FastLine::new(),
+            fast_path: true,
             scratch_path: Vec::new(),
             scratch_cmdline: Vec::new(),
         }
@@ -299,6 +307,19 @@ impl Eslogger {
             live.backoff = first;
         }
         self
+    }
+
+    /// Turns the fast reader off or on (on by default). For tests and
+    /// benches, which compare the two paths; the results are the same.
+    pub fn with_fast_path(mut self, on: bool) -> Eslogger {
+        self.fast_path = on;
+        self
+    }
+
+    /// Handles one line of eslogger output as the source does. Public for
+    /// benches and the allocation test.
+    pub fn feed_line(&mut self, line: &[u8], engine: &Engine, counters: &Counters) {
+        self.handle_line(line, engine, counters);
     }
 
     /// What could not be read so far.
@@ -373,6 +394,9 @@ impl Eslogger {
             return;
         }
         self.lines += 1;
+        if self.fast_path && self.handle_fast(line, counters) {
+            return;
+        }
         let parsed = parse_message(line);
         if matches!(
             parsed,
@@ -390,7 +414,11 @@ impl Eslogger {
                         parent_path,
                         child_pid,
                         ..
-                    } => self.on_fork(parent_pid, parent_path.as_deref(), child_pid),
+                    } => self.on_fork(
+                        parent_pid,
+                        parent_path.as_deref().map(str::as_bytes),
+                        child_pid,
+                    ),
                     EsEvent::Exit { .. } => {}
                 }
             }
@@ -412,6 +440,54 @@ impl Eslogger {
                 counters.drop_events(1);
             }
         }
+    }
+
+    /// The fast reader's share of [`Eslogger::handle_line`]: a fork, an exit
+    /// or an exec the classifier rejects, read without the full parse. True
+    /// when the line was handled; false sends it to the full parse (the
+    /// reader was unsure, or the exec must reach the engine).
+    fn handle_fast(&mut self, line: &[u8], counters: &Counters) -> bool {
+        let Ok(kind) = self.fast.scan(line) else {
+            return false;
+        };
+        let f = &self.fast;
+        if kind == FastKind::Exec {
+            let Ok(signing_id) = std::str::from_utf8(&f.signing_id) else {
+                return false;
+            };
+            let identity = Identity {
+                signing_id,
+                uid: Some(f.uid),
+                euid: Some(f.euid),
+                krb5ccname: f.krb5ccname(),
+                ..Identity::UNKNOWN
+            };
+            if needs_engine(&f.path, f.args(), &identity) {
+                return false;
+            }
+        }
+        self.messages += 1;
+        let envelope = Envelope {
+            version: Some(f.version),
+            global_seq_num: Some(f.global_seq_num),
+            ..Envelope::default()
+        };
+        self.note_envelope(&envelope, counters);
+        match kind {
+            FastKind::Exec => {
+                counters.saw(self.fast.time);
+                self.cache
+                    .record(self.fast.pid, &self.fast.path, self.fast.args());
+            }
+            FastKind::Fork => {
+                // Taken out and put back: on_fork borrows self whole.
+                let path = std::mem::take(&mut self.fast.parent_path);
+                self.on_fork(Some(self.fast.parent_pid), Some(&path), self.fast.child_pid);
+                self.fast.parent_path = path;
+            }
+            FastKind::Exit => {}
+        }
+        true
     }
 
     fn on_too_long(&mut self, counters: &Counters) {
@@ -471,9 +547,7 @@ impl Eslogger {
             krb5ccname: ex.krb5ccname.as_deref().map(str::as_bytes),
             ..Identity::UNKNOWN
         };
-        // An exec with KRB5CCNAME goes on: the engine links it to earlier
-        // thefts.
-        if ex.krb5ccname.is_none() && classify_with(ex.path.as_bytes(), args, &identity).is_none() {
+        if !needs_engine(ex.path.as_bytes(), args, &identity) {
             counters.saw(ex.time);
             self.cache.record(ex.pid, ex.path.as_bytes(), args);
             return;

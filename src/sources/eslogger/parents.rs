@@ -60,7 +60,7 @@ impl Eslogger {
     pub(super) fn on_fork(
         &mut self,
         parent_pid: Option<i64>,
-        parent_path: Option<&str>,
+        parent_path: Option<&[u8]>,
         child_pid: i64,
     ) {
         self.scratch_path.clear();
@@ -74,7 +74,7 @@ impl Eslogger {
                 let Some(path) = parent_path else {
                     return;
                 };
-                self.scratch_path.extend_from_slice(path.as_bytes());
+                self.scratch_path.extend_from_slice(path);
                 // The parent started before we did: remember what it runs.
                 if let Some(ppid) = parent_pid {
                     self.cache.record::<&[u8]>(ppid, &self.scratch_path, &[]);

@@ -1,0 +1,945 @@
+//! The fast reader: a selective scanner over one eslogger line that pulls out
+//! only what the hot path needs, so that the execs, forks and exits that have
+//! nothing to do with Kerberos (nearly all of them) cost a few microseconds
+//! and no allocation.
+//!
+//! # Why a hand-written scanner
+//!
+//! eslogger reports every exec, fork and exit on the host, 2–5 KB of JSON
+//! each. The full parse ([`super::parse`]) builds a `serde_json::Value`
+//! tree: about 37 µs for the 5 KB exec line of `tests/data/eslogger`. Typed
+//! serde does not rescue it (measured on that line, release build,
+//! `cargo bench --bench eslogger_parse`): eslogger escapes every `/` as
+//! `\/`, so a borrowed `&str` can never borrow a path and serde_json falls
+//! back to its scratch buffer, which each new `Deserializer` allocates
+//! again; and validating the skipped parts as `IgnoredAny` alone costs
+//! several µs. SIMD parsers (simd-json, sonic-rs) build a tape or DOM of the
+//! whole message first, and bring unsafe code and a larger dependency for a
+//! line whose useful part is a few hundred bytes.
+//!
+//! This scanner walks the JSON grammar once: strings are skipped with a
+//! search for the next `"` or `\`, containers by recursion, numbers and
+//! literals by their grammar; only the fields below are decoded, into
+//! buffers reused from line to line. One pass first checks the whole line
+//! for control bytes and non-ASCII (then UTF-8 validity), a few bytes per
+//! cycle.
+//!
+//! # The exactness rule
+//!
+//! [`FastLine::scan`] either gives fields that are exactly what the full
+//! parse would give for the line, with no schema drift, or [`Unsure`], and
+//! then the line goes to the full parse (which counts drift, repairs text
+//! and reports errors). So it is `Unsure` for anything it does not
+//! fully understand: bytes below 0x20, invalid UTF-8, invalid or surrogate
+//! `\u` escapes, escaped keys, duplicate keys among those it reads, floats
+//! and out-of-range integers, nesting deeper than [`MAX_DEPTH`], text after
+//! the object, a missing or mistyped field the full parse would count as
+//! drift, a non-string argument, an event object that is not exactly one of
+//! `exec`, `fork`, `exit`, and a message version newer than the parser knows.
+//! The source uses the result only to reject: an exec goes on to the full
+//! parse and the engine unless [`crate::classify::needs_engine`] says no.
+//! Tests check it against the full parse over the classifier corpus and the
+//! fixtures, and under random mutations (`fast::tests`,
+//! `tests/eslogger_fast.rs`).
+//!
+//! # Adding a field
+//!
+//! Add its buffer or value to [`FastLine`], read it in the function for its
+//! object (`target`, `exec`, `fork`, ...) under a new bit of that object's
+//! `seen` mask (so a duplicate key is `Unsure`), require the bit at the end
+//! if the full parse counts its absence as drift, and compare it in
+//! `fast::tests::same_as_full`.
+
+#[cfg(test)]
+use super::parse::EsEvent;
+use super::parse::{id32, parse_rfc3339};
+use super::NEWEST_KNOWN_VERSION;
+use memchr::{memchr, memchr2};
+
+/// The scanner cannot vouch for the line: use the full parse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unsure;
+
+type Scan<T> = Result<T, Unsure>;
+
+/// Nesting allowed: serde_json's limit is 128, and eslogger's messages nest
+/// about 6 deep.
+pub const MAX_DEPTH: u32 = 64;
+
+/// The event a scanned line holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FastKind {
+    Exec,
+    Fork,
+    Exit,
+}
+
+/// The fields of one line that the hot path uses, in buffers reused from
+/// line to line. Which ones are set depends on the [`FastKind`].
+#[derive(Debug, Default)]
+pub struct FastLine {
+    pub version: i64,
+    pub global_seq_num: u64,
+    // exec
+    pub time: i64,
+    pub time_nanos: u32,
+    pub pid: i64,
+    pub pidversion: i64,
+    pub ppid: i64,
+    pub original_ppid: i64,
+    pub uid: i64,
+    pub euid: i64,
+    pub gid: i64,
+    pub egid: i64,
+    pub auid: i64,
+    pub path: Vec<u8>,
+    pub path_truncated: bool,
+    /// `args` holds `argc` arguments; slots past it are spare buffers.
+    args: Vec<Vec<u8>>,
+    argc: usize,
+    /// Whether `cwd.path` was there (it may be absent before version 3).
+    has_cwd: bool,
+    cwd: Vec<u8>,
+    pub signing_id: Vec<u8>,
+    pub team_id: Vec<u8>,
+    pub platform_binary: bool,
+    pub cdhash: Vec<u8>,
+    /// The first `KRB5CCNAME=` entry's value, when there is one.
+    pub has_krb5ccname: bool,
+    krb5ccname: Vec<u8>,
+    /// Scratch for an environment entry whose name holds an escape.
+    scratch: Vec<u8>,
+    // fork
+    pub parent_pid: i64,
+    pub parent_path: Vec<u8>,
+    pub child_pid: i64,
+    // exit
+    pub stat: i64,
+}
+
+impl FastLine {
+    pub fn new() -> FastLine {
+        FastLine::default()
+    }
+
+    /// The exec's argv.
+    pub fn args(&self) -> &[Vec<u8>] {
+        self.args.get(..self.argc).unwrap_or_default()
+    }
+
+    #[cfg(test)]
+    pub fn cwd(&self) -> Option<&[u8]> {
+        self.has_cwd.then_some(self.cwd.as_slice())
+    }
+
+    pub fn krb5ccname(&self) -> Option<&[u8]> {
+        self.has_krb5ccname.then_some(self.krb5ccname.as_slice())
+    }
+
+    /// Scans `line` (already trimmed). See the module doc for when it is
+    /// [`Unsure`].
+    pub fn scan(&mut self, line: &[u8]) -> Scan<FastKind> {
+        check_bytes(line)?;
+        let mut c = Cur { b: line, i: 0 };
+        let mut seen = 0u32;
+        let mut version = None;
+        let mut seq = None;
+        let mut time: &[u8] = &[];
+        let mut process = None;
+        let mut kind = None;
+        c.object(0, |c, key| {
+            match key {
+                b"version" => {
+                    once(&mut seen, 1)?;
+                    version = Some(c.i64()?);
+                }
+                b"global_seq_num" => {
+                    once(&mut seen, 2)?;
+                    seq = Some(c.u64()?);
+                }
+                b"time" => {
+                    once(&mut seen, 4)?;
+                    let start = c.i;
+                    c.skip(1)?;
+                    time = line.get(start..c.i).ok_or(Unsure)?;
+                }
+                b"process" => {
+                    once(&mut seen, 8)?;
+                    let start = c.i;
+                    c.skip(1)?;
+                    process = Some((start, c.i));
+                }
+                b"event" => {
+                    once(&mut seen, 16)?;
+                    kind = Some(self.event(c, 1)?);
+                }
+                _ => return Ok(false),
+            }
+            Ok(true)
+        })?;
+        c.ws();
+        if c.i != line.len() {
+            return Err(Unsure);
+        }
+        let version = version.ok_or(Unsure)?;
+        if version > NEWEST_KNOWN_VERSION {
+            // The full parse logs it once.
+            return Err(Unsure);
+        }
+        self.version = version;
+        self.global_seq_num = seq.ok_or(Unsure)?;
+        let kind = kind.ok_or(Unsure)?;
+        match kind {
+            FastKind::Exec => {
+                // A JSON string without escapes, else the full parse.
+                let text = time
+                    .strip_prefix(b"\"")
+                    .and_then(|t| t.strip_suffix(b"\""))
+                    .filter(|t| !t.contains(&b'\\'))
+                    .and_then(|t| std::str::from_utf8(t).ok())
+                    .ok_or(Unsure)?;
+                (self.time, self.time_nanos) = parse_rfc3339(text).ok_or(Unsure)?;
+                // cwd is expected from message version 3.
+                if !self.has_cwd && version >= 3 {
+                    return Err(Unsure);
+                }
+            }
+            FastKind::Fork | FastKind::Exit => {
+                let (start, end) = process.ok_or(Unsure)?;
+                let mut p = Cur {
+                    b: line.get(..end).ok_or(Unsure)?,
+                    i: start,
+                };
+                self.process(&mut p, kind == FastKind::Fork)?;
+            }
+        }
+        Ok(kind)
+    }
+
+    /// `.event`: exactly one of exec, fork, exit.
+    fn event(&mut self, c: &mut Cur, depth: u32) -> Scan<FastKind> {
+        let mut kind = None;
+        c.object(depth, |c, key| {
+            if kind.is_some() {
+                return Err(Unsure);
+            }
+            kind = Some(match key {
+                b"exec" => {
+                    self.exec(c, depth + 1)?;
+                    FastKind::Exec
+                }
+                b"fork" => {
+                    self.fork(c, depth + 1)?;
+                    FastKind::Fork
+                }
+                b"exit" => {
+                    self.exit(c, depth + 1)?;
+                    FastKind::Exit
+                }
+                _ => return Err(Unsure),
+            });
+            Ok(true)
+        })?;
+        kind.ok_or(Unsure)
+    }
+
+    fn exec(&mut self, c: &mut Cur, depth: u32) -> Scan<()> {
+        let mut seen = 0u32;
+        self.argc = 0;
+        self.has_cwd = false;
+        self.has_krb5ccname = false;
+        c.object(depth, |c, key| {
+            match key {
+                b"target" => {
+                    once(&mut seen, 1)?;
+                    self.target(c, depth + 1)?;
+                }
+                b"args" => {
+                    once(&mut seen, 2)?;
+                    self.args_array(c)?;
+                }
+                b"env" => {
+                    once(&mut seen, 4)?;
+                    self.env(c, depth + 1)?;
+                }
+                b"cwd" => {
+                    once(&mut seen, 8)?;
+                    self.cwd_object(c, depth + 1)?;
+                }
+                _ => return Ok(false),
+            }
+            Ok(true)
+        })?;
+        // Without target or args the full parse counts drift.
+        if seen & 3 != 3 {
+            return Err(Unsure);
+        }
+        Ok(())
+    }
+
+    fn target(&mut self, c: &mut Cur, depth: u32) -> Scan<()> {
+        let mut seen = 0u32;
+        c.object(depth, |c, key| {
+            match key {
+                b"executable" => {
+                    once(&mut seen, 1)?;
+                    self.executable(c, depth + 1)?;
+                }
+                b"audit_token" => {
+                    once(&mut seen, 2)?;
+                    let [auid, euid, egid, ruid, rgid, pid, _asid, pidversion] =
+                        c.token(depth + 1)?;
+                    self.pid = pid;
+                    self.pidversion = pidversion;
+                    self.uid = ruid;
+                    self.euid = euid;
+                    self.gid = rgid;
+                    self.egid = egid;
+                    self.auid = auid;
+                }
+                b"ppid" => {
+                    once(&mut seen, 4)?;
+                    self.ppid = c.i64()?;
+                }
+                b"original_ppid" => {
+                    once(&mut seen, 8)?;
+                    self.original_ppid = c.i64()?;
+                }
+                b"signing_id" => {
+                    once(&mut seen, 16)?;
+                    c.nullable_string(&mut self.signing_id)?;
+                }
+                b"team_id" => {
+                    once(&mut seen, 32)?;
+                    c.nullable_string(&mut self.team_id)?;
+                }
+                b"cdhash" => {
+                    once(&mut seen, 64)?;
+                    c.nullable_string(&mut self.cdhash)?;
+                }
+                b"is_platform_binary" => {
+                    once(&mut seen, 128)?;
+                    self.platform_binary = c.bool()?;
+                }
+                _ => return Ok(false),
+            }
+            Ok(true)
+        })?;
+        if seen != 255 {
+            return Err(Unsure);
+        }
+        Ok(())
+    }
+
+    fn executable(&mut self, c: &mut Cur, depth: u32) -> Scan<()> {
+        let mut seen = 0u32;
+        c.object(depth, |c, key| {
+            match key {
+                b"path" => {
+                    once(&mut seen, 1)?;
+                    c.string_into(&mut self.path)?;
+                }
+                b"path_truncated" => {
+                    once(&mut seen, 2)?;
+                    self.path_truncated = c.bool()?;
+                }
+                _ => return Ok(false),
+            }
+            Ok(true)
+        })?;
+        // An empty path sends the full parse to its fallback.
+        if seen != 3 || self.path.is_empty() {
+            return Err(Unsure);
+        }
+        Ok(())
+    }
+
+    /// argv: strings only (anything else is drift).
+    fn args_array(&mut self, c: &mut Cur) -> Scan<()> {
+        c.ws();
+        c.expect(b'[')?;
+        c.ws();
+        if c.eat(b']') {
+            return Ok(());
+        }
+        loop {
+            c.ws();
+            if self.args.len() <= self.argc {
+                self.args.push(Vec::new());
+            }
+            let slot = self.args.get_mut(self.argc).ok_or(Unsure)?;
+            c.string_into(slot)?;
+            self.argc += 1;
+            c.ws();
+            if c.eat(b']') {
+                return Ok(());
+            }
+            c.expect(b',')?;
+        }
+    }
+
+    /// The environment: only whether, and to what, `KRB5CCNAME` is set (the
+    /// first entry wins, as in the full parse); anything but an array, and
+    /// entries that are not strings, are ignored as there.
+    fn env(&mut self, c: &mut Cur, depth: u32) -> Scan<()> {
+        const NAME: &[u8] = b"KRB5CCNAME=";
+        c.ws();
+        if !c.eat(b'[') {
+            return c.skip(depth);
+        }
+        c.ws();
+        if c.eat(b']') {
+            return Ok(());
+        }
+        loop {
+            c.ws();
+            if c.peek() == Some(b'"') {
+                c.i += 1;
+                let (raw, escaped) = c.raw_string()?;
+                if !self.has_krb5ccname {
+                    let head = raw.get(..NAME.len()).unwrap_or(raw);
+                    if escaped && head.contains(&b'\\') {
+                        unescape(raw, &mut self.scratch)?;
+                        if let Some(value) = self.scratch.strip_prefix(NAME) {
+                            self.krb5ccname.clear();
+                            self.krb5ccname.extend_from_slice(value);
+                            self.has_krb5ccname = true;
+                        }
+                    } else if let Some(value) = raw.strip_prefix(NAME) {
+                        unescape(value, &mut self.krb5ccname)?;
+                        self.has_krb5ccname = true;
+                    }
+                }
+            } else {
+                c.skip(depth + 1)?;
+            }
+            c.ws();
+            if c.eat(b']') {
+                return Ok(());
+            }
+            c.expect(b',')?;
+        }
+    }
+
+    /// `cwd.path`, when cwd is an object and path a string.
+    fn cwd_object(&mut self, c: &mut Cur, depth: u32) -> Scan<()> {
+        c.ws();
+        if c.peek() != Some(b'{') {
+            return c.skip(depth);
+        }
+        let mut seen = 0u32;
+        c.object(depth, |c, key| {
+            if key != b"path" {
+                return Ok(false);
+            }
+            once(&mut seen, 1)?;
+            c.ws();
+            if c.peek() == Some(b'"') {
+                c.string_into(&mut self.cwd)?;
+                self.has_cwd = true;
+            } else {
+                c.skip(depth + 1)?;
+            }
+            Ok(true)
+        })
+    }
+
+    fn fork(&mut self, c: &mut Cur, depth: u32) -> Scan<()> {
+        let mut seen = 0u32;
+        c.object(depth, |c, key| {
+            if key != b"child" {
+                return Ok(false);
+            }
+            once(&mut seen, 1)?;
+            let mut token = 0u32;
+            c.object(depth + 1, |c, key| {
+                if key != b"audit_token" {
+                    return Ok(false);
+                }
+                once(&mut token, 1)?;
+                self.child_pid = c.token(depth + 2)?[5];
+                Ok(true)
+            })?;
+            if token != 1 {
+                return Err(Unsure);
+            }
+            Ok(true)
+        })?;
+        if seen != 1 {
+            return Err(Unsure);
+        }
+        Ok(())
+    }
+
+    fn exit(&mut self, c: &mut Cur, depth: u32) -> Scan<()> {
+        let mut seen = 0u32;
+        c.object(depth, |c, key| {
+            if key != b"stat" {
+                return Ok(false);
+            }
+            once(&mut seen, 1)?;
+            self.stat = c.i64()?;
+            Ok(true)
+        })?;
+        if seen != 1 {
+            return Err(Unsure);
+        }
+        Ok(())
+    }
+
+    /// `.process` of a fork or exit: its pid, and for a fork its path.
+    fn process(&mut self, c: &mut Cur, want_path: bool) -> Scan<()> {
+        let mut seen = 0u32;
+        c.object(1, |c, key| {
+            match key {
+                b"audit_token" => {
+                    once(&mut seen, 1)?;
+                    self.parent_pid = c.token(2)?[5];
+                }
+                b"executable" if want_path => {
+                    once(&mut seen, 2)?;
+                    let mut path = 0u32;
+                    c.object(2, |c, key| {
+                        if key != b"path" {
+                            return Ok(false);
+                        }
+                        once(&mut path, 1)?;
+                        c.string_into(&mut self.parent_path)?;
+                        Ok(true)
+                    })?;
+                    if path != 1 {
+                        return Err(Unsure);
+                    }
+                }
+                _ => return Ok(false),
+            }
+            Ok(true)
+        })?;
+        let want = if want_path { 3 } else { 1 };
+        if seen != want {
+            return Err(Unsure);
+        }
+        Ok(())
+    }
+
+    #[cfg(test)]
+    /// Whether the scanned exec, fork or exit equals what the full parse
+    /// made of the same line (for tests).
+    pub fn same_as(&self, kind: FastKind, full: &EsEvent) -> bool {
+        let envelope = full.envelope();
+        if envelope.version != Some(self.version)
+            || envelope.global_seq_num != Some(self.global_seq_num)
+            || !envelope.drift.is_empty()
+            || envelope.repaired
+        {
+            return false;
+        }
+        match (kind, full) {
+            (FastKind::Exec, EsEvent::Exec(ex)) => {
+                let args: Option<Vec<&[u8]>> = ex
+                    .args
+                    .as_ref()
+                    .map(|a| a.iter().map(|s| s.as_bytes()).collect());
+                let mine: Vec<&[u8]> = self.args().iter().map(Vec::as_slice).collect();
+                ex.time == self.time
+                    && ex.time_nanos == self.time_nanos
+                    && ex.pid == self.pid
+                    && ex.pidversion == Some(self.pidversion)
+                    && ex.ppid == Some(self.ppid)
+                    && ex.original_ppid == Some(self.original_ppid)
+                    && ex.path.as_bytes() == self.path
+                    && ex.path_truncated == self.path_truncated
+                    && args == Some(mine)
+                    && ex.cwd.as_deref().map(str::as_bytes) == self.cwd()
+                    && ex.uid == Some(self.uid)
+                    && ex.euid == Some(self.euid)
+                    && ex.gid == Some(self.gid)
+                    && ex.egid == Some(self.egid)
+                    && ex.auid == Some(self.auid)
+                    && ex.signing_id.as_bytes() == self.signing_id
+                    && ex.team_id.as_bytes() == self.team_id
+                    && ex.platform_binary == Some(self.platform_binary)
+                    && ex.cdhash.as_bytes() == self.cdhash
+                    && ex.krb5ccname.as_deref().map(str::as_bytes) == self.krb5ccname()
+            }
+            (
+                FastKind::Fork,
+                EsEvent::Fork {
+                    parent_pid,
+                    parent_path,
+                    child_pid,
+                    ..
+                },
+            ) => {
+                *parent_pid == Some(self.parent_pid)
+                    && parent_path.as_deref().map(str::as_bytes) == Some(&self.parent_path[..])
+                    && *child_pid == self.child_pid
+            }
+            (FastKind::Exit, EsEvent::Exit { pid, stat, .. }) => {
+                *pid == self.parent_pid && *stat == Some(self.stat)
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Sets `bit` in `seen`; a key read twice is `Unsure` (serde_json keeps the
+/// last, a reader the first: an evasion either way).
+fn once(seen: &mut u32, bit: u32) -> Scan<()> {
+    if *seen & bit != 0 {
+        return Err(Unsure);
+    }
+    *seen |= bit;
+    Ok(())
+}
+
+/// No byte below 0x20 (JSON forbids them in strings, and eslogger puts no
+/// whitespace but spaces between tokens), and valid UTF-8. In blocks, so the
+/// compiler vectorizes the common all-ASCII case.
+fn check_bytes(line: &[u8]) -> Scan<()> {
+    let mut high = false;
+    let mut chunks = line.chunks_exact(32);
+    for chunk in chunks.by_ref() {
+        let (mut lo, mut hi) = (u8::MAX, 0u8);
+        for &b in chunk {
+            lo = lo.min(b);
+            hi = hi.max(b);
+        }
+        if lo < 0x20 {
+            return Err(Unsure);
+        }
+        high |= hi >= 0x80;
+    }
+    for &b in chunks.remainder() {
+        if b < 0x20 {
+            return Err(Unsure);
+        }
+        high |= b >= 0x80;
+    }
+    if high && std::str::from_utf8(line).is_err() {
+        return Err(Unsure);
+    }
+    Ok(())
+}
+
+/// Four hex digits at `at`.
+fn hex4(b: &[u8], at: usize) -> Scan<u32> {
+    let digits = b.get(at..at + 4).ok_or(Unsure)?;
+    digits.iter().try_fold(0u32, |n, &d| {
+        let v = match d {
+            b'0'..=b'9' => d - b'0',
+            b'a'..=b'f' => d - b'a' + 10,
+            b'A'..=b'F' => d - b'A' + 10,
+            _ => return Err(Unsure),
+        };
+        Ok(n << 4 | u32::from(v))
+    })
+}
+
+/// The text of a JSON string's raw contents (escapes already validated by
+/// [`Cur::raw_string`]) into `out`.
+fn unescape(raw: &[u8], out: &mut Vec<u8>) -> Scan<()> {
+    out.clear();
+    let mut rest = raw;
+    while let Some(k) = memchr(b'\\', rest) {
+        out.extend_from_slice(rest.get(..k).ok_or(Unsure)?);
+        let (skip, byte) = match rest.get(k + 1) {
+            Some(b'/') => (2, b'/'),
+            Some(b'"') => (2, b'"'),
+            Some(b'\\') => (2, b'\\'),
+            Some(b'b') => (2, 8),
+            Some(b'f') => (2, 0x0c),
+            Some(b'n') => (2, b'\n'),
+            Some(b'r') => (2, b'\r'),
+            Some(b't') => (2, b'\t'),
+            Some(b'u') => {
+                let ch = char::from_u32(hex4(rest, k + 2)?).ok_or(Unsure)?;
+                let mut buf = [0u8; 4];
+                out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
+                (6, 0)
+            }
+            _ => return Err(Unsure),
+        };
+        if skip == 2 {
+            out.push(byte);
+        }
+        rest = rest.get(k + skip..).ok_or(Unsure)?;
+    }
+    out.extend_from_slice(rest);
+    Ok(())
+}
+
+/// A cursor over the line. Every method leaves `i` after what it read, and
+/// fails rather than accept anything serde_json would not.
+struct Cur<'a> {
+    b: &'a [u8],
+    i: usize,
+}
+
+impl<'a> Cur<'a> {
+    fn peek(&self) -> Option<u8> {
+        self.b.get(self.i).copied()
+    }
+
+    fn ws(&mut self) {
+        while self.peek() == Some(b' ') {
+            self.i += 1;
+        }
+    }
+
+    fn eat(&mut self, c: u8) -> bool {
+        if self.peek() == Some(c) {
+            self.i += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn expect(&mut self, c: u8) -> Scan<()> {
+        if self.eat(c) {
+            Ok(())
+        } else {
+            Err(Unsure)
+        }
+    }
+
+    /// After the opening quote: the raw contents up to the closing quote
+    /// (consumed), and whether they hold an escape. Escapes are checked;
+    /// UTF-16 surrogates are left to the full parse.
+    fn raw_string(&mut self) -> Scan<(&'a [u8], bool)> {
+        let start = self.i;
+        let mut escaped = false;
+        loop {
+            let rest = self.b.get(self.i..).ok_or(Unsure)?;
+            let k = memchr2(b'"', b'\\', rest).ok_or(Unsure)?;
+            self.i += k;
+            if rest.get(k) == Some(&b'"') {
+                let raw = self.b.get(start..self.i).ok_or(Unsure)?;
+                self.i += 1;
+                return Ok((raw, escaped));
+            }
+            escaped = true;
+            match self.b.get(self.i + 1) {
+                Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => self.i += 2,
+                Some(b'u') => {
+                    if (0xD800..0xE000).contains(&hex4(self.b, self.i + 2)?) {
+                        return Err(Unsure);
+                    }
+                    self.i += 6;
+                }
+                _ => return Err(Unsure),
+            }
+        }
+    }
+
+    /// A string value, decoded into `out`.
+    fn string_into(&mut self, out: &mut Vec<u8>) -> Scan<()> {
+        self.ws();
+        self.expect(b'"')?;
+        let (raw, escaped) = self.raw_string()?;
+        if escaped {
+            unescape(raw, out)
+        } else {
+            out.clear();
+            out.extend_from_slice(raw);
+            Ok(())
+        }
+    }
+
+    /// A string or null (read as ""), as the full parse reads signing ids.
+    fn nullable_string(&mut self, out: &mut Vec<u8>) -> Scan<()> {
+        self.ws();
+        if self.peek() == Some(b'n') {
+            self.literal(b"null")?;
+            out.clear();
+            return Ok(());
+        }
+        self.string_into(out)
+    }
+
+    fn literal(&mut self, word: &[u8]) -> Scan<()> {
+        if self.b.get(self.i..self.i + word.len()) == Some(word) {
+            self.i += word.len();
+            Ok(())
+        } else {
+            Err(Unsure)
+        }
+    }
+
+    fn bool(&mut self) -> Scan<bool> {
+        self.ws();
+        match self.peek() {
+            Some(b't') => self.literal(b"true").map(|()| true),
+            Some(b'f') => self.literal(b"false").map(|()| false),
+            _ => Err(Unsure),
+        }
+    }
+
+    /// An integer as JSON writes it: sign and magnitude. Floats, `-0`
+    /// (serde_json makes it a float), leading zeros and magnitudes past
+    /// u64 are `Unsure`.
+    fn integer(&mut self) -> Scan<(bool, u64)> {
+        self.ws();
+        let negative = self.eat(b'-');
+        let start = self.i;
+        let mut n: u64 = 0;
+        while let Some(d) = self.peek().filter(u8::is_ascii_digit) {
+            n = n
+                .checked_mul(10)
+                .and_then(|n| n.checked_add(u64::from(d - b'0')))
+                .ok_or(Unsure)?;
+            self.i += 1;
+        }
+        let digits = self.i - start;
+        if digits == 0
+            || (digits > 1 && self.b.get(start) == Some(&b'0'))
+            || (negative && n == 0)
+            || matches!(self.peek(), Some(b'.' | b'e' | b'E'))
+        {
+            return Err(Unsure);
+        }
+        Ok((negative, n))
+    }
+
+    /// As `Value::as_i64` reads it.
+    fn i64(&mut self) -> Scan<i64> {
+        match self.integer()? {
+            (false, n) => i64::try_from(n).map_err(|_| Unsure),
+            (true, n) if n <= 1 << 63 => Ok(0i64.wrapping_sub_unsigned(n)),
+            _ => Err(Unsure),
+        }
+    }
+
+    /// As `Value::as_u64` reads it.
+    fn u64(&mut self) -> Scan<u64> {
+        match self.integer()? {
+            (false, n) => Ok(n),
+            _ => Err(Unsure),
+        }
+    }
+
+    /// An audit token in either shape, complete, in `audit_token_t.val[]`
+    /// order with the ids widened as [`id32`] does.
+    fn token(&mut self, depth: u32) -> Scan<[i64; 8]> {
+        const KEYS: [&[u8]; 8] = [
+            b"auid",
+            b"euid",
+            b"egid",
+            b"ruid",
+            b"rgid",
+            b"pid",
+            b"asid",
+            b"pidversion",
+        ];
+        let mut vals = [0i64; 8];
+        self.ws();
+        if self.eat(b'[') {
+            for (n, slot) in vals.iter_mut().enumerate() {
+                if n > 0 {
+                    self.ws();
+                    self.expect(b',')?;
+                }
+                *slot = self.i64()?;
+            }
+            self.ws();
+            self.expect(b']')?;
+        } else {
+            let mut seen = 0u32;
+            self.object(depth, |c, key| {
+                let Some(n) = KEYS.iter().position(|k| *k == key) else {
+                    return Ok(false);
+                };
+                once(&mut seen, 1 << n)?;
+                *vals.get_mut(n).ok_or(Unsure)? = c.i64()?;
+                Ok(true)
+            })?;
+            if seen != 0xff {
+                return Err(Unsure);
+            }
+        }
+        for n in 0..5 {
+            if let Some(v) = vals.get_mut(n) {
+                *v = id32(Some(*v)).ok_or(Unsure)?;
+            }
+        }
+        Ok(vals)
+    }
+
+    /// An object; `field` is called with each key (escaped keys are
+    /// `Unsure`) and the cursor at its value, and returns whether it read the
+    /// value; if not, it is skipped.
+    fn object(
+        &mut self,
+        depth: u32,
+        mut field: impl FnMut(&mut Self, &'a [u8]) -> Scan<bool>,
+    ) -> Scan<()> {
+        if depth > MAX_DEPTH {
+            return Err(Unsure);
+        }
+        self.ws();
+        self.expect(b'{')?;
+        self.ws();
+        if self.eat(b'}') {
+            return Ok(());
+        }
+        loop {
+            self.ws();
+            self.expect(b'"')?;
+            let (key, escaped) = self.raw_string()?;
+            if escaped {
+                return Err(Unsure);
+            }
+            self.ws();
+            self.expect(b':')?;
+            self.ws();
+            if !field(self, key)? {
+                self.skip(depth + 1)?;
+            }
+            self.ws();
+            if self.eat(b'}') {
+                return Ok(());
+            }
+            self.expect(b',')?;
+        }
+    }
+
+    /// Skips one value, checking it as serde_json would.
+    fn skip(&mut self, depth: u32) -> Scan<()> {
+        self.ws();
+        match self.peek().ok_or(Unsure)? {
+            b'"' => {
+                self.i += 1;
+                self.raw_string().map(|_| ())
+            }
+            b'{' => self.object(depth, |_, _| Ok(false)),
+            b'[' => {
+                if depth > MAX_DEPTH {
+                    return Err(Unsure);
+                }
+                self.i += 1;
+                self.ws();
+                if self.eat(b']') {
+                    return Ok(());
+                }
+                loop {
+                    self.skip(depth + 1)?;
+                    self.ws();
+                    if self.eat(b']') {
+                        return Ok(());
+                    }
+                    self.expect(b',')?;
+                }
+            }
+            b't' => self.literal(b"true"),
+            b'f' => self.literal(b"false"),
+            b'n' => self.literal(b"null"),
+            b'-' | b'0'..=b'9' => self.integer().map(|_| ()),
+            _ => Err(Unsure),
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "fast_tests.rs"]
+mod tests;
