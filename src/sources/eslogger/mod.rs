@@ -174,7 +174,7 @@ fn read_line_capped<R: BufRead>(
             });
         }
         any = true;
-        let newline = chunk.iter().position(|&b| b == b'\n');
+        let newline = memchr::memchr(b'\n', chunk);
         let used = newline.map_or(chunk.len(), |i| i + 1);
         let part = chunk.get(..newline.unwrap_or(chunk.len())).unwrap_or(chunk);
         if !too_long {
