@@ -14,6 +14,11 @@
 //! logged once each, counted in [`SchemaDrift`], and shown in the status
 //! reason. Field paths and version history are in
 //! shared/fixtures/eslogger/SCHEMA.md.
+//!
+//! Layout: `parse` is the full parse (serde_json, drift accounting, text
+//! repair); `fast` the scanner that lets forks, exits and non-Kerberos execs
+//! skip it; `process` the live eslogger child; `parents` the parent tracking.
+//! This file drives replay and live reading and hands lines to them.
 
 use crate::classify::{needs_engine, Identity};
 use crate::engine::{unix_now, Engine};
