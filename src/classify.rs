@@ -1490,6 +1490,20 @@ pub fn classify_with<'a, A: AsRef<[u8]>>(
     found.relevant().then(|| found.into_classification())
 }
 
+/// The cheap reject, for sources that see every exec on the host: whether
+/// this exec must go on to the engine. True when it carries `KRB5CCNAME`
+/// (the engine links it to earlier thefts) or [`classify_with`] keeps it;
+/// exactly `krb5ccname.is_some() || classify_with(..).is_some()`, without
+/// building the classification. A false answer is final: the exec is not
+/// Kerberos-related. It does not allocate.
+pub fn needs_engine<'a, A: AsRef<[u8]>>(
+    path: &'a [u8],
+    argv: &'a [A],
+    identity: &Identity<'a>,
+) -> bool {
+    identity.krb5ccname.is_some() || analyze(path, argv, identity).relevant()
+}
+
 // ---------------------------------------------------------------------------
 // ktutil --hex, then kinit with that keytab
 

@@ -3,8 +3,8 @@
 //! panics, whatever argv it is given.
 
 use kerberos_cache_access::classify::{
-    classify, classify_with, Classification, Identity, Indicator, CREDENTIAL_CACHE_COPY,
-    CREDENTIAL_CACHE_COPY_TECHNIQUE,
+    classify, classify_with, needs_engine, Classification, Identity, Indicator,
+    CREDENTIAL_CACHE_COPY, CREDENTIAL_CACHE_COPY_TECHNIQUE,
 };
 use proptest::prelude::*;
 
@@ -524,5 +524,21 @@ proptest! {
         prop_assert!(full_class.indicators.iter().any(|i| i != Indicator::RenamedKerberosTool));
         let hot = classify(b"/tmp/helper", &argv);
         prop_assert!(hot.is_some_and(|c| c.needs_identity), "{:?}", argv);
+    }
+}
+
+/// The cheap reject that eslogger's fast reader uses is exactly
+/// `KRB5CCNAME set || classify_with(..).is_some()`, case by case.
+#[test]
+fn needs_engine_is_the_classifier_decision() {
+    for case in &corpus() {
+        let identity = identity_of(case);
+        assert_eq!(
+            needs_engine(&case.path, &case.argv, &identity),
+            case.krb5ccname.is_some() || classify_with(&case.path, &case.argv, &identity).is_some(),
+            "line {} ({})",
+            case.line,
+            case.name
+        );
     }
 }

@@ -1,0 +1,993 @@
+//! The full parse of one eslogger line: serde_json into a `Value` tree,
+//! then every field the source uses read by name, with drift noted.
+
+use super::*;
+
+// --- what the parser reports ---------------------------------------------
+
+/// A JSON field the parser reads; used to report schema drift.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Field {
+    Version,
+    Time,
+    GlobalSeqNum,
+    Event,
+    ExecTarget,
+    ExecPath,
+    ExecPathTruncated,
+    ExecAuditToken,
+    ExecArgs,
+    ExecCwd,
+    ExecPpid,
+    ExecOriginalPpid,
+    ExecSigningId,
+    ExecTeamId,
+    ExecPlatformBinary,
+    ExecCdhash,
+    ProcessAuditToken,
+    ProcessPath,
+    ForkChild,
+    ForkChildAuditToken,
+    ExitStat,
+}
+
+impl Field {
+    pub const ALL: [Field; 21] = [
+        Field::Version,
+        Field::Time,
+        Field::GlobalSeqNum,
+        Field::Event,
+        Field::ExecTarget,
+        Field::ExecPath,
+        Field::ExecPathTruncated,
+        Field::ExecAuditToken,
+        Field::ExecArgs,
+        Field::ExecCwd,
+        Field::ExecPpid,
+        Field::ExecOriginalPpid,
+        Field::ExecSigningId,
+        Field::ExecTeamId,
+        Field::ExecPlatformBinary,
+        Field::ExecCdhash,
+        Field::ProcessAuditToken,
+        Field::ProcessPath,
+        Field::ForkChild,
+        Field::ForkChildAuditToken,
+        Field::ExitStat,
+    ];
+
+    /// The field's JSON path in eslogger's output.
+    pub fn path(self) -> &'static str {
+        match self {
+            Field::Version => "version",
+            Field::Time => "time",
+            Field::GlobalSeqNum => "global_seq_num",
+            Field::Event => "event",
+            Field::ExecTarget => "event.exec.target",
+            Field::ExecPath => "event.exec.target.executable.path",
+            Field::ExecPathTruncated => "event.exec.target.executable.path_truncated",
+            Field::ExecAuditToken => "event.exec.target.audit_token",
+            Field::ExecArgs => "event.exec.args",
+            Field::ExecCwd => "event.exec.cwd.path",
+            Field::ExecPpid => "event.exec.target.ppid",
+            Field::ExecOriginalPpid => "event.exec.target.original_ppid",
+            Field::ExecSigningId => "event.exec.target.signing_id",
+            Field::ExecTeamId => "event.exec.target.team_id",
+            Field::ExecPlatformBinary => "event.exec.target.is_platform_binary",
+            Field::ExecCdhash => "event.exec.target.cdhash",
+            Field::ProcessAuditToken => "process.audit_token",
+            Field::ProcessPath => "process.executable.path",
+            Field::ForkChild => "event.fork.child",
+            Field::ForkChildAuditToken => "event.fork.child.audit_token",
+            Field::ExitStat => "event.exit.stat",
+        }
+    }
+
+    pub(super) fn bit(self) -> u32 {
+        1 << (self as u32)
+    }
+}
+
+impl fmt::Display for Field {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.path())
+    }
+}
+
+/// A set of [`Field`]s: the ones one message lacked or had in another type.
+/// A bit set, so noting drift on the hot path does not allocate.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FieldSet(pub(super) u32);
+
+impl FieldSet {
+    pub fn insert(&mut self, field: Field) {
+        self.0 |= field.bit();
+    }
+
+    pub fn contains(self, field: Field) -> bool {
+        self.0 & field.bit() != 0
+    }
+
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    pub fn iter(self) -> impl Iterator<Item = Field> {
+        Field::ALL.into_iter().filter(move |f| self.contains(*f))
+    }
+}
+
+/// What every message carries besides its event.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Envelope {
+    /// ES message version (`.version`): it decides which fields exist.
+    pub version: Option<i64>,
+    /// eslogger's sequence number over all event types it subscribed to; a
+    /// gap means ES dropped events for it.
+    pub global_seq_num: Option<u64>,
+    /// Fields that were absent or of an unexpected type.
+    pub drift: FieldSet,
+    /// The line held invalid UTF-8 or an unpaired UTF-16 surrogate escape;
+    /// they were replaced by U+FFFD before parsing.
+    pub repaired: bool,
+}
+
+/// An audit token's fields (`audit_token_t.val[]`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AuditToken {
+    pub auid: Option<i64>,
+    pub euid: Option<i64>,
+    pub egid: Option<i64>,
+    pub ruid: Option<i64>,
+    pub rgid: Option<i64>,
+    pub pid: Option<i64>,
+    pub asid: Option<i64>,
+    pub pidversion: Option<i64>,
+}
+
+impl AuditToken {
+    pub(super) fn is_complete(&self) -> bool {
+        [
+            self.auid,
+            self.euid,
+            self.egid,
+            self.ruid,
+            self.rgid,
+            self.pid,
+            self.asid,
+            self.pidversion,
+        ]
+        .iter()
+        .all(Option::is_some)
+    }
+}
+
+/// The token's keys in `audit_token_t.val[]` order, which is also the order
+/// of eslogger's array form (message version 10, macOS 26): libbsm's
+/// `audit_token_to_au32` reads val[0..8] as auid, euid, egid, ruid, rgid,
+/// pid, asid, and the pid version (SCHEMA.md §4).
+pub(super) const TOKEN_KEYS: [&str; 8] = [
+    "auid",
+    "euid",
+    "egid",
+    "ruid",
+    "rgid",
+    "pid",
+    "asid",
+    "pidversion",
+];
+
+/// Reads an audit token in either shape: an object with named fields, or an
+/// array of exactly 8 integers. Any other shape gives `None`: an array of
+/// another length cannot be mapped to fields safely.
+pub fn parse_audit_token(value: &Value) -> Option<AuditToken> {
+    let mut vals = [None; 8];
+    match value {
+        Value::Object(map) => {
+            for (slot, key) in vals.iter_mut().zip(TOKEN_KEYS) {
+                *slot = map.get(key).and_then(Value::as_i64);
+            }
+        }
+        Value::Array(items) if items.len() == TOKEN_KEYS.len() => {
+            for (slot, item) in vals.iter_mut().zip(items) {
+                *slot = item.as_i64();
+            }
+        }
+        _ => return None,
+    }
+    let [auid, euid, egid, ruid, rgid, pid, asid, pidversion] = vals;
+    Some(AuditToken {
+        auid: id32(auid),
+        euid: id32(euid),
+        egid: id32(egid),
+        ruid: id32(ruid),
+        rgid: id32(rgid),
+        pid,
+        asid,
+        pidversion,
+    })
+}
+
+/// uid_t/gid_t are unsigned 32-bit: eslogger writes "unset" (AU_DEFAUDITID)
+/// as 4294967295. Should a version write them signed, map -1 to the same.
+pub(super) fn id32(v: Option<i64>) -> Option<i64> {
+    v.map(|n| {
+        if (-(1i64 << 31)..0).contains(&n) {
+            n + (1i64 << 32)
+        } else {
+            n
+        }
+    })
+}
+
+/// One exec, as eslogger reported it. Values are the exec's target (the new
+/// image), not `.process` (the image that called exec).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EsExec {
+    pub envelope: Envelope,
+    /// `.time` as unix seconds and nanoseconds; (0, 0) when unreadable (then
+    /// `envelope.drift` has [`Field::Time`]).
+    pub time: i64,
+    pub time_nanos: u32,
+    pub pid: i64,
+    /// The target's pid version: with the pid, it names this one execution.
+    pub pidversion: Option<i64>,
+    /// Parent pid at exec time.
+    pub ppid: Option<i64>,
+    /// Parent pid at process creation (unchanged by reparenting).
+    pub original_ppid: Option<i64>,
+    pub path: String,
+    /// ES cut the path (over about 16 KiB).
+    pub path_truncated: bool,
+    /// argv, `argv[0]` first; `None` when the message had none.
+    pub args: Option<Vec<String>>,
+    pub cwd: Option<String>,
+    pub uid: Option<i64>,
+    pub euid: Option<i64>,
+    pub gid: Option<i64>,
+    pub egid: Option<i64>,
+    pub auid: Option<i64>,
+    pub signing_id: String,
+    /// "" for platform binaries and ad-hoc code (eslogger writes null).
+    pub team_id: String,
+    pub platform_binary: Option<bool>,
+    /// Code directory hash, 40 hex digits.
+    pub cdhash: String,
+    /// `KRB5CCNAME` from the exec's environment, when set; the only
+    /// variable kept.
+    pub krb5ccname: Option<String>,
+}
+
+/// An eslogger message this source uses.
+// Exec is the common variant; boxing it would cost an allocation per exec.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EsEvent {
+    Exec(EsExec),
+    /// `parent_pid` forked `child_pid`; the child runs the parent's image.
+    Fork {
+        envelope: Envelope,
+        parent_pid: Option<i64>,
+        parent_path: Option<String>,
+        child_pid: i64,
+    },
+    /// `stat` is the wait(2) status word, not an exit code.
+    Exit {
+        envelope: Envelope,
+        pid: i64,
+        stat: Option<i64>,
+    },
+}
+
+impl EsEvent {
+    pub fn envelope(&self) -> &Envelope {
+        match self {
+            EsEvent::Exec(e) => &e.envelope,
+            EsEvent::Fork { envelope, .. } | EsEvent::Exit { envelope, .. } => envelope,
+        }
+    }
+}
+
+/// Why a line gave no event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EsParseError {
+    /// Not JSON, even after repairing its encoding (serde_json's message).
+    NotJson(String),
+    /// JSON, but not an object.
+    NotAnObject,
+    /// An exec, fork or exit without what identifies it (pid, path).
+    Unusable { event: &'static str, field: Field },
+}
+
+impl fmt::Display for EsParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EsParseError::NotJson(e) => write!(f, "not JSON: {e}"),
+            EsParseError::NotAnObject => f.write_str("JSON, but not an object"),
+            EsParseError::Unusable { event, field } => {
+                write!(f, "{event} event without a usable {field}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for EsParseError {}
+
+/// What a source could not read, for the status reason.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SchemaDrift {
+    /// Lines that were not a JSON object.
+    pub not_json: u64,
+    /// JSON objects that are not ES messages (neither an `event` object nor
+    /// an integer `event_type`): a file of something else.
+    pub not_eslogger: u64,
+    /// Lines over [`MAX_LINE`], dropped.
+    pub oversized: u64,
+    /// Lines parsed only after replacing invalid UTF-8 or unpaired surrogate
+    /// escapes.
+    pub repaired: u64,
+    /// Exec, fork or exit messages dropped for lack of a pid or path.
+    pub unusable: u64,
+    /// Per field path: messages where it was absent or of another type.
+    pub fields: BTreeMap<&'static str, u64>,
+}
+
+impl SchemaDrift {
+    pub fn note(&mut self, drift: FieldSet) {
+        for f in drift.iter() {
+            *self.fields.entry(f.path()).or_default() += 1;
+        }
+    }
+
+    pub fn count(&self, field: Field) -> u64 {
+        self.fields.get(field.path()).copied().unwrap_or(0)
+    }
+
+    /// Everything counted; 0 when the output looked as expected.
+    pub fn total(&self) -> u64 {
+        self.not_json
+            + self.not_eslogger
+            + self.oversized
+            + self.repaired
+            + self.unusable
+            + self.fields.values().sum::<u64>()
+    }
+
+    /// A short account for the status reason; `None` when nothing drifted.
+    pub fn summary(&self) -> Option<String> {
+        let mut parts = Vec::new();
+        if self.not_json > 0 {
+            parts.push(format!("{} non-JSON line(s)", self.not_json));
+        }
+        if self.not_eslogger > 0 {
+            parts.push(format!(
+                "{} JSON line(s) that are not eslogger messages",
+                self.not_eslogger
+            ));
+        }
+        if self.oversized > 0 {
+            parts.push(format!(
+                "{} line(s) over {} MiB dropped",
+                self.oversized,
+                MAX_LINE >> 20
+            ));
+        }
+        if self.unusable > 0 {
+            parts.push(format!(
+                "{} event(s) without pid or path dropped",
+                self.unusable
+            ));
+        }
+        if self.repaired > 0 {
+            parts.push(format!(
+                "{} line(s) with invalid text repaired",
+                self.repaired
+            ));
+        }
+        for (path, n) in &self.fields {
+            parts.push(format!("{path} missing or changed in {n}"));
+        }
+        if parts.is_empty() {
+            None
+        } else {
+            Some(format!("schema drift: {}", parts.join(", ")))
+        }
+    }
+}
+
+// --- log once ------------------------------------------------------------
+
+/// Warnings already logged in this process, one bit each: the fields' bits
+/// (0..21) and the ones below. Process-wide, because an output change hits
+/// every source instance alike; atomic, so the check costs no lock.
+pub(super) static WARNED: AtomicU32 = AtomicU32::new(0);
+pub(super) const WARN_OVERSIZED: u32 = 1 << 27;
+#[cfg(test)]
+pub(super) const WARN_TEST: u32 = 1 << 28;
+pub(super) const WARN_NOT_JSON: u32 = 1 << 29;
+pub(super) const WARN_REPAIRED: u32 = 1 << 30;
+pub(super) const WARN_VERSION: u32 = 1 << 31;
+
+/// Logs `message` the first time `bit` is seen; true if it logged.
+pub(super) fn warn_once(bit: u32, message: impl FnOnce() -> String) -> bool {
+    if WARNED.load(Ordering::Relaxed) & bit != 0 {
+        return false;
+    }
+    if WARNED.fetch_or(bit, Ordering::Relaxed) & bit != 0 {
+        return false;
+    }
+    log::warn!("{} (logged once)", message());
+    true
+}
+
+pub(super) fn warn_drift(envelope: &Envelope) {
+    let version = envelope
+        .version
+        .map_or_else(|| "unknown".to_string(), |v| v.to_string());
+    for field in envelope.drift.iter() {
+        warn_once(field.bit(), || {
+            format!(
+                "eslogger output changed: {field} is missing or has an unexpected type \
+                 (message version {version}); events are kept without it"
+            )
+        });
+    }
+    if envelope.repaired {
+        warn_once(WARN_REPAIRED, || {
+            "eslogger wrote invalid UTF-8 or an unpaired surrogate escape; \
+             replaced by U+FFFD"
+                .to_string()
+        });
+    }
+}
+
+// --- parsing ---------------------------------------------------------------
+
+/// Parses one line of eslogger output. Exec, fork and exit messages give an
+/// event; other event types give `Ok(None)`. Missing or changed fields do not
+/// fail the line: they are listed in the event's `envelope.drift` (and logged
+/// once per field). Only a message without pid or path is an error.
+pub fn parse_line(line: &[u8]) -> Result<Option<EsEvent>, EsParseError> {
+    parse_message(line).map(|(_, parsed)| match parsed {
+        Parsed::Event(event) => Some(event),
+        Parsed::OtherEvent | Parsed::Foreign => None,
+    })
+}
+
+/// What a JSON object turned out to be.
+// Same as EsEvent: the event is the common case, boxing it would allocate.
+#[allow(clippy::large_enum_variant)]
+pub(super) enum Parsed {
+    Event(EsEvent),
+    /// An ES message of a type this source does not use.
+    OtherEvent,
+    /// Not an ES message at all: no `event` object, no integer `event_type`.
+    Foreign,
+}
+
+/// [`parse_line`], plus the envelope of messages of other types (their
+/// sequence numbers count too when looking for gaps), and whether the object
+/// was an ES message at all (a replay of some other JSON is an error).
+pub(super) fn parse_message(line: &[u8]) -> Result<(Envelope, Parsed), EsParseError> {
+    let (mut root, repaired) = match serde_json::from_slice::<Value>(line) {
+        Ok(v) => (v, false),
+        Err(first) => match repair(line).and_then(|t| serde_json::from_str::<Value>(&t).ok()) {
+            Some(v) => (v, true),
+            None => {
+                warn_once(WARN_NOT_JSON, || {
+                    format!(
+                        "eslogger wrote a line that is not JSON ({first}): {}",
+                        preview(line)
+                    )
+                });
+                return Err(EsParseError::NotJson(first.to_string()));
+            }
+        },
+    };
+    if !root.is_object() {
+        warn_once(WARN_NOT_JSON, || {
+            format!(
+                "eslogger wrote JSON that is not an object: {}",
+                preview(line)
+            )
+        });
+        return Err(EsParseError::NotAnObject);
+    }
+
+    let mut envelope = Envelope {
+        repaired,
+        ..Envelope::default()
+    };
+    envelope.version = root.get("version").and_then(Value::as_i64);
+    if envelope.version.is_none() {
+        envelope.drift.insert(Field::Version);
+    }
+    if let Some(v) = envelope.version.filter(|&v| v > NEWEST_KNOWN_VERSION) {
+        warn_once(WARN_VERSION, || {
+            format!(
+                "eslogger message version {v} is newer than this parser knows \
+                 ({NEWEST_KNOWN_VERSION}); reading it the same way"
+            )
+        });
+    }
+    envelope.global_seq_num = root.get("global_seq_num").and_then(Value::as_u64);
+    if envelope.global_seq_num.is_none() && since(envelope.version, 4) {
+        envelope.drift.insert(Field::GlobalSeqNum);
+    }
+
+    let mut event = match root.get_mut("event").map(Value::take) {
+        Some(Value::Object(map)) => map,
+        _ => {
+            let kind = match root.get("event_type").and_then(Value::as_i64) {
+                Some(EVENT_TYPE_EXEC) => "exec",
+                Some(EVENT_TYPE_FORK) => "fork",
+                Some(EVENT_TYPE_EXIT) => "exit",
+                Some(_) => return Ok((envelope, Parsed::OtherEvent)),
+                None => return Ok((envelope, Parsed::Foreign)),
+            };
+            warn_once(Field::Event.bit(), || {
+                format!("eslogger wrote a {kind} message without its `event` object")
+            });
+            return Err(EsParseError::Unusable {
+                event: kind,
+                field: Field::Event,
+            });
+        }
+    };
+    let result = if let Some(exec) = event.get_mut("exec") {
+        parse_exec(&mut root, exec.take(), envelope).map(EsEvent::Exec)
+    } else if let Some(fork) = event.get_mut("fork") {
+        parse_fork(&mut root, fork.take(), envelope)
+    } else if let Some(exit) = event.get("exit") {
+        parse_exit(&root, exit, envelope)
+    } else {
+        return Ok((envelope, Parsed::OtherEvent));
+    };
+    match &result {
+        Ok(ev) => warn_drift(ev.envelope()),
+        Err(EsParseError::Unusable { event, field }) => {
+            warn_once(field.bit(), || {
+                format!(
+                    "eslogger output changed: {event} messages without a usable {field} \
+                     are dropped"
+                )
+            });
+        }
+        Err(_) => {}
+    }
+    result.map(|event| (*event.envelope(), Parsed::Event(event)))
+}
+
+/// Whether a field introduced in message version `min` should be there (an
+/// unknown version is assumed recent).
+pub(super) fn since(version: Option<i64>, min: i64) -> bool {
+    version.is_none_or(|v| v >= min)
+}
+
+/// A string value taken out of the tree (no copy); `None` if absent, null or
+/// another type.
+pub(super) fn take_string(value: Option<&mut Value>) -> Option<String> {
+    match value? {
+        Value::String(s) => Some(std::mem::take(s)),
+        _ => None,
+    }
+}
+
+/// A string that may be null: null reads as "", absent or another type as
+/// `None`.
+pub(super) fn take_nullable_string(value: Option<&mut Value>) -> Option<String> {
+    match value? {
+        Value::String(s) => Some(std::mem::take(s)),
+        Value::Null => Some(String::new()),
+        _ => None,
+    }
+}
+
+pub(super) fn parse_exec(
+    root: &mut Value,
+    exec: Value,
+    envelope: Envelope,
+) -> Result<EsExec, EsParseError> {
+    let mut exec = exec;
+    let mut envelope = envelope;
+    let unusable = |field| EsParseError::Unusable {
+        event: "exec",
+        field,
+    };
+    let mut out = EsExec::default();
+
+    match root
+        .get("time")
+        .and_then(Value::as_str)
+        .and_then(parse_rfc3339)
+    {
+        Some((secs, nanos)) => (out.time, out.time_nanos) = (secs, nanos),
+        None => envelope.drift.insert(Field::Time),
+    }
+
+    let mut target = exec
+        .get_mut("target")
+        .map(Value::take)
+        .unwrap_or(Value::Null);
+    // Fields of a missing target are not reported one by one: the target is.
+    let target_ok = target.is_object();
+    let mut tdrift = FieldSet::default();
+
+    match take_string(target.pointer_mut("/executable/path")).filter(|p| !p.is_empty()) {
+        Some(p) => out.path = p,
+        None => {
+            tdrift.insert(Field::ExecPath);
+            // The path given to execve (before symlinks), v7+: better than
+            // losing the exec.
+            out.path = take_string(exec.get_mut("dyld_exec_path"))
+                .filter(|p| !p.is_empty())
+                .ok_or_else(|| unusable(Field::ExecPath))?;
+        }
+    }
+    match target
+        .pointer("/executable/path_truncated")
+        .and_then(Value::as_bool)
+    {
+        Some(t) => out.path_truncated = t,
+        None => tdrift.insert(Field::ExecPathTruncated),
+    }
+
+    let token = target.get("audit_token").and_then(parse_audit_token);
+    if !token.is_some_and(|t| t.is_complete()) {
+        tdrift.insert(Field::ExecAuditToken);
+    }
+    let token = token.unwrap_or_default();
+    out.pid = match token.pid {
+        Some(pid) => pid,
+        // exec keeps the pid: the caller's token names it too.
+        None => root
+            .pointer("/process/audit_token")
+            .and_then(parse_audit_token)
+            .and_then(|t| t.pid)
+            .ok_or_else(|| unusable(Field::ExecAuditToken))?,
+    };
+    out.pidversion = token.pidversion;
+    out.uid = token.ruid;
+    out.euid = token.euid;
+    out.gid = token.rgid;
+    out.egid = token.egid;
+    out.auid = token.auid;
+
+    out.ppid = target.get("ppid").and_then(Value::as_i64);
+    if out.ppid.is_none() {
+        tdrift.insert(Field::ExecPpid);
+    }
+    out.original_ppid = target.get("original_ppid").and_then(Value::as_i64);
+    if out.original_ppid.is_none() {
+        tdrift.insert(Field::ExecOriginalPpid);
+    }
+    match take_nullable_string(target.get_mut("signing_id")) {
+        Some(s) => out.signing_id = s,
+        None => tdrift.insert(Field::ExecSigningId),
+    }
+    match take_nullable_string(target.get_mut("team_id")) {
+        Some(s) => out.team_id = s,
+        None => tdrift.insert(Field::ExecTeamId),
+    }
+    out.platform_binary = target.get("is_platform_binary").and_then(Value::as_bool);
+    if out.platform_binary.is_none() {
+        tdrift.insert(Field::ExecPlatformBinary);
+    }
+    match take_nullable_string(target.get_mut("cdhash")) {
+        Some(s) => out.cdhash = s,
+        None => tdrift.insert(Field::ExecCdhash),
+    }
+    if target_ok {
+        envelope.drift.0 |= tdrift.0;
+    } else {
+        envelope.drift.insert(Field::ExecTarget);
+    }
+
+    out.args = match exec.get_mut("args").map(Value::take) {
+        Some(Value::Array(items)) => Some(
+            items
+                .into_iter()
+                .map(|item| match item {
+                    Value::String(s) => s,
+                    // Keep the position and whatever text there was.
+                    other => {
+                        envelope.drift.insert(Field::ExecArgs);
+                        other.to_string()
+                    }
+                })
+                .collect(),
+        ),
+        _ => {
+            envelope.drift.insert(Field::ExecArgs);
+            None
+        }
+    };
+    out.krb5ccname = take_krb5ccname(exec.get_mut("env"));
+    out.cwd = take_string(exec.pointer_mut("/cwd/path"));
+    if out.cwd.is_none() && since(envelope.version, 3) {
+        envelope.drift.insert(Field::ExecCwd);
+    }
+    out.envelope = envelope;
+    Ok(out)
+}
+
+/// `KRB5CCNAME`'s value from eslogger's `env` (an array of `NAME=value`),
+/// taken out of the tree; nothing is allocated when it is not set.
+pub(super) fn take_krb5ccname(env: Option<&mut Value>) -> Option<String> {
+    const NAME: &str = "KRB5CCNAME=";
+    let Value::Array(items) = env? else {
+        return None;
+    };
+    let mut value = items.iter_mut().find_map(|item| match item {
+        Value::String(s) if s.starts_with(NAME) => Some(std::mem::take(s)),
+        _ => None,
+    })?;
+    value.drain(..NAME.len());
+    Some(value)
+}
+
+pub(super) fn parse_fork(
+    root: &mut Value,
+    fork: Value,
+    envelope: Envelope,
+) -> Result<EsEvent, EsParseError> {
+    let mut fork = fork;
+    let mut envelope = envelope;
+    let mut child = fork
+        .get_mut("child")
+        .map(Value::take)
+        .unwrap_or(Value::Null);
+    if !child.is_object() {
+        return Err(EsParseError::Unusable {
+            event: "fork",
+            field: Field::ForkChild,
+        });
+    }
+    let child_token = child.get("audit_token").and_then(parse_audit_token);
+    if !child_token.is_some_and(|t| t.is_complete()) {
+        envelope.drift.insert(Field::ForkChildAuditToken);
+    }
+    let child_pid = child_token
+        .and_then(|t| t.pid)
+        .ok_or(EsParseError::Unusable {
+            event: "fork",
+            field: Field::ForkChildAuditToken,
+        })?;
+
+    let parent_token = root
+        .pointer("/process/audit_token")
+        .and_then(parse_audit_token);
+    if !parent_token.is_some_and(|t| t.is_complete()) {
+        envelope.drift.insert(Field::ProcessAuditToken);
+    }
+    let parent_pid = parent_token
+        .and_then(|t| t.pid)
+        .or_else(|| child.get("ppid").and_then(Value::as_i64));
+    let mut parent_path = take_string(root.pointer_mut("/process/executable/path"));
+    if parent_path.is_none() {
+        envelope.drift.insert(Field::ProcessPath);
+        // Right after fork the child runs the parent's image.
+        parent_path = take_string(child.pointer_mut("/executable/path"));
+    }
+    Ok(EsEvent::Fork {
+        envelope,
+        parent_pid,
+        parent_path,
+        child_pid,
+    })
+}
+
+pub(super) fn parse_exit(
+    root: &Value,
+    exit: &Value,
+    envelope: Envelope,
+) -> Result<EsEvent, EsParseError> {
+    let mut envelope = envelope;
+    let token = root
+        .pointer("/process/audit_token")
+        .and_then(parse_audit_token);
+    if !token.is_some_and(|t| t.is_complete()) {
+        envelope.drift.insert(Field::ProcessAuditToken);
+    }
+    let pid = token.and_then(|t| t.pid).ok_or(EsParseError::Unusable {
+        event: "exit",
+        field: Field::ProcessAuditToken,
+    })?;
+    let stat = exit.get("stat").and_then(Value::as_i64);
+    if stat.is_none() {
+        envelope.drift.insert(Field::ExitStat);
+    }
+    Ok(EsEvent::Exit {
+        envelope,
+        pid,
+        stat,
+    })
+}
+
+/// The line made parseable, if it can be: invalid UTF-8 and unpaired UTF-16
+/// surrogate escapes (`\ud800` alone) become U+FFFD, which serde_json would
+/// otherwise reject along with the whole event. How eslogger renders argv
+/// bytes that are not UTF-8 is not known; an exec must not vanish over it.
+/// `None` when there is nothing to repair.
+pub(super) fn repair(line: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(line);
+    let bytes = text.as_bytes();
+    let mut out: Vec<u8> = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        if b != b'\\' {
+            out.push(b);
+            i += 1;
+            continue;
+        }
+        // A backslash only occurs inside strings in valid JSON, so escapes
+        // can be read without tracking string boundaries.
+        match bytes.get(i + 1) {
+            Some(b'u') => match hex4(bytes, i + 2) {
+                Some(0xD800..=0xDBFF) => {
+                    let low = (bytes.get(i + 6) == Some(&b'\\') && bytes.get(i + 7) == Some(&b'u'))
+                        .then(|| hex4(bytes, i + 8))
+                        .flatten();
+                    if low.is_some_and(|lo| (0xDC00..=0xDFFF).contains(&lo)) {
+                        out.extend_from_slice(bytes.get(i..i + 12).unwrap_or_default());
+                        i += 12;
+                    } else {
+                        out.extend_from_slice(b"\\uFFFD");
+                        i += 6;
+                    }
+                }
+                Some(0xDC00..=0xDFFF) => {
+                    out.extend_from_slice(b"\\uFFFD");
+                    i += 6;
+                }
+                Some(_) => {
+                    out.extend_from_slice(bytes.get(i..i + 6).unwrap_or_default());
+                    i += 6;
+                }
+                None => {
+                    out.extend_from_slice(b"\\u");
+                    i += 2;
+                }
+            },
+            Some(&next) => {
+                out.extend_from_slice(&[b'\\', next]);
+                i += 2;
+            }
+            None => {
+                out.push(b'\\');
+                i += 1;
+            }
+        }
+    }
+    if out == line {
+        return None;
+    }
+    // Only ASCII escapes were replaced in valid UTF-8, so this cannot fail;
+    // still, no panic on outside data.
+    Some(
+        String::from_utf8(out)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+    )
+}
+
+pub(super) fn hex4(bytes: &[u8], at: usize) -> Option<u32> {
+    let digits = bytes.get(at..at + 4)?;
+    let text = std::str::from_utf8(digits).ok()?;
+    if !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    u32::from_str_radix(text, 16).ok()
+}
+
+/// The start of a line, for a log message.
+pub(super) fn preview(line: &[u8]) -> String {
+    let cut = line.get(..200).unwrap_or(line);
+    let mut text = String::from_utf8_lossy(cut).into_owned();
+    if cut.len() < line.len() {
+        text.push('…');
+    }
+    text
+}
+
+// --- time ----------------------------------------------------------------
+
+/// Parses an RFC 3339 date-time such as eslogger's
+/// `2025-08-07T13:21:35.880814738Z` into unix seconds and nanoseconds.
+/// Strict: fixed field widths, a real calendar date, `T` between date and
+/// time, and `Z` or a `±hh:mm` offset. Any number of fractional digits is
+/// accepted; those past the ninth (below a nanosecond) are ignored. A leap
+/// second (`:60`) counts as the second before it.
+pub fn parse_rfc3339(text: &str) -> Option<(i64, u32)> {
+    let b = text.as_bytes();
+    let num = |from: usize, len: usize| -> Option<u32> {
+        let digits = b.get(from..from + len)?;
+        digits.iter().try_fold(0u32, |n, &d| {
+            d.is_ascii_digit().then(|| n * 10 + u32::from(d - b'0'))
+        })
+    };
+    let at = |i: usize, c: u8| b.get(i).is_some_and(|x| x.eq_ignore_ascii_case(&c));
+    if !(at(4, b'-') && at(7, b'-') && at(10, b'T') && at(13, b':') && at(16, b':')) {
+        return None;
+    }
+    let (year, month, day) = (num(0, 4)?, num(5, 2)?, num(8, 2)?);
+    let (hour, minute, second) = (num(11, 2)?, num(14, 2)?, num(17, 2)?);
+    if !(1..=12).contains(&month)
+        || day == 0
+        || day > days_in_month(year, month)
+        || hour > 23
+        || minute > 59
+        || second > 60
+    {
+        return None;
+    }
+
+    let mut i = 19;
+    let mut nanos = 0u32;
+    if b.get(i) == Some(&b'.') {
+        i += 1;
+        let start = i;
+        while let Some(&d) = b.get(i).filter(|d| d.is_ascii_digit()) {
+            if i - start < 9 {
+                nanos = nanos * 10 + u32::from(d - b'0');
+            }
+            i += 1;
+        }
+        let digits = i - start;
+        if digits == 0 {
+            return None;
+        }
+        for _ in digits..9 {
+            nanos *= 10;
+        }
+    }
+    let offset: i64 = match b.get(i..)? {
+        [b'Z' | b'z'] => 0,
+        [sign @ (b'+' | b'-'), _, _, b':', _, _] => {
+            let (h, m) = (num(i + 1, 2)?, num(i + 4, 2)?);
+            if h > 23 || m > 59 {
+                return None;
+            }
+            let secs = i64::from(h * 3600 + m * 60);
+            if *sign == b'-' {
+                -secs
+            } else {
+                secs
+            }
+        }
+        _ => return None,
+    };
+    let days = days_from_civil(i64::from(year), month, day);
+    let clock = i64::from(hour * 3600 + minute * 60 + second.min(59));
+    Some((days * 86_400 + clock - offset, nanos))
+}
+
+pub(super) fn is_leap(year: u32) -> bool {
+    year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)
+}
+
+pub(super) fn days_in_month(year: u32, month: u32) -> u32 {
+    match month {
+        2 if is_leap(year) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// Days from 1970-01-01 to a proleptic Gregorian date. Years are counted from
+/// March, so that February's variable length falls at the end of a year, and
+/// grouped in 400-year cycles of 146097 days.
+pub(super) fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let cycle = y.div_euclid(400);
+    let year_of_cycle = y.rem_euclid(400);
+    // March = 0 … February = 11.
+    let m = i64::from((month + 9) % 12);
+    // Days before month m in a March-based year: 31,30,31,30,31 repeating.
+    let day_of_year = (153 * m + 2) / 5 + i64::from(day) - 1;
+    let day_of_cycle = year_of_cycle * 365 + year_of_cycle / 4 - year_of_cycle / 100 + day_of_year;
+    // 719468 days separate 0000-03-01 from 1970-01-01.
+    cycle * 146_097 + day_of_cycle - 719_468
+}
+
+// --- to the engine ---------------------------------------------------------
