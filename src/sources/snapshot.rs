@@ -52,12 +52,16 @@
 //! ## Cost
 //!
 //! `cargo bench --bench snapshot` (1,000 processes, 0 candidates, 2-core
-//! VM shared with other builds): sysinfo's listing 31.5 ms of CPU per
-//! 1,000 processes, this one 8.3 ms. The floor here is the kernel's open,
-//! read and close of one `/proc` file per process (about 6 µs on this VM,
-//! measured from Python); holding a `comm` descriptor per process would
-//! make a rescan one `pread` each (about 1 µs), at the price of one open
-//! descriptor per process on the host, which we do not pay.
+//! VM, quiet): sysinfo's listing 31.9 ms of CPU per 1,000 processes, this
+//! one 6.6 ms (8.3 ms before `comm` was opened relative to the `/proc`
+//! directory descriptor). 92% of it is in the kernel: the open, read and
+//! close of one `/proc` file per process (about 4.6 µs on this VM). Holding
+//! a `comm` descriptor per process would make a rescan one `pread` each
+//! (about 1 µs), at the price of one open descriptor per process on the
+//! host, against a default limit of 1,024 that the osquery connections
+//! share; we do not pay it. On macOS the same listing is one
+//! `proc_listallpids` and one `proc_pidinfo` call per process, a third of
+//! the system calls.
 
 use crate::classify;
 use crate::engine::Engine;
@@ -311,21 +315,30 @@ pub mod system {
                 &mut self,
                 wanted: &dyn Fn(&[u8]) -> bool,
             ) -> anyhow::Result<Vec<ProcBrief>> {
-                let pids =
+                let mut pids =
                     procfs::Pids::open().map_err(|e| anyhow::anyhow!("cannot read /proc: {e}"))?;
-                Ok(pids.filter_map(|pid| self.brief(pid, wanted)).collect())
+                let mut out = Vec::new();
+                while let Some(pid) = pids.next() {
+                    out.extend(self.brief(&pids, pid, wanted));
+                }
+                Ok(out)
             }
 
             /// The brief of `pid` if its name is wanted, it is not a kernel
             /// thread, and it is still there.
-            pub fn brief(&mut self, pid: i64, wanted: &dyn Fn(&[u8]) -> bool) -> Option<ProcBrief> {
+            pub fn brief(
+                &mut self,
+                pids: &procfs::Pids,
+                pid: i64,
+                wanted: &dyn Fn(&[u8]) -> bool,
+            ) -> Option<ProcBrief> {
                 let Lister {
                     boot,
                     path,
                     comm,
                     more,
                 } = self;
-                let name = procfs::read_comm(pid, path, comm)?;
+                let name = pids.read_comm(pid, comm)?;
                 let cut = name.len() >= COMM_MAX;
                 if !(wanted(name) || (cut && completes(pid, name, wanted, path, more))) {
                     return None;
