@@ -607,40 +607,38 @@ fn check_bytes(line: &[u8]) -> Scan<()> {
     Ok(())
 }
 
-/// After a string's opening quote at `i - 1`: the offset of its closing
-/// quote, and whether it holds an escape. Escapes are checked; UTF-16
-/// surrogates are left to the full parse. Eight bytes at a time to the next
-/// `"` or `\`: eslogger's strings are short and escaped every few bytes
-/// (`\/`), where a SIMD search costs more to start than it saves; the common
-/// escapes are stepped over without leaving the loop.
-#[inline]
-fn string_end(b: &[u8], mut i: usize) -> Scan<(usize, bool)> {
+/// The offset of the first `"` or `\\` from `i`, eight bytes at a time:
+/// eslogger's strings are short and escaped every few bytes (`\\/`), where a
+/// SIMD search costs more to start than it saves.
+#[inline(always)]
+fn quote_or_backslash(b: &[u8], mut i: usize) -> Scan<usize> {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     const QUOTES: u64 = ONES * b'"' as u64;
     const SLASHES: u64 = ONES * b'\\' as u64;
+    while let Some(word) = b.get(i..).and_then(<[u8]>::first_chunk::<8>) {
+        let w = u64::from_le_bytes(*word);
+        let (q, s) = (w ^ QUOTES, w ^ SLASHES);
+        // The lowest flagged byte is exact (borrows only run upwards).
+        let m = (q.wrapping_sub(ONES) & !q | s.wrapping_sub(ONES) & !s) & HIGH;
+        if m != 0 {
+            return Ok(i + (m.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    let tail = b.get(i..).unwrap_or_default();
+    let k = tail.iter().position(|&c| c == b'"' || c == b'\\');
+    k.map(|k| i + k).ok_or(Unsure)
+}
+
+/// After a string's opening quote at `i - 1`: the offset of its closing
+/// quote, and whether it holds an escape. Escapes are checked; UTF-16
+/// surrogates are left to the full parse.
+#[inline]
+fn string_end(b: &[u8], mut i: usize) -> Scan<(usize, bool)> {
     let mut escaped = false;
     loop {
-        let at = match b.get(i..).and_then(<[u8]>::first_chunk::<8>) {
-            Some(word) => {
-                let w = u64::from_le_bytes(*word);
-                let (q, s) = (w ^ QUOTES, w ^ SLASHES);
-                // The lowest flagged byte is exact (borrows only run upwards).
-                let m = (q.wrapping_sub(ONES) & !q | s.wrapping_sub(ONES) & !s) & HIGH;
-                if m == 0 {
-                    i += 8;
-                    continue;
-                }
-                i + (m.trailing_zeros() / 8) as usize
-            }
-            None => {
-                let tail = b.get(i..).unwrap_or_default();
-                i + tail
-                    .iter()
-                    .position(|&c| c == b'"' || c == b'\\')
-                    .ok_or(Unsure)?
-            }
-        };
+        let at = quote_or_backslash(b, i)?;
         // `b[at]` is a quote or a backslash.
         if b.get(at) == Some(&b'"') {
             return Ok((at, escaped));
@@ -730,16 +728,19 @@ fn unescape(raw: &[u8], out: &mut Vec<u8>) -> Scan<()> {
 }
 
 /// `"key":` at `i`, with no escape in the key: the offset after the colon.
-#[inline]
+/// Keys are never escaped here, so this is [`string_end`] without its
+/// escape handling, small enough to inline in the skip loop.
+#[inline(always)]
 fn key_end(b: &[u8], i: usize) -> Scan<usize> {
     if b.get(i) != Some(&b'"') {
         return Err(Unsure);
     }
-    let (end, escaped) = string_end(b, i + 1)?;
-    if escaped || b.get(end + 1) != Some(&b':') {
-        return Err(Unsure);
+    let at = quote_or_backslash(b, i + 1)?;
+    // The first quote or backslash: a quote then a colon, or `Unsure`.
+    match b.get(at..at + 2) {
+        Some(b"\":") => Ok(at + 2),
+        _ => Err(Unsure),
     }
-    Ok(end + 2)
 }
 
 /// `word` at `i`: the offset after it.
