@@ -876,16 +876,6 @@ impl<'a> Cur<'a> {
     /// An audit token in either shape, complete, in `audit_token_t.val[]`
     /// order with the ids widened as [`id32`] does.
     fn token(&mut self, depth: u32) -> Scan<[i64; 8]> {
-        const KEYS: [&[u8]; 8] = [
-            b"auid",
-            b"euid",
-            b"egid",
-            b"ruid",
-            b"rgid",
-            b"pid",
-            b"asid",
-            b"pidversion",
-        ];
         let mut vals = [0i64; 8];
         if self.eat(b'[') {
             for (n, slot) in vals.iter_mut().enumerate() {
@@ -898,8 +888,16 @@ impl<'a> Cur<'a> {
         } else {
             let mut seen = 0u32;
             self.object(depth, |c, key| {
-                let Some(n) = KEYS.iter().position(|k| *k == key) else {
-                    return Ok(false);
+                let n = match key {
+                    b"auid" => 0,
+                    b"euid" => 1,
+                    b"egid" => 2,
+                    b"ruid" => 3,
+                    b"rgid" => 4,
+                    b"pid" => 5,
+                    b"asid" => 6,
+                    b"pidversion" => 7,
+                    _ => return Ok(false),
                 };
                 once(&mut seen, 1 << n)?;
                 *vals.get_mut(n).ok_or(Unsure)? = c.i64()?;
@@ -948,8 +946,10 @@ impl<'a> Cur<'a> {
     }
 
     /// Skips one value at `depth`, checking it as serde_json would (escaped
-    /// keys are `Unsure`, as in [`Cur::object`]). Without recursion: the
-    /// open containers are a stack of bits, 1 for an object.
+    /// keys are `Unsure`, as in [`Cur::object`]); every caller then checks
+    /// that a `,` or a close follows, which rejects `01` and `1.5` too.
+    /// Without recursion: the open containers are a stack of bits, 1 for an
+    /// object.
     fn skip(&mut self, depth: u32) -> Scan<()> {
         let b = self.b;
         let mut i = self.i;
@@ -958,8 +958,29 @@ impl<'a> Cur<'a> {
         loop {
             // A value at `i`.
             match b.get(i) {
-                Some(b'"') => i = string_end(b, i + 1)?.0 + 1,
-                Some(b'-' | b'0'..=b'9') => i = skip_integer(b, i)?,
+                Some(b'"') => {
+                    // Most skipped strings have no escape: their end inline.
+                    let at = quote_or_backslash(b, i + 1)?;
+                    i = match b.get(at) {
+                        Some(b'"') => at,
+                        _ => string_end(b, at)?.0,
+                    } + 1;
+                }
+                // What follows a number is checked below (`,` or a close),
+                // so `01` and `1.5` fail there.
+                Some(b'0') => i += 1,
+                Some(b'1'..=b'9') => {
+                    let start = i;
+                    i += 1;
+                    while let Some(b'0'..=b'9') = b.get(i) {
+                        i += 1;
+                    }
+                    // serde_json reads more digits as a float.
+                    if i - start > 20 {
+                        return Err(Unsure);
+                    }
+                }
+                Some(b'-') => i = skip_integer(b, i)?,
                 Some(b't') => i = literal(b, i, b"true")?,
                 Some(b'f') => i = literal(b, i, b"false")?,
                 Some(b'n') => i = literal(b, i, b"null")?,
