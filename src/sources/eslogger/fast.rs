@@ -63,7 +63,6 @@
 use super::parse::EsEvent;
 use super::parse::{id32, parse_rfc3339};
 use super::NEWEST_KNOWN_VERSION;
-use memchr::memchr;
 
 /// The scanner cannot vouch for the line: use the full parse.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -698,32 +697,37 @@ fn hex4(b: &[u8], at: usize) -> Scan<u32> {
 /// [`Cur::raw_string`]) into `out`.
 fn unescape(raw: &[u8], out: &mut Vec<u8>) -> Scan<()> {
     out.clear();
-    let mut rest = raw;
-    while let Some(k) = memchr(b'\\', rest) {
-        out.extend_from_slice(rest.get(..k).ok_or(Unsure)?);
-        let (skip, byte) = match rest.get(k + 1) {
-            Some(b'/') => (2, b'/'),
-            Some(b'"') => (2, b'"'),
-            Some(b'\\') => (2, b'\\'),
-            Some(b'b') => (2, 8),
-            Some(b'f') => (2, 0x0c),
-            Some(b'n') => (2, b'\n'),
-            Some(b'r') => (2, b'\r'),
-            Some(b't') => (2, b'\t'),
+    // Unescaping never lengthens; a byte loop, as escapes come every few
+    // bytes (`\/`) and a search call per escape costs more.
+    out.reserve(raw.len());
+    let mut k = 0;
+    while let Some(&c) = raw.get(k) {
+        k += 1;
+        if c != b'\\' {
+            out.push(c);
+            continue;
+        }
+        let byte = match raw.get(k) {
+            Some(b'/') => b'/',
+            Some(b'"') => b'"',
+            Some(b'\\') => b'\\',
+            Some(b'b') => 8,
+            Some(b'f') => 0x0c,
+            Some(b'n') => b'\n',
+            Some(b'r') => b'\r',
+            Some(b't') => b'\t',
             Some(b'u') => {
-                let ch = char::from_u32(hex4(rest, k + 2)?).ok_or(Unsure)?;
+                let ch = char::from_u32(hex4(raw, k + 1)?).ok_or(Unsure)?;
                 let mut buf = [0u8; 4];
                 out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
-                (6, 0)
+                k += 5;
+                continue;
             }
             _ => return Err(Unsure),
         };
-        if skip == 2 {
-            out.push(byte);
-        }
-        rest = rest.get(k + skip..).ok_or(Unsure)?;
+        out.push(byte);
+        k += 1;
     }
-    out.extend_from_slice(rest);
     Ok(())
 }
 
