@@ -7,14 +7,18 @@
 //!
 //! eslogger reports every exec, fork and exit on the host, 2–5 KB of JSON
 //! each. Measured on the 5.2 KB exec line of `tests/data/eslogger` (2-core
-//! VM shared with other work, release, `cargo bench --bench eslogger_parse`):
+//! AMD EPYC VM, release, `cargo bench --bench eslogger_parse -- --warm-up-time
+//! 1 --measurement-time 4`, median of three runs):
 //!
 //! | how                                   | µs per line |
 //! |---------------------------------------|-------------|
-//! | `serde_json::Value` (the full parse)  | 58–62       |
-//! | serde_json into a borrowed struct     | ~10         |
-//! | serde_json `IgnoredAny` (validation)  | 4–5         |
-//! | this scanner, whole source line path  | 4.7–6.6     |
+//! | `serde_json::Value` (the full parse)  | 36–38       |
+//! | serde_json into a borrowed struct     | 6.1         |
+//! | serde_json `IgnoredAny` (validation)  | 3.5         |
+//! | this scanner, whole source line path  | 3.4         |
+//!
+//! and through the whole source line path 1.8 µs for the 3.3 KB fork line,
+//! 1.0 µs for the 1.9 KB exit line (the targets: 5 and 2 µs).
 //!
 //! Typed serde does not reach the target: eslogger escapes every `/` as
 //! `\/`, so a borrowed `&str` never borrows a path and serde_json copies
@@ -27,9 +31,11 @@
 //! This scanner walks the JSON grammar once: strings are skipped eight
 //! bytes at a time to the next `"` or `\` (eslogger's strings are short
 //! and escaped every few bytes, so a SIMD search costs more to start than it
-//! saves), containers by recursion, numbers by their grammar without
-//! computing skipped values; only the fields of [`FastLine`] are decoded,
-//! into buffers reused from line to line. One vectorized pass first checks
+//! saves), skipped containers by a loop over a stack of bits, numbers by
+//! their grammar without computing skipped values; only the fields of
+//! [`FastLine`] are decoded, into buffers reused from line to line. A
+//! branchless escape mask per word and a SWAR digit count were tried and
+//! measured slower: the branches they remove are well predicted. One vectorized pass first checks
 //! the whole line for control bytes and non-ASCII (then UTF-8 validity).
 //!
 //! # The exactness rule
@@ -38,7 +44,8 @@
 //! parse would give for the line, with no schema drift, or [`Unsure`], and
 //! then the line goes to the full parse (which counts drift, repairs text
 //! and reports errors). So it is `Unsure` for anything it does not
-//! fully understand: bytes below 0x20, invalid UTF-8, invalid or surrogate
+//! fully understand: whitespace between tokens (eslogger writes compact
+//! JSON), bytes below 0x20, invalid UTF-8, invalid or surrogate
 //! `\u` escapes, escaped keys, duplicate keys among those it reads, floats
 //! and out-of-range integers, nesting deeper than [`MAX_DEPTH`], text after
 //! the object, a missing or mistyped field the full parse would count as
@@ -62,7 +69,6 @@
 use super::parse::EsEvent;
 use super::parse::{id32, parse_rfc3339};
 use super::NEWEST_KNOWN_VERSION;
-use memchr::{memchr, memchr2};
 
 /// The scanner cannot vouch for the line: use the full parse.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -183,7 +189,6 @@ impl FastLine {
             }
             Ok(true)
         })?;
-        c.ws();
         if c.i != line.len() {
             return Err(Unsure);
         }
@@ -357,21 +362,17 @@ impl FastLine {
 
     /// argv: strings only (anything else is drift).
     fn args_array(&mut self, c: &mut Cur) -> Scan<()> {
-        c.ws();
         c.expect(b'[')?;
-        c.ws();
         if c.eat(b']') {
             return Ok(());
         }
         loop {
-            c.ws();
             if self.args.len() <= self.argc {
                 self.args.push(Vec::new());
             }
             let slot = self.args.get_mut(self.argc).ok_or(Unsure)?;
             c.string_into(slot)?;
             self.argc += 1;
-            c.ws();
             if c.eat(b']') {
                 return Ok(());
             }
@@ -384,16 +385,13 @@ impl FastLine {
     /// entries that are not strings, are ignored as there.
     fn env(&mut self, c: &mut Cur, depth: u32) -> Scan<()> {
         const NAME: &[u8] = b"KRB5CCNAME=";
-        c.ws();
         if !c.eat(b'[') {
             return c.skip(depth);
         }
-        c.ws();
         if c.eat(b']') {
             return Ok(());
         }
         loop {
-            c.ws();
             if c.peek() == Some(b'"') {
                 c.i += 1;
                 let (raw, escaped) = c.raw_string()?;
@@ -414,7 +412,6 @@ impl FastLine {
             } else {
                 c.skip(depth + 1)?;
             }
-            c.ws();
             if c.eat(b']') {
                 return Ok(());
             }
@@ -424,7 +421,6 @@ impl FastLine {
 
     /// `cwd.path`, when cwd is an object and path a string.
     fn cwd_object(&mut self, c: &mut Cur, depth: u32) -> Scan<()> {
-        c.ws();
         if c.peek() != Some(b'{') {
             return c.skip(depth);
         }
@@ -434,7 +430,6 @@ impl FastLine {
                 return Ok(false);
             }
             once(&mut seen, 1)?;
-            c.ws();
             if c.peek() == Some(b'"') {
                 c.string_into(&mut self.cwd)?;
                 self.has_cwd = true;
@@ -596,7 +591,7 @@ fn once(seen: &mut u32, bit: u32) -> Scan<()> {
 }
 
 /// No byte below 0x20 (JSON forbids them in strings, and eslogger puts no
-/// whitespace but spaces between tokens), and valid UTF-8. In blocks of 32
+/// whitespace between tokens), and valid UTF-8. In blocks of 32
 /// bytes folded without branches, so the compiler vectorizes the common
 /// all-ASCII case.
 fn check_bytes(line: &[u8]) -> Scan<()> {
@@ -617,30 +612,77 @@ fn check_bytes(line: &[u8]) -> Scan<()> {
     Ok(())
 }
 
-/// The offset of the first `"` or `\` in `b`, eight bytes at a time:
-/// eslogger's strings are short and escaped every few bytes (`\/`), where
-/// a SIMD search costs more to start than it saves.
-fn quote_or_backslash(b: &[u8]) -> Option<usize> {
+/// The offset of the first `"` or `\\` from `i`, eight bytes at a time:
+/// eslogger's strings are short and escaped every few bytes (`\\/`), where a
+/// SIMD search costs more to start than it saves.
+#[inline(always)]
+fn quote_or_backslash(b: &[u8], mut i: usize) -> Scan<usize> {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
-    let has = |w: u64, c: u8| {
-        let x = w ^ (ONES * u64::from(c));
-        x.wrapping_sub(ONES) & !x & HIGH
-    };
-    let mut i = 0;
-    while let Some(word) = b.get(i..i + 8) {
-        let mut bytes = [0u8; 8];
-        bytes.copy_from_slice(word);
-        let w = u64::from_le_bytes(bytes);
+    const QUOTES: u64 = ONES * b'"' as u64;
+    const SLASHES: u64 = ONES * b'\\' as u64;
+    while let Some(word) = b.get(i..).and_then(<[u8]>::first_chunk::<8>) {
+        let w = u64::from_le_bytes(*word);
+        let (q, s) = (w ^ QUOTES, w ^ SLASHES);
         // The lowest flagged byte is exact (borrows only run upwards).
-        let m = has(w, b'"') | has(w, b'\\');
+        let m = (q.wrapping_sub(ONES) & !q | s.wrapping_sub(ONES) & !s) & HIGH;
         if m != 0 {
-            return Some(i + (m.trailing_zeros() / 8) as usize);
+            return Ok(i + (m.trailing_zeros() / 8) as usize);
         }
         i += 8;
     }
-    let tail = b.get(i..)?;
-    memchr2(b'"', b'\\', tail).map(|k| i + k)
+    let tail = b.get(i..).unwrap_or_default();
+    let k = tail.iter().position(|&c| c == b'"' || c == b'\\');
+    k.map(|k| i + k).ok_or(Unsure)
+}
+
+/// After a string's opening quote at `i - 1`: the offset of its closing
+/// quote, and whether it holds an escape. Escapes are checked; UTF-16
+/// surrogates are left to the full parse.
+#[inline]
+fn string_end(b: &[u8], mut i: usize) -> Scan<(usize, bool)> {
+    let mut escaped = false;
+    loop {
+        let at = quote_or_backslash(b, i)?;
+        // `b[at]` is a quote or a backslash.
+        if b.get(at) == Some(&b'"') {
+            return Ok((at, escaped));
+        }
+        match b.get(at + 1) {
+            Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => i = at + 2,
+            Some(b'u') => {
+                if (0xD800..0xE000).contains(&hex4(b, at + 2)?) {
+                    return Err(Unsure);
+                }
+                i = at + 6;
+            }
+            _ => return Err(Unsure),
+        }
+        escaped = true;
+    }
+}
+
+/// An integer at `i` skipped, to its end: its grammar checked, its value
+/// not computed (a multiply per digit is most of the cost of the `stat`
+/// blocks). Floats and `-0` are `Unsure` as in [`Cur::integer`]; so are
+/// more than 20 digits, though serde_json would read them as a float.
+#[inline]
+fn skip_integer(b: &[u8], i: usize) -> Scan<usize> {
+    let negative = b.get(i) == Some(&b'-');
+    let start = i + usize::from(negative);
+    let mut end = start;
+    while let Some(b'0'..=b'9') = b.get(end) {
+        end += 1;
+    }
+    let digits = end - start;
+    if digits == 0
+        || digits > 20
+        || (b.get(start) == Some(&b'0') && (digits > 1 || negative))
+        || matches!(b.get(end), Some(b'.' | b'e' | b'E'))
+    {
+        return Err(Unsure);
+    }
+    Ok(end)
 }
 
 /// Four hex digits at `at`.
@@ -661,33 +703,64 @@ fn hex4(b: &[u8], at: usize) -> Scan<u32> {
 /// [`Cur::raw_string`]) into `out`.
 fn unescape(raw: &[u8], out: &mut Vec<u8>) -> Scan<()> {
     out.clear();
-    let mut rest = raw;
-    while let Some(k) = memchr(b'\\', rest) {
-        out.extend_from_slice(rest.get(..k).ok_or(Unsure)?);
-        let (skip, byte) = match rest.get(k + 1) {
-            Some(b'/') => (2, b'/'),
-            Some(b'"') => (2, b'"'),
-            Some(b'\\') => (2, b'\\'),
-            Some(b'b') => (2, 8),
-            Some(b'f') => (2, 0x0c),
-            Some(b'n') => (2, b'\n'),
-            Some(b'r') => (2, b'\r'),
-            Some(b't') => (2, b'\t'),
+    // Unescaping never lengthens; a byte loop, as escapes come every few
+    // bytes (`\/`) and a search call per escape costs more.
+    out.reserve(raw.len());
+    let mut k = 0;
+    while let Some(&c) = raw.get(k) {
+        k += 1;
+        if c != b'\\' {
+            out.push(c);
+            continue;
+        }
+        let byte = match raw.get(k) {
+            Some(b'/') => b'/',
+            Some(b'"') => b'"',
+            Some(b'\\') => b'\\',
+            Some(b'b') => 8,
+            Some(b'f') => 0x0c,
+            Some(b'n') => b'\n',
+            Some(b'r') => b'\r',
+            Some(b't') => b'\t',
             Some(b'u') => {
-                let ch = char::from_u32(hex4(rest, k + 2)?).ok_or(Unsure)?;
+                let ch = char::from_u32(hex4(raw, k + 1)?).ok_or(Unsure)?;
                 let mut buf = [0u8; 4];
                 out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
-                (6, 0)
+                k += 5;
+                continue;
             }
             _ => return Err(Unsure),
         };
-        if skip == 2 {
-            out.push(byte);
-        }
-        rest = rest.get(k + skip..).ok_or(Unsure)?;
+        out.push(byte);
+        k += 1;
     }
-    out.extend_from_slice(rest);
     Ok(())
+}
+
+/// `"key":` at `i`, with no escape in the key: the offset after the colon.
+/// Keys are never escaped here, so this is [`string_end`] without its
+/// escape handling, small enough to inline in the skip loop.
+#[inline(always)]
+fn key_end(b: &[u8], i: usize) -> Scan<usize> {
+    if b.get(i) != Some(&b'"') {
+        return Err(Unsure);
+    }
+    let at = quote_or_backslash(b, i + 1)?;
+    // The first quote or backslash: a quote then a colon, or `Unsure`.
+    match b.get(at..at + 2) {
+        Some(b"\":") => Ok(at + 2),
+        _ => Err(Unsure),
+    }
+}
+
+/// `word` at `i`: the offset after it.
+#[inline]
+fn literal(b: &[u8], i: usize, word: &[u8]) -> Scan<usize> {
+    if b.get(i..i + word.len()) == Some(word) {
+        Ok(i + word.len())
+    } else {
+        Err(Unsure)
+    }
 }
 
 /// A cursor over the line. Every method leaves `i` after what it read, and
@@ -698,16 +771,12 @@ struct Cur<'a> {
 }
 
 impl<'a> Cur<'a> {
+    #[inline]
     fn peek(&self) -> Option<u8> {
         self.b.get(self.i).copied()
     }
 
-    fn ws(&mut self) {
-        while self.peek() == Some(b' ') {
-            self.i += 1;
-        }
-    }
-
+    #[inline]
     fn eat(&mut self, c: u8) -> bool {
         if self.peek() == Some(c) {
             self.i += 1;
@@ -717,6 +786,7 @@ impl<'a> Cur<'a> {
         }
     }
 
+    #[inline]
     fn expect(&mut self, c: u8) -> Scan<()> {
         if self.eat(c) {
             Ok(())
@@ -726,37 +796,17 @@ impl<'a> Cur<'a> {
     }
 
     /// After the opening quote: the raw contents up to the closing quote
-    /// (consumed), and whether they hold an escape. Escapes are checked;
-    /// UTF-16 surrogates are left to the full parse.
+    /// (consumed), and whether they hold an escape (see [`string_end`]).
+    #[inline]
     fn raw_string(&mut self) -> Scan<(&'a [u8], bool)> {
-        let start = self.i;
-        let mut escaped = false;
-        loop {
-            let rest = self.b.get(self.i..).ok_or(Unsure)?;
-            let k = quote_or_backslash(rest).ok_or(Unsure)?;
-            self.i += k;
-            if rest.get(k) == Some(&b'"') {
-                let raw = self.b.get(start..self.i).ok_or(Unsure)?;
-                self.i += 1;
-                return Ok((raw, escaped));
-            }
-            escaped = true;
-            match self.b.get(self.i + 1) {
-                Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => self.i += 2,
-                Some(b'u') => {
-                    if (0xD800..0xE000).contains(&hex4(self.b, self.i + 2)?) {
-                        return Err(Unsure);
-                    }
-                    self.i += 6;
-                }
-                _ => return Err(Unsure),
-            }
-        }
+        let (end, escaped) = string_end(self.b, self.i)?;
+        let raw = self.b.get(self.i..end).ok_or(Unsure)?;
+        self.i = end + 1;
+        Ok((raw, escaped))
     }
 
     /// A string value, decoded into `out`.
     fn string_into(&mut self, out: &mut Vec<u8>) -> Scan<()> {
-        self.ws();
         self.expect(b'"')?;
         let (raw, escaped) = self.raw_string()?;
         if escaped {
@@ -770,7 +820,6 @@ impl<'a> Cur<'a> {
 
     /// A string or null (read as ""), as the full parse reads signing ids.
     fn nullable_string(&mut self, out: &mut Vec<u8>) -> Scan<()> {
-        self.ws();
         if self.peek() == Some(b'n') {
             self.literal(b"null")?;
             out.clear();
@@ -780,16 +829,11 @@ impl<'a> Cur<'a> {
     }
 
     fn literal(&mut self, word: &[u8]) -> Scan<()> {
-        if self.b.get(self.i..self.i + word.len()) == Some(word) {
-            self.i += word.len();
-            Ok(())
-        } else {
-            Err(Unsure)
-        }
+        self.i = literal(self.b, self.i, word)?;
+        Ok(())
     }
 
     fn bool(&mut self) -> Scan<bool> {
-        self.ws();
         match self.peek() {
             Some(b't') => self.literal(b"true").map(|()| true),
             Some(b'f') => self.literal(b"false").map(|()| false),
@@ -801,7 +845,6 @@ impl<'a> Cur<'a> {
     /// (serde_json makes it a float), leading zeros and magnitudes past
     /// u64 are `Unsure`.
     fn integer(&mut self) -> Scan<(bool, u64)> {
-        self.ws();
         let negative = self.eat(b'-');
         let start = self.i;
         let mut n: u64 = 0;
@@ -821,27 +864,6 @@ impl<'a> Cur<'a> {
             return Err(Unsure);
         }
         Ok((negative, n))
-    }
-
-    /// An integer skipped: its grammar checked, its value not computed (a
-    /// multiply per digit is most of the cost of the `stat` blocks).
-    /// Floats and `-0` are `Unsure` as in [`Cur::integer`]; so are more
-    /// than 20 digits, though serde_json would read them as a float.
-    fn skip_integer(&mut self) -> Scan<()> {
-        let negative = self.eat(b'-');
-        let start = self.i;
-        let rest = self.b.get(start..).unwrap_or_default();
-        let digits = rest.iter().take_while(|d| d.is_ascii_digit()).count();
-        self.i += digits;
-        let first = rest.first().copied();
-        if digits == 0
-            || digits > 20
-            || (first == Some(b'0') && (digits > 1 || negative))
-            || matches!(self.peek(), Some(b'.' | b'e' | b'E'))
-        {
-            return Err(Unsure);
-        }
-        Ok(())
     }
 
     /// As `Value::as_i64` reads it.
@@ -864,33 +886,28 @@ impl<'a> Cur<'a> {
     /// An audit token in either shape, complete, in `audit_token_t.val[]`
     /// order with the ids widened as [`id32`] does.
     fn token(&mut self, depth: u32) -> Scan<[i64; 8]> {
-        const KEYS: [&[u8]; 8] = [
-            b"auid",
-            b"euid",
-            b"egid",
-            b"ruid",
-            b"rgid",
-            b"pid",
-            b"asid",
-            b"pidversion",
-        ];
         let mut vals = [0i64; 8];
-        self.ws();
         if self.eat(b'[') {
             for (n, slot) in vals.iter_mut().enumerate() {
                 if n > 0 {
-                    self.ws();
                     self.expect(b',')?;
                 }
                 *slot = self.i64()?;
             }
-            self.ws();
             self.expect(b']')?;
         } else {
             let mut seen = 0u32;
             self.object(depth, |c, key| {
-                let Some(n) = KEYS.iter().position(|k| *k == key) else {
-                    return Ok(false);
+                let n = match key {
+                    b"auid" => 0,
+                    b"euid" => 1,
+                    b"egid" => 2,
+                    b"ruid" => 3,
+                    b"rgid" => 4,
+                    b"pid" => 5,
+                    b"asid" => 6,
+                    b"pidversion" => 7,
+                    _ => return Ok(false),
                 };
                 once(&mut seen, 1 << n)?;
                 *vals.get_mut(n).ok_or(Unsure)? = c.i64()?;
@@ -911,6 +928,7 @@ impl<'a> Cur<'a> {
     /// An object; `field` is called with each key (escaped keys are
     /// `Unsure`) and the cursor at its value, and returns whether it read the
     /// value; if not, it is skipped.
+    #[inline]
     fn object(
         &mut self,
         depth: u32,
@@ -919,65 +937,134 @@ impl<'a> Cur<'a> {
         if depth > MAX_DEPTH {
             return Err(Unsure);
         }
-        self.ws();
         self.expect(b'{')?;
-        self.ws();
         if self.eat(b'}') {
             return Ok(());
         }
         loop {
-            self.ws();
-            self.expect(b'"')?;
-            let (key, escaped) = self.raw_string()?;
-            if escaped {
-                return Err(Unsure);
-            }
-            self.ws();
-            self.expect(b':')?;
-            self.ws();
+            let start = self.i;
+            self.i = key_end(self.b, start)?;
+            // Between the quotes.
+            let key = self.b.get(start + 1..self.i - 2).ok_or(Unsure)?;
             if !field(self, key)? {
-                self.skip(depth + 1)?;
+                self.skip_scalar(depth + 1)?;
             }
-            self.ws();
-            if self.eat(b'}') {
-                return Ok(());
+            if !self.eat(b',') {
+                return self.expect(b'}');
             }
-            self.expect(b',')?;
         }
     }
 
-    /// Skips one value, checking it as serde_json would.
-    fn skip(&mut self, depth: u32) -> Scan<()> {
-        self.ws();
-        match self.peek().ok_or(Unsure)? {
-            b'"' => {
-                self.i += 1;
-                self.raw_string().map(|_| ())
-            }
-            b'{' => self.object(depth, |_, _| Ok(false)),
-            b'[' => {
-                if depth > MAX_DEPTH {
-                    return Err(Unsure);
-                }
-                self.i += 1;
-                self.ws();
-                if self.eat(b']') {
+    /// [`Cur::skip`], with a string without escapes or a small number
+    /// skipped inline: most fields passed over in a read object are one.
+    #[inline(always)]
+    fn skip_scalar(&mut self, depth: u32) -> Scan<()> {
+        let b = self.b;
+        match b.get(self.i) {
+            Some(b'"') => {
+                let at = quote_or_backslash(b, self.i + 1)?;
+                if b.get(at) == Some(&b'"') {
+                    self.i = at + 1;
                     return Ok(());
                 }
-                loop {
-                    self.skip(depth + 1)?;
-                    self.ws();
-                    if self.eat(b']') {
-                        return Ok(());
-                    }
-                    self.expect(b',')?;
+            }
+            Some(b'1'..=b'9') => {
+                let mut i = self.i + 1;
+                while let Some(b'0'..=b'9') = b.get(i) {
+                    i += 1;
+                }
+                if i - self.i <= 20 {
+                    self.i = i;
+                    return Ok(());
                 }
             }
-            b't' => self.literal(b"true"),
-            b'f' => self.literal(b"false"),
-            b'n' => self.literal(b"null"),
-            b'-' | b'0'..=b'9' => self.skip_integer(),
-            _ => Err(Unsure),
+            _ => {}
+        }
+        self.skip(depth)
+    }
+
+    /// Skips one value at `depth`, checking it as serde_json would (escaped
+    /// keys are `Unsure`, as in [`Cur::object`]); every caller then checks
+    /// that a `,` or a close follows, which rejects `01` and `1.5` too.
+    /// Without recursion: the open containers are a stack of bits, 1 for an
+    /// object.
+    fn skip(&mut self, depth: u32) -> Scan<()> {
+        let b = self.b;
+        let mut i = self.i;
+        let mut stack = 0u64;
+        let mut open = 0u32;
+        loop {
+            // A value at `i`.
+            match b.get(i) {
+                Some(b'"') => {
+                    // Most skipped strings have no escape: their end inline.
+                    let at = quote_or_backslash(b, i + 1)?;
+                    i = match b.get(at) {
+                        Some(b'"') => at,
+                        _ => string_end(b, at)?.0,
+                    } + 1;
+                }
+                // What follows a number is checked below (`,` or a close),
+                // so `01` and `1.5` fail there.
+                Some(b'0') => i += 1,
+                Some(b'1'..=b'9') => {
+                    let start = i;
+                    i += 1;
+                    while let Some(b'0'..=b'9') = b.get(i) {
+                        i += 1;
+                    }
+                    // serde_json reads more digits as a float.
+                    if i - start > 20 {
+                        return Err(Unsure);
+                    }
+                }
+                Some(b'-') => i = skip_integer(b, i)?,
+                Some(b't') => i = literal(b, i, b"true")?,
+                Some(b'f') => i = literal(b, i, b"false")?,
+                Some(b'n') => i = literal(b, i, b"null")?,
+                Some(&c @ (b'{' | b'[')) => {
+                    if depth + open > MAX_DEPTH || open >= 64 {
+                        return Err(Unsure);
+                    }
+                    let object = c == b'{';
+                    i += 1;
+                    let close = if object { b'}' } else { b']' };
+                    if b.get(i) == Some(&close) {
+                        i += 1;
+                    } else {
+                        stack = stack << 1 | u64::from(object);
+                        open += 1;
+                        if object {
+                            i = key_end(b, i)?;
+                        }
+                        continue;
+                    }
+                }
+                _ => return Err(Unsure),
+            }
+            // After a value: close containers, or on to the next value.
+            loop {
+                if open == 0 {
+                    self.i = i;
+                    return Ok(());
+                }
+                let object = stack & 1 != 0;
+                match b.get(i) {
+                    Some(b',') => {
+                        i += 1;
+                        if object {
+                            i = key_end(b, i)?;
+                        }
+                        break;
+                    }
+                    Some(b'}') if object => {}
+                    Some(b']') if !object => {}
+                    _ => return Err(Unsure),
+                }
+                i += 1;
+                stack >>= 1;
+                open -= 1;
+            }
         }
     }
 }

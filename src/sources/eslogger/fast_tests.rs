@@ -348,3 +348,63 @@ proptest! {
         check(&bytes);
     }
 }
+
+/// A skipped value is checked as strictly as serde_json checks it: what
+/// serde_json rejects is `Unsure`, and compact valid JSON is read fast.
+#[test]
+fn skipped_values_follow_the_grammar() {
+    let base = String::from_utf8(line(&exec_message())).unwrap();
+    let with = |value: &str| base.replace("\"script\":null", &format!("\"script\":{value}"));
+    let fast = [
+        "0",
+        "-5",
+        "12345678901234567890",
+        "true",
+        "\"\"",
+        "\"a\\/b\\\"c\\\\\"",
+        "\"\\\\\\\\\\/\"",
+        "\"\\u00e9\\n\"",
+        "[]",
+        "{}",
+        "[1,{\"a\":\"x\\/y\",\"b\":[[],{}]},-10]",
+    ];
+    for value in fast {
+        let text = with(value);
+        assert_eq!(check(text.as_bytes()), Some(FastKind::Exec), "{value}");
+    }
+    let rejected = [
+        "01",
+        "-",
+        "--1",
+        "1.5",
+        "1e5",
+        "0.",
+        "-01",
+        "tru",
+        "nul",
+        "\"a",
+        "\"\\x\"",
+        "\"\\u00g0\"",
+        "-0",
+        "[1,]",
+        "[,1]",
+        "[1 ]",
+        "[1}",
+        "{\"a\":1,}",
+        "{,}",
+        "{\"a\"}",
+        "{\"a\" :1}",
+        "{1:1}",
+        "[{]}",
+        "{\"a\":[}]",
+        "[[]",
+        " 1",
+        "{\"a\":1\"b\":2}",
+    ];
+    for value in rejected {
+        let text = with(value);
+        let mut scanner = FastLine::new();
+        assert_eq!(scanner.scan(text.as_bytes()), Err(Unsure), "{value}");
+        check(text.as_bytes());
+    }
+}
