@@ -29,24 +29,12 @@ pub struct StateDir {
 }
 
 /// Why a state directory cannot be used (shown in the status table).
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("state directory {}: {reason}", path.display())]
 pub struct StateDirError {
     pub path: PathBuf,
     pub reason: String,
 }
-
-impl std::fmt::Display for StateDirError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "state directory {}: {}",
-            self.path.display(),
-            self.reason
-        )
-    }
-}
-
-impl std::error::Error for StateDirError {}
 
 fn euid() -> u32 {
     // SAFETY: geteuid has no preconditions and cannot fail.

@@ -39,16 +39,9 @@ pub struct ReplayFile {
 }
 
 /// A stop request ended a read: the input was not read to its end.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("stopped before the end of the input")]
 pub struct Stopped;
-
-impl fmt::Display for Stopped {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("stopped before the end of the input")
-    }
-}
-
-impl std::error::Error for Stopped {}
 
 /// Whether `e` is a read cut short by a stop request.
 pub fn is_stopped(e: &io::Error) -> bool {

@@ -13,7 +13,6 @@
 
 #![forbid(unsafe_code)]
 
-use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 // Token ids (OpenBSM sys/bsm/audit_record.h; 0xed–0xef are Apple's).
@@ -83,54 +82,45 @@ const FILE_NAME_MAX: usize = 1024;
 const MAX_SEARCH_DEPTH: u8 = 2;
 
 /// Why bytes could not be read as a record or token.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum BsmError {
     /// The bytes end inside a token.
+    #[error("bytes end inside a token")]
     Truncated,
     /// The record needs `need` bytes and fewer are present.
+    #[error("record incomplete: needs {need} bytes")]
     Incomplete { need: usize },
     /// A token id this parser cannot size.
+    #[error("unknown token id {0:#04x}")]
     UnknownToken(u8),
     /// A record must start with a header token; this is another id.
+    #[error("token id {0:#04x} where a header should be")]
     NotAHeader(u8),
     /// A header byte count smaller than a header plus trailer, or above
     /// [`MAX_RECORD_LEN`].
+    #[error("implausible record byte count {0}")]
     BadByteCount(u32),
     /// A header version OpenBSM never wrote.
+    #[error("unknown header version {0}")]
     BadVersion(u8),
     /// An address type other than 4 (IPv4) or 16 (IPv6).
+    #[error("unknown address type {0}")]
     BadAddressType(u32),
     /// No trailer with the header's byte count where the count says the
     /// record ends (or a trailer token with the wrong magic).
+    #[error("trailer missing or not matching the header")]
     BadTrailer,
     /// A data token whose unit type is not 0–3.
+    #[error("unknown data unit type {0}")]
     BadDataUnit(u8),
     /// A header or trailer among a record's tokens.
+    #[error("token id {0:#04x} inside a record")]
     UnexpectedToken(u8),
     /// The end of an exec_args or exec_env token could not be found (its
     /// count overstates the strings and what follows is not recognisable).
+    #[error("end of exec strings not found")]
     ExecStringsUnbounded,
 }
-
-impl fmt::Display for BsmError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            BsmError::Truncated => f.write_str("bytes end inside a token"),
-            BsmError::Incomplete { need } => write!(f, "record incomplete: needs {need} bytes"),
-            BsmError::UnknownToken(id) => write!(f, "unknown token id {id:#04x}"),
-            BsmError::NotAHeader(id) => write!(f, "token id {id:#04x} where a header should be"),
-            BsmError::BadByteCount(n) => write!(f, "implausible record byte count {n}"),
-            BsmError::BadVersion(v) => write!(f, "unknown header version {v}"),
-            BsmError::BadAddressType(t) => write!(f, "unknown address type {t}"),
-            BsmError::BadTrailer => f.write_str("trailer missing or not matching the header"),
-            BsmError::BadDataUnit(u) => write!(f, "unknown data unit type {u}"),
-            BsmError::UnexpectedToken(id) => write!(f, "token id {id:#04x} inside a record"),
-            BsmError::ExecStringsUnbounded => f.write_str("end of exec strings not found"),
-        }
-    }
-}
-
-impl std::error::Error for BsmError {}
 
 /// A header token (header32, header32_ex, header64, header64_ex).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

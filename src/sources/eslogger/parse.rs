@@ -289,29 +289,18 @@ impl EsEvent {
 }
 
 /// Why a line gave no event.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EsParseError {
     /// Not JSON, even after repairing its encoding (serde_json's message).
+    #[error("not JSON: {0}")]
     NotJson(String),
     /// JSON, but not an object.
+    #[error("JSON, but not an object")]
     NotAnObject,
     /// An exec, fork or exit without what identifies it (pid, path).
+    #[error("{event} event without a usable {field}")]
     Unusable { event: &'static str, field: Field },
 }
-
-impl fmt::Display for EsParseError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            EsParseError::NotJson(e) => write!(f, "not JSON: {e}"),
-            EsParseError::NotAnObject => f.write_str("JSON, but not an object"),
-            EsParseError::Unusable { event, field } => {
-                write!(f, "{event} event without a usable {field}")
-            }
-        }
-    }
-}
-
-impl std::error::Error for EsParseError {}
 
 /// What a source could not read, for the status reason.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

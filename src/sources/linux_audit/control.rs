@@ -122,25 +122,17 @@ impl Default for SessionOptions {
     }
 }
 
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum StartError {
     /// Cannot run here: not root / missing CAP_AUDIT_CONTROL or
     /// CAP_AUDIT_READ, audit not in this kernel or namespace, audit locked
     /// with no exec rule.
+    #[error("{0}")]
     Unavailable(String),
     /// Unexpected failure.
+    #[error("{0}")]
     Failed(String),
 }
-
-impl fmt::Display for StartError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            StartError::Unavailable(why) | StartError::Failed(why) => f.write_str(why),
-        }
-    }
-}
-
-impl std::error::Error for StartError {}
 
 /// Maps a netlink error to a reason a person can act on.
 fn start_error(e: &io::Error, doing: &str) -> StartError {

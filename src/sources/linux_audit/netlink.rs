@@ -37,41 +37,17 @@ const CONTROL_BUF_LEN: usize = 16 * 1024;
 const FIRST_RECORD_TYPE: u16 = 1100;
 
 /// Failure to read the next message.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum RecvError {
     /// ENOBUFS: the socket's receive queue overflowed and the kernel dropped
     /// messages for us. The socket stays usable.
+    #[error("audit socket overrun (ENOBUFS): the kernel dropped records")]
     Overrun,
     /// The datagram was longer than the buffer; it was consumed and lost.
-    Truncated {
-        len: usize,
-        buf_len: usize,
-    },
-    Io(io::Error),
-}
-
-impl std::fmt::Display for RecvError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            RecvError::Overrun => {
-                f.write_str("audit socket overrun (ENOBUFS): the kernel dropped records")
-            }
-            RecvError::Truncated { len, buf_len } => write!(
-                f,
-                "audit message of {len} bytes did not fit the {buf_len}-byte buffer"
-            ),
-            RecvError::Io(e) => write!(f, "audit socket: {e}"),
-        }
-    }
-}
-
-impl std::error::Error for RecvError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            RecvError::Io(e) => Some(e),
-            _ => None,
-        }
-    }
+    #[error("audit message of {len} bytes did not fit the {buf_len}-byte buffer")]
+    Truncated { len: usize, buf_len: usize },
+    #[error("audit socket: {0}")]
+    Io(#[source] io::Error),
 }
 
 impl From<io::Error> for RecvError {

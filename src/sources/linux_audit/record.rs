@@ -7,8 +7,6 @@
 //! read here. Nothing allocates except [`decode_into`], which writes into a
 //! buffer the caller reuses.
 
-use std::fmt;
-
 pub const AUDIT_SYSCALL: u16 = 1300;
 pub const AUDIT_PATH: u16 = 1302;
 pub const AUDIT_CWD: u16 = 1307;
@@ -32,30 +30,21 @@ pub struct Header {
 }
 
 /// Why a record's text could not be read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum RecordError {
     /// No `audit(` where the event id should start.
+    #[error("no audit(...) header")]
     NoHeader,
     /// `audit(` is not followed by `SECONDS.MILLIS:SERIAL)`.
+    #[error("malformed audit(SECONDS.MILLIS:SERIAL) header")]
     BadHeader,
     /// An audit.log line without `type=NAME`.
+    #[error("no type= field")]
     NoType,
     /// An audit.log line whose `type=` name is not one we know.
+    #[error("unknown record type name")]
     UnknownType,
 }
-
-impl fmt::Display for RecordError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            RecordError::NoHeader => "no audit(...) header",
-            RecordError::BadHeader => "malformed audit(SECONDS.MILLIS:SERIAL) header",
-            RecordError::NoType => "no type= field",
-            RecordError::UnknownType => "unknown record type name",
-        })
-    }
-}
-
-impl std::error::Error for RecordError {}
 
 /// One audit.log record: its type number, event id and body.
 pub type LogRecord<'a> = (u16, Header, &'a [u8]);
