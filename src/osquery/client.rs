@@ -6,11 +6,11 @@
 //! transport, binary protocol writing the strict version header and reading
 //! either form.
 
+use crate::osquery::error::{Error, Result};
 use crate::osquery::thrift_gen::{
     ExtensionManagerSyncClient, ExtensionResponse, ExtensionStatus, InternalExtensionInfo,
     InternalOptionInfo, TExtensionManagerSyncClient, TExtensionSyncClient,
 };
-use anyhow::{anyhow, bail, Context, Result};
 use std::collections::BTreeMap;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -86,20 +86,27 @@ impl ManagerClient {
     /// rejected because the OS would read it as "no timeout".
     pub fn connect(path: &Path, timeout: Duration) -> Result<ManagerClient> {
         if timeout.is_zero() {
-            bail!(
-                "cannot connect to {}: the Thrift timeout must be greater than zero",
-                path.display()
-            );
+            return Err(Error::ZeroTimeout {
+                path: path.to_path_buf(),
+            });
         }
-        let stream = UnixStream::connect(path)
-            .with_context(|| format!("cannot connect to osquery socket {}", path.display()))?;
+        let stream = UnixStream::connect(path).map_err(|err| Error::Connect {
+            path: path.to_path_buf(),
+            err,
+        })?;
         stream
             .set_read_timeout(Some(timeout))
             .and_then(|()| stream.set_write_timeout(Some(timeout)))
-            .with_context(|| format!("cannot set timeouts on socket {}", path.display()))?;
-        let reader = stream
-            .try_clone()
-            .with_context(|| format!("cannot clone the stream of socket {}", path.display()))?;
+            .map_err(|err| Error::Socket {
+                what: "set timeouts on",
+                path: path.to_path_buf(),
+                err,
+            })?;
+        let reader = stream.try_clone().map_err(|err| Error::Socket {
+            what: "clone the stream of",
+            path: path.to_path_buf(),
+            err,
+        })?;
         // strict_read = false, strict_write = true: osqueryd's defaults.
         let input = TBinaryInputProtocol::with_config(
             TBufferedReadTransport::new(reader),
@@ -123,23 +130,24 @@ impl ManagerClient {
     /// refusing to reuse a stream that failed mid-call.
     fn rpc<T>(
         &mut self,
-        what: &str,
+        what: &'static str,
         f: impl FnOnce(&mut Client) -> thrift::Result<T>,
     ) -> Result<T> {
         if self.broken {
-            bail!(
-                "osquery {what} call not sent: the connection to {} failed earlier; reconnect",
-                self.path.display()
-            );
+            return Err(Error::Broken {
+                call: what,
+                path: self.path.clone(),
+            });
         }
-        f(&mut self.client).map_err(|e| {
+        f(&mut self.client).map_err(|err| {
             // Even an error reply may leave unread bytes (e.g. a reply to an
             // earlier, timed-out call), so the stream is not trusted again.
             self.broken = true;
-            anyhow!(e).context(format!(
-                "osquery {what} call on {} failed",
-                self.path.display()
-            ))
+            Error::Call {
+                call: what,
+                path: self.path.clone(),
+                err,
+            }
         })
     }
 
@@ -192,11 +200,11 @@ impl ManagerClient {
             .rpc("query()", |c| c.query(sql.to_owned()))
             .map(response_from)?;
         if !status.is_ok() {
-            bail!(
-                "osqueryd query failed (code {}): {}",
-                status.code,
-                status.message
-            );
+            return Err(Error::Refused {
+                call: "query",
+                code: status.code,
+                message: status.message,
+            });
         }
         Ok(rows)
     }
@@ -208,11 +216,11 @@ impl ManagerClient {
             .rpc("getQueryColumns()", |c| c.get_query_columns(sql.to_owned()))
             .map(response_from)?;
         if !status.is_ok() {
-            bail!(
-                "osqueryd getQueryColumns failed (code {}): {}",
-                status.code,
-                status.message
-            );
+            return Err(Error::Refused {
+                call: "getQueryColumns",
+                code: status.code,
+                message: status.message,
+            });
         }
         Ok(rows)
     }

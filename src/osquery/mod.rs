@@ -15,6 +15,7 @@
 //! us) and osqueryd's watcher respawns the extension, which registers anew.
 
 pub mod client;
+mod error;
 pub mod plugin;
 #[allow(
     clippy::all,
@@ -31,8 +32,8 @@ use crate::engine::Engine;
 use crate::schema::EXEC_TABLE;
 use crate::sources::{self, Plan};
 use crate::table::{ExecTable, StatusTable, Table};
-use anyhow::{bail, Result};
 use client::ManagerClient;
+pub use error::{Error, Result};
 use osquery_rust_ng::{Running, Server, StartError};
 use plugin::TablePlugin;
 use std::path::{Path, PathBuf};
@@ -94,31 +95,29 @@ pub fn wait_for_socket(socket: &Path, timeout: Duration, stop: &AtomicBool) -> R
             return Ok(());
         }
         if stop.load(Ordering::Relaxed) {
-            bail!("stopped while waiting for osqueryd's socket");
+            return Err(Error::Stopped);
         }
         if Instant::now() >= deadline {
-            bail!(
-                "osqueryd's extension socket {} did not accept connections within {} s (--timeout)",
-                socket.display(),
-                timeout.as_secs()
-            );
+            return Err(Error::SocketTimeout {
+                path: socket.to_path_buf(),
+                timeout,
+            });
         }
         std::thread::sleep(Duration::from_millis(50));
     }
 }
 
 /// Whether osqueryd's socket exists and answers a ping.
-fn core_answers(socket: &Path) -> std::result::Result<(), String> {
+fn core_answers(socket: &Path) -> Result<()> {
     if !socket.exists() {
-        return Err(format!(
-            "osqueryd's socket {} was removed",
-            socket.display()
-        ));
+        return Err(Error::SocketRemoved {
+            path: socket.to_path_buf(),
+        });
     }
     ManagerClient::connect(socket, CALL_TIMEOUT)
         .and_then(|mut c| c.ping())
         .map(|_| ())
-        .map_err(|e| format!("osqueryd does not answer: {e:#}"))
+        .map_err(|e| Error::NoAnswer(Box::new(e)))
 }
 
 /// One health check: osqueryd's socket exists, answers, and still lists us.
@@ -192,7 +191,7 @@ pub fn run_extension(
     specs: &[Plan],
     options: sources::Options,
     stop: &Arc<AtomicBool>,
-) -> Result<i32> {
+) -> anyhow::Result<i32> {
     if let Ok(pid) = std::env::var("OSQUERY_EXTENSION") {
         log::debug!("autoloaded by osqueryd (OSQUERY_EXTENSION={pid})");
     }
@@ -208,7 +207,7 @@ pub fn run_extension(
             log::info!("stopping: signal while waiting for osqueryd's socket");
             return Ok(Exit::Requested("signal").code());
         }
-        return Err(e);
+        return Err(e.into());
     }
     let running = sources::start(engine, specs, options, stop)?;
 
@@ -251,7 +250,7 @@ pub fn run_extension(
         // osqueryd vanishing while we start is not our failure.
         Err(e) => match core_answers(&socket) {
             Ok(()) => (None, Exit::Deregistered(format!("{e}"))),
-            Err(why) => (None, Exit::CoreGone(why)),
+            Err(why) => (None, Exit::CoreGone(why.to_string())),
         },
     };
 

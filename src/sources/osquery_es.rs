@@ -129,7 +129,7 @@ struct Preflight {
     quoted: bool,
 }
 
-fn sql_error(what: &str, e: &anyhow::Error) -> String {
+fn sql_error(what: &str, e: &crate::osquery::Error) -> String {
     format!("osqueryd could not run {what}: {e:#}")
 }
 

@@ -330,17 +330,20 @@ impl FakeOsqueryd {
         item: &str,
         req: BTreeMap<String, String>,
     ) -> Result<(Status, PluginRows)> {
-        ManagerClient::connect(&self.ext_socket(uuid), EXT_CALL_TIMEOUT)?.call(registry, item, req)
+        Ok(
+            ManagerClient::connect(&self.ext_socket(uuid), EXT_CALL_TIMEOUT)?
+                .call(registry, item, req)?,
+        )
     }
 
     /// Pings extension `uuid` over a fresh connection.
     pub fn ext_ping(&self, uuid: i64) -> Result<Status> {
-        ManagerClient::connect(&self.ext_socket(uuid), EXT_CALL_TIMEOUT)?.ping()
+        Ok(ManagerClient::connect(&self.ext_socket(uuid), EXT_CALL_TIMEOUT)?.ping()?)
     }
 
     /// Sends shutdown() to extension `uuid`, as osqueryd does when it stops.
     pub fn ext_shutdown(&self, uuid: i64) -> Result<()> {
-        ManagerClient::connect(&self.ext_socket(uuid), EXT_CALL_TIMEOUT)?.shutdown()
+        Ok(ManagerClient::connect(&self.ext_socket(uuid), EXT_CALL_TIMEOUT)?.shutdown()?)
     }
 
     /// osqueryd hangs: it keeps its socket and accepts connections, but
