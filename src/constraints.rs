@@ -6,8 +6,49 @@
 //! only make us return more rows, never fewer.
 
 use crate::schema::Column;
-use anyhow::{anyhow, bail, Context, Result};
 use serde_json::Value as Json;
+
+/// Why osqueryd's `context` could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ContextError {
+    #[error("context is not valid JSON: {0}")]
+    NotJson(serde_json::Error),
+    #[error("context is not a JSON object")]
+    NotAnObject,
+    #[error("context.constraints is not an array")]
+    ConstraintsNotAnArray,
+    #[error("context.colsUsed holds a non-string")]
+    ColsUsedNotAString,
+    #[error("context.colsUsed is not an array")]
+    ColsUsedNotAnArray,
+    #[error("a constraint entry has no string \"name\"")]
+    NoName,
+    /// A legacy list-as-a-string that is not JSON.
+    #[error("constraint list of {name}: {err}")]
+    ListNotJson {
+        name: String,
+        err: serde_json::Error,
+    },
+    #[error("the constraint list of {name} is not an array")]
+    ListNotAnArray { name: String },
+    #[error("constraint op on {name} is not an integer: {op}")]
+    OpNotAnInteger {
+        name: String,
+        op: serde_json::Number,
+    },
+    #[error("constraint op on {name} is not a number: {op:?}: {err}")]
+    OpNotANumber {
+        name: String,
+        op: String,
+        err: std::num::ParseIntError,
+    },
+    #[error("a constraint on {name} has no numeric \"op\"")]
+    NoOp { name: String },
+    #[error("a constraint on {name} has no string \"expr\"")]
+    NoExpr { name: String },
+}
+
+type Result<T, E = ContextError> = std::result::Result<T, E>;
 
 /// SQLite's constraint operators as osqueryd forwards them (raw
 /// `sqlite3_index_info` op codes).
@@ -114,10 +155,8 @@ impl QueryContext {
     /// Parses the JSON string osqueryd sends as `context`. Tolerates the
     /// legacy encodings (list as a string, op as a string) and unknown keys.
     pub fn parse(text: &str) -> Result<QueryContext> {
-        let root: Json = serde_json::from_str(text).context("context is not valid JSON")?;
-        let obj = root
-            .as_object()
-            .ok_or_else(|| anyhow!("context is not a JSON object"))?;
+        let root: Json = serde_json::from_str(text).map_err(ContextError::NotJson)?;
+        let obj = root.as_object().ok_or(ContextError::NotAnObject)?;
         let mut ctx = QueryContext::default();
 
         match obj.get("constraints") {
@@ -127,7 +166,7 @@ impl QueryContext {
                     parse_entry(entry, &mut ctx.constraints)?;
                 }
             }
-            Some(_) => bail!("context.constraints is not an array"),
+            Some(_) => return Err(ContextError::ConstraintsNotAnArray),
         }
 
         match obj.get("colsUsed") {
@@ -138,12 +177,12 @@ impl QueryContext {
                     .map(|c| {
                         c.as_str()
                             .map(str::to_string)
-                            .ok_or_else(|| anyhow!("context.colsUsed holds a non-string"))
+                            .ok_or(ContextError::ColsUsedNotAString)
                     })
                     .collect::<Result<Vec<_>>>()?;
                 ctx.cols_used = Some(names);
             }
-            Some(_) => bail!("context.colsUsed is not an array"),
+            Some(_) => return Err(ContextError::ColsUsedNotAnArray),
         }
         Ok(ctx)
     }
@@ -206,35 +245,54 @@ fn parse_entry(entry: &Json, out: &mut Vec<Constraint>) -> Result<()> {
     let name = entry
         .get("name")
         .and_then(Json::as_str)
-        .ok_or_else(|| anyhow!("a constraint entry has no string \"name\""))?;
+        .ok_or(ContextError::NoName)?;
     let list = match entry.get("list") {
         None | Some(Json::Null) => return Ok(()),
         // Pre-3.0 osquery sent an empty list as "".
         Some(Json::String(s)) if s.trim().is_empty() => return Ok(()),
         Some(Json::String(s)) => {
-            serde_json::from_str::<Json>(s).with_context(|| format!("constraint list of {name}"))?
+            serde_json::from_str::<Json>(s).map_err(|err| ContextError::ListNotJson {
+                name: name.to_string(),
+                err,
+            })?
         }
         Some(other) => other.clone(),
     };
     let items = list
         .as_array()
-        .ok_or_else(|| anyhow!("the constraint list of {name} is not an array"))?;
+        .ok_or_else(|| ContextError::ListNotAnArray {
+            name: name.to_string(),
+        })?;
     for item in items {
         let op = match item.get("op") {
-            Some(Json::Number(n)) => n
-                .as_i64()
-                .ok_or_else(|| anyhow!("constraint op on {name} is not an integer: {n}"))?,
-            Some(Json::String(s)) => s
-                .trim()
-                .parse::<i64>()
-                .with_context(|| format!("constraint op on {name} is not a number: {s:?}"))?,
-            _ => bail!("a constraint on {name} has no numeric \"op\""),
+            Some(Json::Number(n)) => n.as_i64().ok_or_else(|| ContextError::OpNotAnInteger {
+                name: name.to_string(),
+                op: n.clone(),
+            })?,
+            Some(Json::String(s)) => {
+                s.trim()
+                    .parse::<i64>()
+                    .map_err(|err| ContextError::OpNotANumber {
+                        name: name.to_string(),
+                        op: s.clone(),
+                        err,
+                    })?
+            }
+            _ => {
+                return Err(ContextError::NoOp {
+                    name: name.to_string(),
+                })
+            }
         };
         let expr = match item.get("expr") {
             Some(Json::String(s)) => s.clone(),
             // osqueryd always sends a string; tolerate a bare number.
             Some(Json::Number(n)) => n.to_string(),
-            _ => bail!("a constraint on {name} has no string \"expr\""),
+            _ => {
+                return Err(ContextError::NoExpr {
+                    name: name.to_string(),
+                })
+            }
         };
         out.push(Constraint {
             column: name.to_string(),

@@ -4,7 +4,7 @@
 //! Nothing here knows about Thrift; the osquery binding adapts [`Table`] to
 //! the wire, and the tests drive it directly or through SQLite.
 
-use crate::constraints::QueryContext;
+use crate::constraints::{ContextError, QueryContext};
 use crate::engine::Engine;
 use crate::row::Row;
 use crate::schema::{
@@ -13,9 +13,22 @@ use crate::schema::{
 };
 use crate::status::State;
 use crate::store::RowFilter;
-use anyhow::Result;
 use std::collections::BTreeMap;
 use std::sync::Arc;
+
+/// Why a table could not answer a query.
+#[derive(Debug, thiserror::Error)]
+pub enum TableError {
+    /// osqueryd's query context could not be read.
+    #[error("{table}: bad query context: {err}")]
+    BadContext {
+        table: &'static str,
+        err: ContextError,
+    },
+}
+
+/// A result of a table.
+pub type Result<T, E = TableError> = std::result::Result<T, E>;
 
 /// A generate response row: column name → value as osqueryd expects it.
 pub type OsqueryRow = BTreeMap<String, String>;
@@ -48,8 +61,10 @@ pub trait Table: Send + Sync {
             // osqueryd always sends a context; an absent one means "no
             // constraints", the safe reading.
             None => QueryContext::default(),
-            Some(text) => QueryContext::parse(text)
-                .map_err(|e| anyhow::anyhow!("{}: bad query context: {e:#}", self.name()))?,
+            Some(text) => QueryContext::parse(text).map_err(|err| TableError::BadContext {
+                table: self.name(),
+                err,
+            })?,
         };
         self.generate(&ctx)
     }
