@@ -205,9 +205,15 @@ pub fn run(args: &Args) -> anyhow::Result<i32> {
         state_dir: args.state_dir_path(),
     };
     if args.standalone {
-        crate::standalone::run(&engine, &specs, options, &stop)
+        Ok(crate::standalone::run(&engine, &specs, options, &stop)?)
     } else {
-        crate::osquery::run_extension(&args.osquery_settings(), &engine, &specs, options, &stop)
+        Ok(crate::osquery::run_extension(
+            &args.osquery_settings(),
+            &engine,
+            &specs,
+            options,
+            &stop,
+        )?)
     }
 }
 

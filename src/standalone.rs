@@ -15,7 +15,7 @@
 use crate::engine::Engine;
 use crate::event::SourceKind;
 use crate::row::Row;
-use crate::sources::{self, Outcome, Plan};
+use crate::sources::{self, Outcome, Plan, SourceError};
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
@@ -113,24 +113,40 @@ impl Printer {
     }
 }
 
+/// Why `--standalone` could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum StandaloneError {
+    /// The SIGTERM/SIGINT handlers could not be installed.
+    #[error("{0}")]
+    Signals(std::io::Error),
+    /// The printer thread could not be started.
+    #[error("{0}")]
+    Printer(std::io::Error),
+    #[error(transparent)]
+    Sources(#[from] SourceError),
+}
+
 pub fn run(
     engine: &Arc<Engine>,
     specs: &[Plan],
     options: sources::Options,
     stop: &Arc<AtomicBool>,
-) -> anyhow::Result<i32> {
+) -> Result<i32, StandaloneError> {
     // Our own record of signals: `stop` is also set by us, to stop the
     // sources, and a signal after that must still cut the printer short.
     let signalled = Arc::new(AtomicBool::new(false));
     let mut signal_ids = Vec::new();
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-        signal_ids.push(signal_hook::flag::register(sig, Arc::clone(&signalled))?);
+        signal_ids.push(
+            signal_hook::flag::register(sig, Arc::clone(&signalled))
+                .map_err(StandaloneError::Signals)?,
+        );
     }
     // Bounded: a slow reader of stdout holds the sources back rather than
     // letting rows pile up in memory; a stop request releases them.
     let (tx, rx) = mpsc::sync_channel(PRINT_QUEUE);
     engine.observe(tx, Arc::clone(stop));
-    let printer = Printer::spawn(rx)?;
+    let printer = Printer::spawn(rx).map_err(StandaloneError::Printer)?;
     let mut running = sources::start(engine, specs, options, stop)?;
 
     let end = loop {

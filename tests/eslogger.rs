@@ -599,7 +599,8 @@ fn replay_reports_kcc_copy_cred_cache() {
 fn replay_of_a_missing_file_says_so() {
     let err = Eslogger::replay(Path::new("/nonexistent/capture.jsonl"))
         .err()
-        .unwrap();
+        .unwrap()
+        .to_string();
     assert!(err.contains("/nonexistent/capture.jsonl"), "{err}");
 }
 
@@ -628,7 +629,8 @@ fn an_early_failure_becomes_the_reason() {
     let started = Instant::now();
     let err = Eslogger::live_with(&script, &["exec", "fork", "exit"])
         .err()
-        .unwrap();
+        .unwrap()
+        .to_string();
     assert!(
         started.elapsed() < Duration::from_secs(1),
         "no need to wait out the window"
@@ -641,7 +643,7 @@ fn an_early_failure_becomes_the_reason() {
 
     // Silent: the reason says what eslogger needs.
     let silent = write_script(dir.path(), "silent", "exit 70");
-    let err = Eslogger::live_with(&silent, &[]).err().unwrap();
+    let err = Eslogger::live_with(&silent, &[]).err().unwrap().to_string();
     assert!(
         err.contains("exited at start (exit status: 70) without a message"),
         "{err}"
@@ -653,7 +655,8 @@ fn an_early_failure_becomes_the_reason() {
 
     let err = Eslogger::live_with(&dir.path().join("absent"), &[])
         .err()
-        .unwrap();
+        .unwrap()
+        .to_string();
     assert!(err.contains("not found"), "{err}");
 }
 

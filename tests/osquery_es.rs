@@ -326,7 +326,9 @@ fn disabled_events_are_explained() {
             pairs(&[("name", "disable_events"), ("value", "false")]),
         ],
     );
-    let err = open_with(&socket, settings()).expect_err("events are off");
+    let err = open_with(&socket, settings())
+        .expect_err("events are off")
+        .to_string();
     assert!(err.contains("--disable_endpointsecurity=true"), "{err}");
     assert!(!err.contains("--disable_events=true"), "{err}");
     assert!(err.contains("Fleet's agent options"), "{err}");
@@ -339,7 +341,9 @@ fn old_osquery_is_refused() {
     let fake = FakeOsqueryd::start(&socket);
     can_healthy(&fake);
     fake.set_query_rows(VERSION_SQL, vec![pairs(&[("version", "5.8.2")])]);
-    let err = open_with(&socket, settings()).expect_err("too old");
+    let err = open_with(&socket, settings())
+        .expect_err("too old")
+        .to_string();
     assert!(err.contains("5.8.2") && err.contains("5.9.0"), "{err}");
 }
 
@@ -364,8 +368,9 @@ fn a_stopped_endpoint_security_publisher_is_reported() {
 #[test]
 fn no_socket_is_a_readable_reason() {
     let dir = socket_dir();
-    let err =
-        open(&dir.path().join("missing.em"), Duration::from_secs(5)).expect_err("no osqueryd");
+    let err = open(&dir.path().join("missing.em"), Duration::from_secs(5))
+        .expect_err("no osqueryd")
+        .to_string();
     assert!(err.contains("cannot reach osqueryd"), "{err}");
     assert!(err.contains("missing.em"), "{err}");
 }
@@ -479,7 +484,9 @@ fn no_such_table_is_a_readable_reason() {
             }
         }),
     );
-    let err = open(&socket, Duration::from_secs(5)).expect_err("Linux osqueryd");
+    let err = open(&socket, Duration::from_secs(5))
+        .expect_err("Linux osqueryd")
+        .to_string();
     assert!(err.contains("no es_process_events table"), "{err}");
     assert!(err.contains("macOS"), "{err}");
     assert_eq!(log.lock().unwrap().len(), 2, "version, then the probe");

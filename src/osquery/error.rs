@@ -54,6 +54,10 @@ pub enum Error {
     /// osqueryd's socket is there but a ping failed.
     #[error("osqueryd does not answer: {0}")]
     NoAnswer(Box<Error>),
+    /// The event sources could not be started (boxed: a source's error
+    /// may hold one of ours).
+    #[error(transparent)]
+    Sources(Box<crate::sources::SourceError>),
 }
 
 /// A result of the osquery binding.

@@ -191,7 +191,7 @@ pub fn run_extension(
     specs: &[Plan],
     options: sources::Options,
     stop: &Arc<AtomicBool>,
-) -> anyhow::Result<i32> {
+) -> Result<i32> {
     if let Ok(pid) = std::env::var("OSQUERY_EXTENSION") {
         log::debug!("autoloaded by osqueryd (OSQUERY_EXTENSION={pid})");
     }
@@ -207,9 +207,10 @@ pub fn run_extension(
             log::info!("stopping: signal while waiting for osqueryd's socket");
             return Ok(Exit::Requested("signal").code());
         }
-        return Err(e.into());
+        return Err(e);
     }
-    let running = sources::start(engine, specs, options, stop)?;
+    let running =
+        sources::start(engine, specs, options, stop).map_err(|e| Error::Sources(Box::new(e)))?;
 
     // osqueryd's shutdown() ends the run at once, not at the next check.
     let core_shutdown = Arc::new(AtomicBool::new(false));

@@ -7,6 +7,7 @@
 //! [`ExecEvent`]: crate::event::ExecEvent
 
 pub mod bsm;
+mod error;
 pub mod eslogger;
 pub mod exec_cache;
 #[cfg(target_os = "linux")]
@@ -20,7 +21,9 @@ pub mod snapshot;
 use crate::engine::Engine;
 use crate::event::SourceKind;
 use crate::status::State;
-use anyhow::{bail, Result};
+#[cfg(target_os = "linux")]
+pub use error::AuditError;
+pub use error::{ListError, SourceError};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -32,7 +35,7 @@ pub trait Source: Send {
     /// Delivers events until `stop` is set or, for a finite source (a replayed
     /// file), until the input is drained. Problems are reported through the
     /// engine's status board; an `Err` marks the source failed.
-    fn run(&mut self, engine: &Engine, stop: &AtomicBool) -> Result<()>;
+    fn run(&mut self, engine: &Engine, stop: &AtomicBool) -> Result<(), SourceError>;
     /// Whether `run` returns by itself once its input is exhausted.
     fn is_finite(&self) -> bool {
         false
@@ -71,7 +74,7 @@ pub fn implemented(kind: SourceKind) -> bool {
 }
 
 /// Parses `--source`: `auto`, or a comma-separated list of source names.
-pub fn parse_list(list: &str) -> Result<Vec<Plan>> {
+pub fn parse_list(list: &str) -> Result<Vec<Plan>, ListError> {
     let mut out: Vec<Plan> = Vec::new();
     for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
         if item == "auto" {
@@ -88,23 +91,28 @@ pub fn parse_list(list: &str) -> Result<Vec<Plan>> {
         };
         let Some(kind) = SourceKind::from_name(name) else {
             let known: Vec<&str> = SourceKind::ALL.iter().map(|k| k.as_str()).collect();
-            bail!(
-                "unknown source {name:?}: expected auto or one of {}",
-                known.join(", ")
-            );
+            return Err(ListError::Unknown {
+                name: name.to_string(),
+                known: known.join(", "),
+            });
         };
         if !implemented(kind) {
-            bail!(
-                "source {name} is not available in this build of kerberos_cache_access (platform {})",
-                std::env::consts::OS
-            );
+            return Err(ListError::NotInThisBuild {
+                name: name.to_string(),
+            });
         }
         let takes_arg = matches!(kind, SourceKind::Eslogger | SourceKind::Bsm);
         if arg.is_some() && !takes_arg {
-            bail!("source {name} takes no argument (got {item:?})");
+            return Err(ListError::TakesNoArgument {
+                name: name.to_string(),
+                item: item.to_string(),
+            });
         }
         if arg.as_deref().is_some_and(str::is_empty) {
-            bail!("source {name}: empty file name in {item:?}");
+            return Err(ListError::EmptyFileName {
+                name: name.to_string(),
+                item: item.to_string(),
+            });
         }
         let plan = Plan::One(SourceSpec { kind, arg });
         if !out.contains(&plan) {
@@ -112,7 +120,7 @@ pub fn parse_list(list: &str) -> Result<Vec<Plan>> {
         }
     }
     if out.is_empty() {
-        bail!("--source lists no source");
+        return Err(ListError::Empty);
     }
     Ok(out)
 }
@@ -294,18 +302,15 @@ pub enum StartFailure {
 }
 
 /// Builds a streaming source.
-fn open(
-    spec: &SourceSpec,
-    options: &Options,
-) -> std::result::Result<Box<dyn Source>, StartFailure> {
+fn open(spec: &SourceSpec, options: &Options) -> Result<Box<dyn Source>, StartFailure> {
     match spec.kind {
         SourceKind::Eslogger => match &spec.arg {
             Some(file) => eslogger::Eslogger::replay(std::path::Path::new(file))
                 .map(|s| Box::new(s) as Box<dyn Source>)
-                .map_err(StartFailure::Failed),
+                .map_err(|e| StartFailure::Failed(e.to_string())),
             None if cfg!(target_os = "macos") => eslogger::Eslogger::live()
                 .map(|s| Box::new(s) as Box<dyn Source>)
-                .map_err(StartFailure::Unavailable),
+                .map_err(|e| StartFailure::Unavailable(e.to_string())),
             None => Err(StartFailure::Unavailable(
                 "eslogger is Apple's (macOS 13+); use eslogger:FILE to replay a capture".into(),
             )),
@@ -313,11 +318,11 @@ fn open(
         SourceKind::Bsm => match &spec.arg {
             Some(path) => bsm::Bsm::trail(std::path::Path::new(path))
                 .map(|s| Box::new(s) as Box<dyn Source>)
-                .map_err(StartFailure::Failed),
+                .map_err(|e| StartFailure::Failed(e.to_string())),
             #[cfg(target_os = "macos")]
             None => bsm::Bsm::pipe()
                 .map(|s| Box::new(s) as Box<dyn Source>)
-                .map_err(StartFailure::Unavailable),
+                .map_err(|e| StartFailure::Unavailable(e.to_string())),
             #[cfg(not(target_os = "macos"))]
             None => Err(StartFailure::Unavailable(
                 "/dev/auditpipe is macOS only; use bsm:PATH to read a trail file".into(),
@@ -325,7 +330,7 @@ fn open(
         },
         SourceKind::OsqueryEs => osquery_es::open(&options.socket, osquery_es::DEFAULT_POLL)
             .map(|s| Box::new(s) as Box<dyn Source>)
-            .map_err(StartFailure::Unavailable),
+            .map_err(|e| StartFailure::Unavailable(e.to_string())),
         #[cfg(target_os = "linux")]
         SourceKind::LinuxAudit => match linux_audit::LinuxAudit::start(&options.state_dir) {
             Ok(s) => Ok(Box::new(s)),
@@ -337,7 +342,7 @@ fn open(
         #[cfg(target_os = "linux")]
         SourceKind::ProcConnector => proc_connector::ProcConnector::open()
             .map(|s| Box::new(s) as Box<dyn Source>)
-            .map_err(StartFailure::Unavailable),
+            .map_err(|e| StartFailure::Unavailable(e.to_string())),
         other => Err(StartFailure::Unavailable(format!(
             "source {other} is not available in this build"
         ))),
@@ -353,7 +358,7 @@ pub fn start(
     plans: &[Plan],
     options: Options,
     stop: &Arc<AtomicBool>,
-) -> Result<Running> {
+) -> Result<Running, SourceError> {
     // Built first, so an error below stops what already started (Drop).
     let mut running = Running {
         slots: Vec::new(),
@@ -407,7 +412,7 @@ fn spawn(
     engine: &Arc<Engine>,
     mut source: Box<dyn Source>,
     stop: &Arc<AtomicBool>,
-) -> Result<Slot> {
+) -> Result<Slot, SourceError> {
     let kind = source.kind();
     let finite = source.is_finite();
     let engine = Arc::clone(engine);
@@ -416,21 +421,22 @@ fn spawn(
         .name(kind.as_str().into())
         .spawn(move || match source.run(&engine, &stop) {
             Ok(()) => Outcome::Done,
-            Err(e) => match e.downcast::<replay::Interrupted>() {
-                Ok(interrupted) => Outcome::Interrupted(interrupted.0),
-                Err(e) => {
+            Err(e) => match e {
+                SourceError::Interrupted(why) => Outcome::Interrupted(why),
+                e => {
                     // A replay's error is the whole story; a live source's
                     // says what stopped it.
                     let why = if finite {
-                        format!("{e:#}")
+                        e.to_string()
                     } else {
-                        format!("stopped: {e:#}")
+                        format!("stopped: {e}")
                     };
                     engine.status().set(kind, State::Failed, why.clone());
                     Outcome::Failed(why)
                 }
             },
-        })?;
+        })
+        .map_err(SourceError::Thread)?;
     Ok(Slot {
         kind,
         finite,
@@ -444,7 +450,7 @@ fn start_snapshot(
     engine: &Arc<Engine>,
     options: &Options,
     stop: &Arc<AtomicBool>,
-) -> Result<Option<Slot>> {
+) -> Result<Option<Slot>, SourceError> {
     let table = Box::new(snapshot::system::SystemProcesses::new());
     engine.install_snapshot(snapshot::Snapshot::new(table));
     engine.status().set(
@@ -466,7 +472,8 @@ fn start_snapshot(
                 engine.scan_snapshot(Some(every / 2));
             }
             Outcome::Done
-        })?;
+        })
+        .map_err(SourceError::Thread)?;
     Ok(Some(Slot {
         kind: SourceKind::Snapshot,
         finite: false,

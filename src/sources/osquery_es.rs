@@ -27,9 +27,8 @@ use crate::engine::{unix_now, Engine};
 use crate::event::{CodeIdentity, ExecEvent, SourceKind};
 use crate::osquery::client::{ManagerClient, PluginRows};
 use crate::sources::exec_cache::ExecCache;
-use crate::sources::{sleep_unless_stopped, Source};
+use crate::sources::{sleep_unless_stopped, Source, SourceError};
 use crate::status::{Counters, State};
-use anyhow::Result;
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{Hash, Hasher};
@@ -129,16 +128,15 @@ struct Preflight {
     quoted: bool,
 }
 
-fn sql_error(what: &str, e: &crate::osquery::Error) -> String {
-    format!("osqueryd could not run {what}: {e:#}")
-}
-
 /// Checks that osqueryd can serve es_process_events to us: recent enough,
 /// has the table, events not switched off.
-fn preflight(client: &mut ManagerClient, now: i64) -> Result<Preflight, String> {
+fn preflight(client: &mut ManagerClient, now: i64) -> Result<Preflight, SourceError> {
     let rows = client
         .query(VERSION_SQL)
-        .map_err(|e| sql_error("its version query", &e))?;
+        .map_err(|err| SourceError::Query {
+            what: "its version query",
+            err,
+        })?;
     let version = rows
         .first()
         .and_then(|r| r.get("version"))
@@ -147,24 +145,29 @@ fn preflight(client: &mut ManagerClient, now: i64) -> Result<Preflight, String> 
     let parsed = parse_version(&version);
     match parsed {
         Some(v) if v < MIN_VERSION => {
-            return Err(format!(
+            return Err(SourceError::Unavailable(format!(
                 "osqueryd {version} is older than 5.9.0: its es_process_events ignores a time \
                  constraint, so reading it could advance the event bookmarks of Fleet's \
                  scheduled queries; upgrade osquery to 5.9.0 or later"
-            ));
+            )));
         }
         Some(_) => {}
         None => log::warn!("osquery_es: cannot read osqueryd's version {version:?}"),
     }
 
-    if let Err(e) = client.query(&probe_sql(now)) {
-        let text = format!("{e:#}");
+    if let Err(err) = client.query(&probe_sql(now)) {
+        let text = err.to_string();
         return Err(if text.contains("no such table") {
-            "osqueryd has no es_process_events table: it exists only in osqueryd on macOS \
-             (osquery 5.9.0 or later for this source)"
-                .to_string()
+            SourceError::Unavailable(
+                "osqueryd has no es_process_events table: it exists only in osqueryd on macOS \
+                 (osquery 5.9.0 or later for this source)"
+                    .to_string(),
+            )
         } else {
-            sql_error("a query on es_process_events", &e)
+            SourceError::Query {
+                what: "a query on es_process_events",
+                err,
+            }
         });
     }
 
@@ -179,12 +182,12 @@ fn preflight(client: &mut ManagerClient, now: i64) -> Result<Preflight, String> 
                 .map(|n| format!("--{n}=true"))
                 .collect();
             if !on.is_empty() {
-                return Err(format!(
+                return Err(SourceError::Unavailable(format!(
                     "es_process_events stays empty because osqueryd runs with {}: set \
                      disable_events and disable_endpointsecurity to false in Fleet's agent \
                      options (command_line_flags), and give osqueryd Full Disk Access",
                     on.join(" and ")
-                ));
+                )));
             }
         }
         Err(e) => log::debug!("osquery_es: cannot read osquery_flags: {e:#}"),
@@ -206,12 +209,12 @@ fn flag_is_true(value: &str) -> bool {
 }
 
 /// Connects and runs the preflight checks.
-fn connect(socket: &Path, settings: &Settings) -> Result<(ManagerClient, Preflight), String> {
-    let mut client = ManagerClient::connect(socket, settings.timeout).map_err(|e| {
-        format!(
-            "cannot reach osqueryd's extension socket {}: {e:#}",
-            socket.display()
-        )
+fn connect(socket: &Path, settings: &Settings) -> Result<(ManagerClient, Preflight), SourceError> {
+    let mut client = ManagerClient::connect(socket, settings.timeout).map_err(|err| {
+        SourceError::Unreachable {
+            path: socket.to_path_buf(),
+            err,
+        }
     })?;
     let pre = preflight(&mut client, (settings.clock)())?;
     Ok((client, pre))
@@ -481,13 +484,13 @@ impl std::fmt::Debug for OsqueryEs {
 }
 
 /// Opens the source with default settings and a poll interval.
-pub fn open(socket: &Path, poll: Duration) -> Result<OsqueryEs, String> {
+pub fn open(socket: &Path, poll: Duration) -> Result<OsqueryEs, SourceError> {
     open_with(socket, Settings::new(poll))
 }
 
 /// Connects to osqueryd's manager socket and checks that es_process_events
 /// can be read; the Err is a reason for the status table.
-pub fn open_with(socket: &Path, settings: Settings) -> Result<OsqueryEs, String> {
+pub fn open_with(socket: &Path, settings: Settings) -> Result<OsqueryEs, SourceError> {
     let settings = Settings {
         // sleep_unless_stopped with zero would spin.
         poll: settings.poll.max(Duration::from_millis(100)),
@@ -552,7 +555,7 @@ impl OsqueryEs {
         r
     }
 
-    fn client(&mut self) -> Result<&mut ManagerClient, String> {
+    fn client(&mut self) -> Result<&mut ManagerClient, SourceError> {
         if self.client.is_none() {
             let (client, pre) = connect(&self.socket, &self.settings)?;
             // An osquery upgrade behind our back changes the cmdline format.
@@ -563,11 +566,11 @@ impl OsqueryEs {
         }
         self.client
             .as_mut()
-            .ok_or_else(|| "no connection to osqueryd".to_string())
+            .ok_or_else(|| SourceError::Failed("no connection to osqueryd".to_string()))
     }
 
     /// Asks whether osqueryd's Endpoint Security publisher runs, when due.
-    fn check_publisher(&mut self) -> Result<(), String> {
+    fn check_publisher(&mut self) -> Result<(), SourceError> {
         let every = if self.publisher == Some(false) {
             Duration::ZERO
         } else {
@@ -598,7 +601,7 @@ impl OsqueryEs {
     }
 
     /// One poll: fetch, deliver, advance. Returns the rows delivered.
-    fn poll(&mut self, engine: &Engine, counters: &Counters) -> Result<usize, String> {
+    fn poll(&mut self, engine: &Engine, counters: &Counters) -> Result<usize, SourceError> {
         self.check_publisher()?;
         let now = (self.settings.clock)();
         if self.cursor.rewind_if_clock_went_back(now) {
@@ -611,7 +614,7 @@ impl OsqueryEs {
                 // A SQL error leaves the stream usable, but osqueryd may be
                 // restarting: a fresh connection is cheap and re-checks it.
                 self.client = None;
-                return Err(format!("es_process_events query failed: {e:#}"));
+                return Err(SourceError::EventsQuery(e));
             }
         };
         Ok(self.deliver(rows, engine, counters))
@@ -666,7 +669,7 @@ impl Source for OsqueryEs {
         SourceKind::OsqueryEs
     }
 
-    fn run(&mut self, engine: &Engine, stop: &AtomicBool) -> Result<()> {
+    fn run(&mut self, engine: &Engine, stop: &AtomicBool) -> Result<(), SourceError> {
         let board = engine.status();
         let counters = board.set(SourceKind::OsqueryEs, State::Active, self.reason());
         loop {
@@ -692,7 +695,7 @@ impl Source for OsqueryEs {
                 }
                 Err(why) => {
                     self.failures += 1;
-                    self.last_failure.clone_from(&why);
+                    self.last_failure = why.to_string();
                     board.set(
                         SourceKind::OsqueryEs,
                         State::Failed,

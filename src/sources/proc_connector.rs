@@ -14,7 +14,7 @@ use crate::classify::classify;
 use crate::engine::Engine;
 use crate::event::{ExecEvent, SourceKind};
 use crate::procfs::{clock_ticks, parse_stat, proc_path, read_into};
-use crate::sources::Source;
+use crate::sources::{Source, SourceError};
 use crate::status::{Counters, State};
 use proc_connector::{
     Error as PcError, ProcEvent, CN_IDX_PROC, CN_VAL_PROC, NLMSG_DONE, PROC_CN_MCAST_LISTEN,
@@ -112,9 +112,9 @@ pub struct ProcConnector {
 
 impl ProcConnector {
     /// Subscribes to exec events. The error is a reason for the status table.
-    pub fn open() -> Result<ProcConnector, String> {
+    pub fn open() -> Result<ProcConnector, SourceError> {
         if let Some(why) = namespace_problem() {
-            return Err(why);
+            return Err(SourceError::Unavailable(why));
         }
         let conn = subscribe()?;
         narrow_to_exec(&conn);
@@ -287,7 +287,7 @@ impl Source for ProcConnector {
         SourceKind::ProcConnector
     }
 
-    fn run(&mut self, engine: &Engine, stop: &AtomicBool) -> anyhow::Result<()> {
+    fn run(&mut self, engine: &Engine, stop: &AtomicBool) -> Result<(), SourceError> {
         let board = engine.status();
         let counters = board.set(SourceKind::ProcConnector, State::Active, self.reason());
         let mut reported = self.tally.losses();
@@ -314,7 +314,9 @@ impl Source for ProcConnector {
                     counters.drop_events(1);
                 }
                 Err(e) => {
-                    return Err(anyhow::anyhow!("receiving from the proc connector: {e}"));
+                    return Err(SourceError::Failed(format!(
+                        "receiving from the proc connector: {e}"
+                    )));
                 }
             }
 
@@ -400,7 +402,7 @@ fn namespace_reason(pid_ns: Option<u64>, user_ns: Option<u64>) -> Option<String>
 /// Subscribes on a helper thread, so that a kernel that never answers cannot
 /// hang startup. The subscription is for every event type; `open` narrows it
 /// afterwards.
-fn subscribe() -> Result<proc_connector::ProcConnector, String> {
+fn subscribe() -> Result<proc_connector::ProcConnector, SourceError> {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::Builder::new()
         .name("proc_connector-subscribe".into())
@@ -408,15 +410,19 @@ fn subscribe() -> Result<proc_connector::ProcConnector, String> {
             // open() may have given up waiting; nothing to do then.
             let _ = tx.send(proc_connector::ProcConnector::new());
         })
-        .map_err(|e| format!("proc connector: cannot start a thread to subscribe: {e}"))?;
+        .map_err(|e| {
+            SourceError::Unavailable(format!(
+                "proc connector: cannot start a thread to subscribe: {e}"
+            ))
+        })?;
     match rx.recv_timeout(SUBSCRIBE_TIMEOUT) {
         Ok(Ok(conn)) => Ok(conn),
-        Ok(Err(e)) => Err(reason_for(&e)),
-        Err(_) => Err(format!(
+        Ok(Err(e)) => Err(SourceError::Unavailable(reason_for(&e))),
+        Err(_) => Err(SourceError::Unavailable(format!(
             "proc connector unavailable: the kernel did not answer the subscription within {}s \
              (kernel built without CONFIG_PROC_EVENTS?)",
             SUBSCRIBE_TIMEOUT.as_secs()
-        )),
+        ))),
     }
 }
 

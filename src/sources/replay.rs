@@ -8,7 +8,7 @@
 //! file is read only once poll(2) says it is ready, looking at the stop flag
 //! every [`POLL_STEP`].
 
-use std::fmt;
+use crate::sources::SourceError;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read};
 use std::os::fd::AsRawFd;
@@ -48,39 +48,32 @@ pub fn is_stopped(e: &io::Error) -> bool {
     e.get_ref().is_some_and(|inner| inner.is::<Stopped>())
 }
 
-/// A finite source that did not reach the end of its input because it was
-/// asked to stop: not a failure of the source, but the replay is incomplete.
-#[derive(Debug)]
-pub struct Interrupted(pub String);
-
-impl fmt::Display for Interrupted {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for Interrupted {}
-
 impl ReplayFile {
     /// Opens `path` without waiting for anything (a FIFO's writer, a
     /// device's carrier). `what` names the input in the error ("eslogger
     /// file", "BSM trail").
-    pub fn open(path: &Path, what: &str) -> Result<ReplayFile, String> {
+    pub fn open(path: &Path, what: &'static str) -> Result<ReplayFile, SourceError> {
         let file = OpenOptions::new()
             .read(true)
             // O_NOCTTY: a terminal named as input must not become ours.
             .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
             .open(path)
-            .map_err(|e| format!("cannot open {what} {}: {e}", path.display()))?;
-        let meta = file
-            .metadata()
-            .map_err(|e| format!("cannot open {what} {}: {e}", path.display()))?;
+            .map_err(|err| SourceError::Open {
+                what,
+                path: path.to_path_buf(),
+                err,
+            })?;
+        let meta = file.metadata().map_err(|err| SourceError::Open {
+            what,
+            path: path.to_path_buf(),
+            err,
+        })?;
         let ft = meta.file_type();
         let kind = if ft.is_dir() {
-            return Err(format!(
-                "cannot read {what} {}: it is a directory",
-                path.display()
-            ));
+            return Err(SourceError::IsADirectory {
+                what,
+                path: path.to_path_buf(),
+            });
         } else if ft.is_file() {
             Kind::Regular
         } else if ft.is_fifo() {
@@ -209,13 +202,17 @@ mod tests {
 
     #[test]
     fn open_errors_name_the_input() {
-        let err = ReplayFile::open(Path::new("/nonexistent/x"), "BSM trail").unwrap_err();
+        let err = ReplayFile::open(Path::new("/nonexistent/x"), "BSM trail")
+            .unwrap_err()
+            .to_string();
         assert!(
             err.starts_with("cannot open BSM trail /nonexistent/x: "),
             "{err}"
         );
         let dir = tempfile::tempdir().unwrap();
-        let err = ReplayFile::open(dir.path(), "eslogger file").unwrap_err();
+        let err = ReplayFile::open(dir.path(), "eslogger file")
+            .unwrap_err()
+            .to_string();
         assert!(err.ends_with("it is a directory"), "{err}");
     }
 

@@ -100,7 +100,10 @@ pub trait ProcessTable: Send {
     /// The processes (not threads, not kernel threads) whose name passes
     /// `wanted`. Per process it reads the name only; start time and kind
     /// only for names that pass.
-    fn list(&mut self, wanted: &dyn Fn(&[u8]) -> bool) -> anyhow::Result<Vec<ProcBrief>>;
+    fn list(
+        &mut self,
+        wanted: &dyn Fn(&[u8]) -> bool,
+    ) -> Result<Vec<ProcBrief>, crate::sources::SourceError>;
     /// Details of the given pids; pids that have exited are left out.
     fn details(&mut self, pids: &[i64]) -> Vec<ProcDetail>;
 }
@@ -314,9 +317,10 @@ pub mod system {
             pub fn list(
                 &mut self,
                 wanted: &dyn Fn(&[u8]) -> bool,
-            ) -> anyhow::Result<Vec<ProcBrief>> {
-                let mut pids =
-                    procfs::Pids::open().map_err(|e| anyhow::anyhow!("cannot read /proc: {e}"))?;
+            ) -> Result<Vec<ProcBrief>, crate::sources::SourceError> {
+                let mut pids = procfs::Pids::open().map_err(|e| {
+                    crate::sources::SourceError::Failed(format!("cannot read /proc: {e}"))
+                })?;
                 let mut out = Vec::new();
                 while let Some(pid) = pids.next() {
                     out.extend(self.brief(&pids, pid, wanted));
@@ -403,7 +407,7 @@ pub mod system {
             pub fn list(
                 &mut self,
                 wanted: &dyn Fn(&[u8]) -> bool,
-            ) -> anyhow::Result<Vec<ProcBrief>> {
+            ) -> Result<Vec<ProcBrief>, crate::sources::SourceError> {
                 self.read_pids()?;
                 Ok(self
                     .pids
@@ -412,34 +416,43 @@ pub mod system {
                     .collect())
             }
 
-            fn read_pids(&mut self) -> anyhow::Result<()> {
+            fn read_pids(&mut self) -> Result<(), crate::sources::SourceError> {
                 // SAFETY: a null buffer asks only for the count.
                 let count = unsafe { libc::proc_listallpids(std::ptr::null_mut(), 0) };
                 let mut room = usize::try_from(count)
                     .ok()
                     .filter(|&n| n > 0)
                     .ok_or_else(|| {
-                        anyhow::anyhow!("proc_listallpids: {}", std::io::Error::last_os_error())
+                        crate::sources::SourceError::Failed(format!(
+                            "proc_listallpids: {}",
+                            std::io::Error::last_os_error()
+                        ))
                     })?;
                 // Processes start meanwhile: leave room, and grow if it fills.
                 for _ in 0..4 {
                     room += room / 4 + 64;
                     self.pids.resize(room, 0);
-                    let bytes = c_int::try_from(room * size_of::<libc::pid_t>())
-                        .map_err(|_| anyhow::anyhow!("too many processes"))?;
+                    let bytes = c_int::try_from(room * size_of::<libc::pid_t>()).map_err(|_| {
+                        crate::sources::SourceError::Failed(format!("too many processes"))
+                    })?;
                     // SAFETY: the buffer holds `bytes` bytes of pid_t.
                     let got = unsafe {
                         libc::proc_listallpids(self.pids.as_mut_ptr().cast::<c_void>(), bytes)
                     };
                     let got = usize::try_from(got).map_err(|_| {
-                        anyhow::anyhow!("proc_listallpids: {}", std::io::Error::last_os_error())
+                        crate::sources::SourceError::Failed(format!(
+                            "proc_listallpids: {}",
+                            std::io::Error::last_os_error()
+                        ))
                     })?;
                     if got < room {
                         self.pids.truncate(got);
                         return Ok(());
                     }
                 }
-                Err(anyhow::anyhow!("proc_listallpids: the list kept growing"))
+                Err(crate::sources::SourceError::Failed(format!(
+                    "proc_listallpids: the list kept growing"
+                )))
             }
         }
 
@@ -544,7 +557,7 @@ pub mod system {
             pub fn list(
                 &mut self,
                 wanted: &dyn Fn(&[u8]) -> bool,
-            ) -> anyhow::Result<Vec<ProcBrief>> {
+            ) -> Result<Vec<ProcBrief>, crate::sources::SourceError> {
                 let mut sys = System::new()?;
                 sys.refresh_processes_specifics(
                     ProcessesToUpdate::All,
@@ -567,7 +580,10 @@ pub mod system {
     }
 
     impl ProcessTable for SystemProcesses {
-        fn list(&mut self, wanted: &dyn Fn(&[u8]) -> bool) -> anyhow::Result<Vec<ProcBrief>> {
+        fn list(
+            &mut self,
+            wanted: &dyn Fn(&[u8]) -> bool,
+        ) -> Result<Vec<ProcBrief>, crate::sources::SourceError> {
             // The details of this scan come from a fresh System.
             self.system = None;
             self.lister.list(wanted)
@@ -684,7 +700,10 @@ mod tests {
     }
 
     impl ProcessTable for Fake {
-        fn list(&mut self, wanted: &dyn Fn(&[u8]) -> bool) -> anyhow::Result<Vec<ProcBrief>> {
+        fn list(
+            &mut self,
+            wanted: &dyn Fn(&[u8]) -> bool,
+        ) -> Result<Vec<ProcBrief>, crate::sources::SourceError> {
             Ok(self
                 .0
                 .lock()

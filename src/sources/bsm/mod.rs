@@ -28,8 +28,9 @@ use crate::classify::classify;
 use crate::engine::Engine;
 use crate::event::SourceKind;
 use crate::sources::exec_cache::ExecCache;
-use crate::sources::replay::{self, Interrupted, ReplayFile};
+use crate::sources::replay::{self, ReplayFile};
 use crate::sources::Source;
+use crate::sources::SourceError;
 use crate::status::{Counters, State};
 use events::BsmEvent;
 use parse::RecordReader;
@@ -152,7 +153,7 @@ impl Bsm {
 
     /// `bsm:PATH`: replays a trail file, FIFO or device (finite); opening
     /// never waits.
-    pub fn trail(path: &Path) -> Result<Bsm, String> {
+    pub fn trail(path: &Path) -> Result<Bsm, SourceError> {
         let file = ReplayFile::open(path, "BSM trail")?;
         Ok(Bsm::new(
             Input::Trail(file),
@@ -165,18 +166,22 @@ impl Bsm {
     /// (ex) classes. Unavailable, with the reason, when auditd is not running:
     /// the kernel then makes no records at all.
     #[cfg(target_os = "macos")]
-    pub fn pipe() -> Result<Bsm, String> {
+    pub fn pipe() -> Result<Bsm, SourceError> {
         match auditpipe::kernel_auditing() {
             Ok(true) => {}
             Ok(false) => {
-                return Err(
+                return Err(SourceError::Unavailable(
                     "BSM audit is off (auditd is not running; it is disabled by \
                             default since macOS 14: enable com.apple.auditd and \
                             /etc/security/audit_control)"
                         .into(),
-                )
+                ))
             }
-            Err(e) => return Err(format!("cannot query the audit state (auditon): {e}")),
+            Err(e) => {
+                return Err(SourceError::Unavailable(format!(
+                    "cannot query the audit state (auditon): {e}"
+                )))
+            }
         }
         let note = match auditpipe::policy() {
             Ok(p) if p & auditpipe::AUDIT_ARGV == 0 => {
@@ -187,7 +192,7 @@ impl Bsm {
             _ => String::new(),
         };
         let pipe = auditpipe::AuditPipe::open(auditpipe::CLASS_PC | auditpipe::CLASS_EX, 1024)
-            .map_err(|e| format!("cannot open /dev/auditpipe: {e}"))?;
+            .map_err(|e| SourceError::Unavailable(format!("cannot open /dev/auditpipe: {e}")))?;
         Ok(Bsm::new(Input::Pipe(pipe), "/dev/auditpipe".into(), note))
     }
 
@@ -207,24 +212,27 @@ impl Bsm {
     }
 
     /// Whether a trail read as far as `ended` says was a good replay.
-    fn trail_verdict(&self, file: &ReplayFile, ended: bool) -> anyhow::Result<()> {
+    fn trail_verdict(&self, file: &ReplayFile, ended: bool) -> Result<(), SourceError> {
         let stats = self.reader.stats();
         if !ended {
-            return Err(anyhow::Error::new(Interrupted(format!(
+            return Err(SourceError::Interrupted(format!(
                 "BSM replay of {} stopped before its end ({} record(s) read)",
                 file.path().display(),
                 stats.records
-            ))));
+            )));
         }
         if file.bytes() == 0 {
-            anyhow::bail!("BSM trail {} is empty", file.path().display());
+            return Err(SourceError::Empty {
+                what: "BSM trail",
+                path: file.path().to_path_buf(),
+            });
         }
         if stats.records == 0 && stats.file_tokens == 0 {
-            anyhow::bail!(
+            return Err(SourceError::Failed(format!(
                 "no BSM records in {}: {} byte(s), none of them a BSM record or trail token",
                 file.path().display(),
                 file.bytes()
-            );
+            )));
         }
         Ok(())
     }
@@ -289,8 +297,8 @@ impl Source for Bsm {
     /// A trail is read to its end; it fails when it cannot be read, is
     /// empty, or holds no BSM record (a replay that finds nothing must be told
     /// apart from one that read something else), and a stop request before
-    /// the end gives [`Interrupted`].
-    fn run(&mut self, engine: &Engine, stop: &AtomicBool) -> anyhow::Result<()> {
+    /// the end gives [`SourceError::Interrupted`].
+    fn run(&mut self, engine: &Engine, stop: &AtomicBool) -> Result<(), SourceError> {
         let counters = engine.counters(SourceKind::Bsm);
         engine
             .status()
@@ -321,14 +329,14 @@ impl Source for Bsm {
                     engine
                         .status()
                         .set(SourceKind::Bsm, State::Failed, why.clone());
-                    anyhow::bail!(why);
+                    return Err(SourceError::Failed(why));
                 }
             }
             if let Some(why) = self.garbage_check() {
                 engine
                     .status()
                     .set(SourceKind::Bsm, State::Failed, why.clone());
-                anyhow::bail!(why);
+                return Err(SourceError::Failed(why));
             }
             if ended {
                 break;
@@ -392,7 +400,7 @@ mod tests {
 
     /// Replays `bytes` with a garbage cap of `cap`: the outcome and the
     /// records read.
-    fn replay(bytes: &[u8], cap: u64) -> (anyhow::Result<()>, u64) {
+    fn replay(bytes: &[u8], cap: u64) -> (Result<(), SourceError>, u64) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("trail");
         std::fs::write(&path, bytes).unwrap();

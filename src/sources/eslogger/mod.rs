@@ -24,7 +24,8 @@ use crate::classify::{needs_engine, Identity};
 use crate::engine::{unix_now, Engine};
 use crate::event::{CodeIdentity, ExecEvent, SourceKind};
 use crate::sources::exec_cache::ExecCache;
-use crate::sources::replay::{self, Interrupted, ReplayFile};
+use crate::sources::replay::{self, ReplayFile};
+use crate::sources::SourceError;
 use crate::sources::{sleep_unless_stopped, Source};
 use crate::status::{Counters, State, StatusBoard};
 use serde_json::Value;
@@ -260,7 +261,7 @@ impl Eslogger {
     /// Reads eslogger JSON lines from a file, FIFO or device
     /// (`eslogger:FILE`); opening never waits. The error is a reason for the
     /// status table.
-    pub fn replay(path: &Path) -> Result<Eslogger, String> {
+    pub fn replay(path: &Path) -> Result<Eslogger, SourceError> {
         let file = ReplayFile::open(path, "eslogger file")?;
         Ok(Eslogger::with_input(Input::Replay {
             path: path.to_path_buf(),
@@ -269,14 +270,14 @@ impl Eslogger {
     }
 
     /// Starts `/usr/bin/eslogger exec fork exit`.
-    pub fn live() -> Result<Eslogger, String> {
+    pub fn live() -> Result<Eslogger, SourceError> {
         Eslogger::live_with(Path::new(ESLOGGER), &ESLOGGER_ARGS)
     }
 
     /// Starts `program args…` in eslogger's place and watches it for 1.5 s:
     /// if it exits by then, what it wrote on stderr becomes the error (the
     /// status reason).
-    pub fn live_with(program: &Path, args: &[&str]) -> Result<Eslogger, String> {
+    pub fn live_with(program: &Path, args: &[&str]) -> Result<Eslogger, SourceError> {
         let args: Vec<OsString> = args.iter().map(OsString::from).collect();
         let mut proc = EsloggerProcess::spawn(program, &args)?;
         let deadline = Instant::now() + EARLY_EXIT_WINDOW;
@@ -287,7 +288,7 @@ impl Eslogger {
                 if stderr.is_empty() {
                     why.push_str(&format!(" ({HINT_SILENT})"));
                 }
-                return Err(why);
+                return Err(SourceError::Unavailable(why));
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -566,28 +567,34 @@ impl Eslogger {
     /// Reads the file to its end. Fails when it cannot be read, is empty,
     /// or holds no eslogger message (a replay that finds nothing must be
     /// told apart from one that read something else); a stop request before
-    /// the end gives [`Interrupted`].
-    fn run_replay(&mut self, engine: &Engine, stop: &AtomicBool) -> anyhow::Result<()> {
+    /// the end gives [`SourceError::Interrupted`].
+    fn run_replay(&mut self, engine: &Engine, stop: &AtomicBool) -> Result<(), SourceError> {
         let Input::Replay { path, file } = &mut self.input else {
             return Ok(());
         };
         let path = path.clone();
         let Some(mut file) = file.take() else {
-            anyhow::bail!("eslogger replay of {} already ran", path.display());
+            return Err(SourceError::Failed(format!(
+                "eslogger replay of {} already ran",
+                path.display()
+            )));
         };
         let mut reader = BufReader::with_capacity(256 << 10, file.reader(stop));
         let result = self.replay_lines(&mut reader, &path, engine);
         drop(reader);
         result?;
         if file.bytes() == 0 {
-            anyhow::bail!("eslogger file {} is empty", path.display());
+            return Err(SourceError::Empty {
+                what: "eslogger file",
+                path,
+            });
         }
         if self.messages == 0 {
-            anyhow::bail!(
+            return Err(SourceError::Failed(format!(
                 "no eslogger JSON in {}: {} line(s), none an eslogger message",
                 path.display(),
                 self.lines
-            );
+            )));
         }
         engine.status().set(
             SourceKind::Eslogger,
@@ -605,7 +612,7 @@ impl Eslogger {
         reader: &mut R,
         path: &Path,
         engine: &Engine,
-    ) -> anyhow::Result<()> {
+    ) -> Result<(), SourceError> {
         let board = engine.status();
         let counters = board.set(SourceKind::Eslogger, State::Active, self.reason());
         let mut reported = self.status_key();
@@ -617,18 +624,18 @@ impl Eslogger {
                 Ok(LineRead::TooLong) => self.on_too_long(&counters),
                 Ok(LineRead::Line) => self.handle_line(&line, engine, &counters),
                 Err(e) if replay::is_stopped(&e) => {
-                    break Err(anyhow::Error::new(Interrupted(format!(
+                    break Err(SourceError::Interrupted(format!(
                         "eslogger replay of {} stopped before its end ({} line(s) read)",
                         path.display(),
                         self.lines
-                    ))))
+                    )))
                 }
                 Err(e) => {
-                    break Err(anyhow::anyhow!(
+                    break Err(SourceError::Failed(format!(
                         "reading eslogger file {} failed after {} line(s): {e}",
                         path.display(),
                         self.lines
-                    ))
+                    )))
                 }
             }
             if self.status_key() != reported && last_status.elapsed() >= STATUS_EVERY {
@@ -641,7 +648,7 @@ impl Eslogger {
         result
     }
 
-    fn run_live(&mut self, engine: &Engine, stop: &AtomicBool) -> anyhow::Result<()> {
+    fn run_live(&mut self, engine: &Engine, stop: &AtomicBool) -> Result<(), SourceError> {
         let board = engine.status();
         let counters = board.set(SourceKind::Eslogger, State::Active, self.reason());
         let mut reported = self.status_key();
@@ -784,7 +791,7 @@ impl Source for Eslogger {
         SourceKind::Eslogger
     }
 
-    fn run(&mut self, engine: &Engine, stop: &AtomicBool) -> anyhow::Result<()> {
+    fn run(&mut self, engine: &Engine, stop: &AtomicBool) -> Result<(), SourceError> {
         match self.input {
             Input::Replay { .. } => self.run_replay(engine, stop),
             Input::Live(_) => self.run_live(engine, stop),

@@ -57,7 +57,7 @@ pub(super) struct EsloggerProcess {
 }
 
 impl EsloggerProcess {
-    pub(super) fn spawn(program: &Path, args: &[OsString]) -> Result<EsloggerProcess, String> {
+    pub(super) fn spawn(program: &Path, args: &[OsString]) -> Result<EsloggerProcess, SourceError> {
         let mut cmd = Command::new(program);
         cmd.args(args)
             .stdin(Stdio::null())
@@ -72,7 +72,9 @@ impl EsloggerProcess {
             use std::os::unix::process::CommandExt;
             cmd.process_group(0);
         }
-        let mut child = cmd.spawn().map_err(|e| spawn_error(program, &e))?;
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| SourceError::Unavailable(spawn_error(program, &e)))?;
         let stdout = child.stdout.take();
         let stderr = child.stderr.take();
         let (tx, rx) = sync_channel(LINE_QUEUE);
@@ -88,17 +90,22 @@ impl EsloggerProcess {
             exited_at: None,
         };
         let pid = proc.pid();
-        let stdout = stdout.ok_or("eslogger: no stdout pipe")?;
+        let stdout =
+            stdout.ok_or_else(|| SourceError::Failed("eslogger: no stdout pipe".into()))?;
         // Detached: it ends at end of stream, or when the receiver is gone.
         std::thread::Builder::new()
             .name("eslogger-stdout".into())
             .spawn(move || pump_lines(stdout, &tx))
-            .map_err(|e| format!("eslogger: cannot start a reader thread: {e}"))?;
+            .map_err(|e| {
+                SourceError::Failed(format!("eslogger: cannot start a reader thread: {e}"))
+            })?;
         if let Some(stderr) = stderr {
             let handle = std::thread::Builder::new()
                 .name("eslogger-stderr".into())
                 .spawn(move || collect_stderr(stderr, &tail, pid))
-                .map_err(|e| format!("eslogger: cannot start a reader thread: {e}"))?;
+                .map_err(|e| {
+                    SourceError::Failed(format!("eslogger: cannot start a reader thread: {e}"))
+                })?;
             proc.stderr_thread = Some(handle);
         }
         Ok(proc)

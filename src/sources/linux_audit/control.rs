@@ -34,6 +34,7 @@ use super::netlink::{self, rule_bytes, AuditSocket, ControlSocket};
 pub use super::persist::Change;
 use super::persist::{self, Found, Record};
 use super::restore::{is_exec_rule_of, undo_changes, UndoContext};
+use crate::sources::AuditError;
 use crate::state::StateDir;
 use netlink_packet_audit::{
     RuleAction, RuleField, RuleFieldFlags, RuleFlags, RuleMessage, StatusMessage, AUDIT_ALWAYS,
@@ -1191,7 +1192,7 @@ impl AuditSession {
     /// Exits without restoring, for an instance of ours that takes over:
     /// rules and flags stay, the record stays (with the receiver role given
     /// back) for the next owner to adopt.
-    pub fn hand_over(mut self) -> Result<(), String> {
+    pub fn hand_over(mut self) -> Result<(), AuditError> {
         self.restored = true;
         if self.mode == Mode::Receiver {
             self.wait_delivered();
@@ -1203,7 +1204,7 @@ impl AuditSession {
         self.changes.retain(|c| *c != Change::TookPid);
         self.save();
         match &self.record_error {
-            Some(e) => Err(format!("the audit record could not be saved: {e}")),
+            Some(e) => Err(AuditError::RecordNotSaved(e.clone())),
             None => Ok(()),
         }
     }
@@ -1213,13 +1214,13 @@ impl AuditSession {
     /// audit pid back if we took it. A setting someone else changed since
     /// is left alone, and so are the settings an audit daemon that started
     /// after us relies on. The record is deleted when all went well.
-    pub fn restore(mut self) -> Result<(), String> {
+    pub fn restore(mut self) -> Result<(), AuditError> {
         let result = self.undo();
         self.restored = true;
         result
     }
 
-    fn undo(&mut self) -> Result<(), String> {
+    fn undo(&mut self) -> Result<(), AuditError> {
         let now = self.ctl.get_status().ok().map(|s| AuditStatus::from(&s));
         if self.unicast.is_some() && self.changes.contains(&Change::TookPid) {
             self.wait_delivered();
@@ -1253,7 +1254,7 @@ impl AuditSession {
         if errors.is_empty() {
             Ok(())
         } else {
-            Err(errors.join("; "))
+            Err(AuditError::Undo(errors))
         }
     }
 

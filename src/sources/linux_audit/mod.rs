@@ -23,7 +23,7 @@ use crate::classify::classify;
 use crate::engine::Engine;
 use crate::event::{ExecEvent, SourceKind};
 use crate::sources::exec_cache::{self, ExecCache};
-use crate::sources::Source;
+use crate::sources::{AuditError, Source, SourceError};
 use crate::state::{Lock, StateDir};
 use crate::status::{Counters, State};
 use assemble::{Assembler, AssemblerConfig, AuditExec};
@@ -381,19 +381,23 @@ fn reader_exit(dir: &StateDir) {
 /// `--cleanup-audit`: undoes what an earlier instance recorded in
 /// `state_dir` (or, with no record, deletes our exact exec rules). Refuses
 /// while a live instance owns the session. Returns what was done.
-pub fn cleanup(state_dir: &Path) -> Result<Vec<String>, String> {
-    let dir = StateDir::open(state_dir).map_err(|e| e.to_string())?;
+pub fn cleanup(state_dir: &Path) -> Result<Vec<String>, AuditError> {
+    let dir = StateDir::open(state_dir)?;
     let _lock = match owner::try_own(&dir) {
         Ok(Some(lock)) => lock,
         Ok(None) => {
             let pid = owner::owner_pid(&dir).map_or_else(|| "?".to_string(), |p| p.to_string());
-            return Err(format!(
-                "a running instance (pid {pid}) owns the audit session in {}; stop it first \
-                 (it restores the audit configuration when it exits)",
-                dir.path().display()
-            ));
+            return Err(AuditError::Owned {
+                pid,
+                dir: dir.path().to_path_buf(),
+            });
         }
-        Err(e) => return Err(format!("owner lock in {}: {e}", dir.path().display())),
+        Err(err) => {
+            return Err(AuditError::OwnerLock {
+                dir: dir.path().to_path_buf(),
+                err,
+            })
+        }
     };
     let had_record = dir.file(persist::RECORD_FILE).exists();
     let mut notes = restore::recover(&dir, control::DEFAULT_KEY)?.notes;
@@ -473,7 +477,7 @@ impl Source for LinuxAudit {
         SourceKind::LinuxAudit
     }
 
-    fn run(&mut self, engine: &Engine, stop: &AtomicBool) -> anyhow::Result<()> {
+    fn run(&mut self, engine: &Engine, stop: &AtomicBool) -> Result<(), SourceError> {
         let counters = engine.counters(SourceKind::LinuxAudit);
         self.check(engine);
         self.account_kernel_losses(&counters);
@@ -537,7 +541,7 @@ impl Source for LinuxAudit {
                         State::Failed,
                         format!("reading audit records failed: {e}"),
                     );
-                    result = Err(anyhow::anyhow!("linux_audit: {e}"));
+                    result = Err(SourceError::Failed(format!("linux_audit: {e}")));
                     break;
                 }
             }

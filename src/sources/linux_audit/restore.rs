@@ -11,6 +11,7 @@ use super::control::{
 };
 use super::netlink::ControlSocket;
 use super::persist::{self, Change, Loaded};
+use crate::sources::AuditError;
 use crate::state::StateDir;
 use std::io;
 
@@ -49,7 +50,7 @@ pub(super) fn undo_changes(
     changes: Vec<Change>,
     ctx: &UndoContext,
     is_ours: &dyn Fn(&[u8]) -> bool,
-) -> (Vec<Change>, Vec<String>) {
+) -> (Vec<Change>, Vec<AuditError>) {
     let now = ctx.now.as_ref();
     let daemon = ctx.later_daemon();
     let mut left = Vec::new();
@@ -75,7 +76,10 @@ pub(super) fn undo_changes(
                     match ctl.del_rule(raw) {
                         // Someone removed it already: the end state is right.
                         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(()),
-                        r => r.map_err(|e| format!("deleting our {arch} execve rule: {e}")),
+                        r => r.map_err(|err| AuditError::DeleteOurRule {
+                            arch: arch.to_string(),
+                            err,
+                        }),
                     }
                 }
             }
@@ -143,7 +147,7 @@ pub struct Recovery {
 /// record from another boot is discarded; an unreadable one is moved aside
 /// and our exact exec rules are deleted instead. Err when some change could
 /// not be undone (the record then keeps it, for a later try).
-pub fn recover(dir: &StateDir, key: &str) -> Result<Recovery, String> {
+pub fn recover(dir: &StateDir, key: &str) -> Result<Recovery, AuditError> {
     let mut out = Recovery::default();
     let record = match persist::load(dir) {
         Loaded::None => return Ok(out),
@@ -166,10 +170,10 @@ pub fn recover(dir: &StateDir, key: &str) -> Result<Recovery, String> {
              survive a reboot)",
             record.pid
         ));
-        persist::remove(dir).map_err(|e| format!("removing the old audit record: {e}"))?;
+        persist::remove(dir).map_err(AuditError::RemoveOldRecord)?;
         return Ok(out);
     }
-    let mut ctl = ControlSocket::open().map_err(|e| format!("opening the audit netlink: {e}"))?;
+    let mut ctl = ControlSocket::open().map_err(AuditError::Netlink)?;
     let now = ctl.get_status().ok().map(|s| AuditStatus::from(&s));
     let ctx = UndoContext {
         now,
@@ -182,7 +186,7 @@ pub fn recover(dir: &StateDir, key: &str) -> Result<Recovery, String> {
         record.is_ours(raw)
     });
     if left.is_empty() {
-        persist::remove(dir).map_err(|e| format!("removing the audit record: {e}"))?;
+        persist::remove(dir).map_err(AuditError::RemoveRecord)?;
         out.notes.push(format!(
             "restored the audit configuration left by pid {} ({count} change(s) undone)",
             record.pid
@@ -194,21 +198,23 @@ pub fn recover(dir: &StateDir, key: &str) -> Result<Recovery, String> {
         if let Err(e) = persist::save(dir, &keep) {
             log::error!("audit: updating the audit record: {e}");
         }
-        Err(errors.join("; "))
+        Err(AuditError::Undo(errors))
     }
 }
 
 /// Deletes our exact exec rules (every arch, tagged `key`), wherever they
 /// came from; for leftovers no record describes. Returns how many.
-pub fn remove_exec_rules(key: &str) -> Result<usize, String> {
-    let state = read_state().map_err(|e| e.to_string())?;
-    let mut ctl = ControlSocket::open().map_err(|e| format!("opening the audit netlink: {e}"))?;
+pub fn remove_exec_rules(key: &str) -> Result<usize, AuditError> {
+    let state = read_state()?;
+    let mut ctl = ControlSocket::open().map_err(AuditError::Netlink)?;
     let mut n = 0;
     for arch in MACHINE_ARCHES {
         let raw = exec_rule(arch, key);
         if state.rules.iter().any(|r| r.raw() == raw.as_slice()) {
-            ctl.del_rule(&raw)
-                .map_err(|e| format!("deleting the {} execve rule: {e}", arch.name))?;
+            ctl.del_rule(&raw).map_err(|err| AuditError::DeleteRule {
+                arch: arch.name.to_string(),
+                err,
+            })?;
             n += 1;
         }
     }
@@ -221,12 +227,15 @@ fn revert(
     ours: u32,
     what: &str,
     set: impl FnOnce() -> io::Result<()>,
-) -> Result<(), String> {
+) -> Result<(), AuditError> {
     if let Some(now) = now {
         if now != ours {
             log::warn!("audit: {what} is {now}, not the {ours} we set; leaving it");
             return Ok(());
         }
     }
-    set().map_err(|e| format!("restoring the {what}: {e}"))
+    set().map_err(|err| AuditError::Revert {
+        what: what.to_string(),
+        err,
+    })
 }
