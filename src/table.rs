@@ -25,6 +25,14 @@ pub enum TableError {
         table: &'static str,
         err: ContextError,
     },
+    /// The table's generate panicked (the panic is in the log).
+    #[error("{table}: internal error while generating rows (see the extension's log)")]
+    Panicked { table: &'static str },
+    /// A call other than "columns" or "generate".
+    #[error("{table}: unsupported action {action:?} (the table is read-only)")]
+    UnsupportedAction { table: &'static str, action: String },
+    #[error("{table}: request has no action")]
+    NoAction { table: &'static str },
 }
 
 /// A result of a table.

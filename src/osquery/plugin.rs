@@ -11,7 +11,7 @@
 use crate::constraints::QueryContext;
 use crate::row::Row;
 use crate::schema::{Column, Value};
-use crate::table::{FrozenRows, Table};
+use crate::table::{FrozenRows, Table, TableError};
 use osquery_rust_ng::plugin::{CallReply, OsqueryPlugin, Registry, RowStream};
 use osquery_rust_ng::wire;
 use osquery_rust_ng::{
@@ -37,7 +37,8 @@ fn ok(rows: ExtensionPluginResponse) -> ExtensionResponse {
 }
 
 /// An error osqueryd reports to the user: it reads `status.message`.
-fn failure(message: String) -> ExtensionResponse {
+fn failure(err: &TableError) -> ExtensionResponse {
+    let message = err.to_string();
     log::warn!("{message}");
     let row = BTreeMap::from([
         ("status".to_string(), "failure".to_string()),
@@ -90,16 +91,15 @@ impl OsqueryPlugin for TablePlugin {
                     catch_unwind(AssertUnwindSafe(|| self.table.generate_from_json(context)));
                 match result {
                     Ok(Ok(rows)) => ok(rows),
-                    Ok(Err(e)) => failure(format!("{e:#}")),
-                    Err(_) => failure(format!(
-                        "{name}: internal error while generating rows (see the extension's log)"
-                    )),
+                    Ok(Err(e)) => failure(&e),
+                    Err(_) => failure(&TableError::Panicked { table: name }),
                 }
             }
-            Some(other) => failure(format!(
-                "{name}: unsupported action {other:?} (the table is read-only)"
-            )),
-            None => failure(format!("{name}: request has no action")),
+            Some(other) => failure(&TableError::UnsupportedAction {
+                table: name,
+                action: other.to_string(),
+            }),
+            None => failure(&TableError::NoAction { table: name }),
         }
     }
 
@@ -112,8 +112,8 @@ impl OsqueryPlugin for TablePlugin {
             None => QueryContext::default(),
             Some(text) => match QueryContext::parse(text) {
                 Ok(ctx) => ctx,
-                Err(e) => {
-                    return CallReply::Plain(failure(format!("{name}: bad query context: {e:#}")))
+                Err(err) => {
+                    return CallReply::Plain(failure(&TableError::BadContext { table: name, err }))
                 }
             },
         };
@@ -122,9 +122,7 @@ impl OsqueryPlugin for TablePlugin {
                 CallReply::Rows(Box::new(ExecRows::new(self.table.columns(), frozen)))
             }
             Ok(None) => CallReply::Plain(self.handle_call(request)),
-            Err(_) => CallReply::Plain(failure(format!(
-                "{name}: internal error while generating rows (see the extension's log)"
-            ))),
+            Err(_) => CallReply::Plain(failure(&TableError::Panicked { table: name })),
         }
     }
 
