@@ -585,6 +585,56 @@ mod tests {
         assert_eq!(st.state, State::Failed);
     }
 
+    /// A finite source that ends with the given error.
+    struct Ends(Option<SourceError>);
+
+    impl Source for Ends {
+        fn kind(&self) -> SourceKind {
+            SourceKind::Eslogger
+        }
+        fn run(&mut self, _: &Engine, _: &AtomicBool) -> Result<(), SourceError> {
+            self.0.take().map_or(Ok(()), Err)
+        }
+        fn is_finite(&self) -> bool {
+            true
+        }
+    }
+
+    #[test]
+    fn a_cut_replay_is_interrupted_and_other_errors_fail_it() {
+        let engine = Arc::new(Engine::new(
+            crate::store::StoreConfig::default(),
+            Box::new(crate::users::FixedUsers::default()),
+        ));
+        let stop = Arc::new(AtomicBool::new(false));
+        let outcome = |e: SourceError| {
+            let slot = spawn(&engine, Box::new(Ends(Some(e))), &stop).unwrap();
+            let running = Running {
+                slots: vec![slot],
+                stop: Arc::new(AtomicBool::new(false)),
+            };
+            running.join().pop().and_then(|(_, _, o)| o)
+        };
+        let cut = outcome(SourceError::Interrupted("cut short".into()));
+        assert_eq!(cut, Some(Outcome::Interrupted("cut short".into())));
+        assert!(
+            engine.status().get(SourceKind::Eslogger).is_none(),
+            "a cut replay is not a failure"
+        );
+        let empty = SourceError::Empty {
+            what: "eslogger file",
+            path: "/x".into(),
+        };
+        let failed = outcome(empty);
+        assert_eq!(
+            failed,
+            Some(Outcome::Failed("eslogger file /x is empty".into()))
+        );
+        let st = engine.status().get(SourceKind::Eslogger).unwrap();
+        assert_eq!(st.state, State::Failed);
+        assert_eq!(st.reason, "eslogger file /x is empty");
+    }
+
     #[test]
     fn parses_source_lists() {
         assert_eq!(parse_list("auto").unwrap(), auto());
