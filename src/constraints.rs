@@ -11,16 +11,22 @@ use serde_json::Value as Json;
 /// Why osqueryd's `context` could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum ContextError {
+    /// The context is not JSON (serde_json's message).
     #[error("context is not valid JSON: {0}")]
     NotJson(serde_json::Error),
+    /// The context is JSON, but not an object.
     #[error("context is not a JSON object")]
     NotAnObject,
+    /// `constraints` is there but not a list.
     #[error("context.constraints is not an array")]
     ConstraintsNotAnArray,
+    /// `colsUsed` names a column with something else than a string.
     #[error("context.colsUsed holds a non-string")]
     ColsUsedNotAString,
+    /// `colsUsed` is there but not a list.
     #[error("context.colsUsed is not an array")]
     ColsUsedNotAnArray,
+    /// A constraint entry does not say which column it is on.
     #[error("a constraint entry has no string \"name\"")]
     NoName,
     /// A legacy list-as-a-string that is not JSON.
@@ -29,21 +35,26 @@ pub enum ContextError {
         name: String,
         err: serde_json::Error,
     },
+    /// The constraints on a column are not a list.
     #[error("the constraint list of {name} is not an array")]
     ListNotAnArray { name: String },
+    /// An operator that is a number, but not an integer.
     #[error("constraint op on {name} is not an integer: {op}")]
     OpNotAnInteger {
         name: String,
         op: serde_json::Number,
     },
+    /// An operator sent as a string that is not a number.
     #[error("constraint op on {name} is not a number: {op:?}: {err}")]
     OpNotANumber {
         name: String,
         op: String,
         err: std::num::ParseIntError,
     },
+    /// A constraint without an operator.
     #[error("a constraint on {name} has no numeric \"op\"")]
     NoOp { name: String },
+    /// A constraint without a value.
     #[error("a constraint on {name} has no string \"expr\"")]
     NoExpr { name: String },
 }

@@ -122,6 +122,7 @@ pub enum StandaloneError {
     /// The printer thread could not be started.
     #[error("{0}")]
     Printer(std::io::Error),
+    /// The sources could not be started.
     #[error(transparent)]
     Sources(#[from] SourceError),
 }

@@ -31,6 +31,7 @@ pub enum TableError {
     /// A call other than "columns" or "generate".
     #[error("{table}: unsupported action {action:?} (the table is read-only)")]
     UnsupportedAction { table: &'static str, action: String },
+    /// A call without an action.
     #[error("{table}: request has no action")]
     NoAction { table: &'static str },
 }

@@ -72,6 +72,7 @@ pub enum AuditError {
     /// The state directory cannot be used.
     #[error(transparent)]
     StateDir(#[from] crate::state::StateDirError),
+    /// The audit netlink socket could not be opened.
     #[error("opening the audit netlink: {0}")]
     Netlink(io::Error),
     /// One of our exec rules could not be deleted (by `--cleanup-audit`).
@@ -83,13 +84,16 @@ pub enum AuditError {
     /// A setting we changed could not be put back.
     #[error("restoring the {what}: {err}")]
     Revert { what: String, err: io::Error },
+    /// The record of an earlier boot could not be deleted.
     #[error("removing the old audit record: {0}")]
     RemoveOldRecord(io::Error),
+    /// The record could not be deleted after a full restore.
     #[error("removing the audit record: {0}")]
     RemoveRecord(io::Error),
     /// Changes that could not be undone (they stay recorded).
     #[error("{}", join(.0))]
     Undo(Vec<AuditError>),
+    /// What we changed could not be written down (the reason as saving gave it).
     #[error("the audit record could not be saved: {0}")]
     RecordNotSaved(String),
     /// A live instance owns the audit session.
@@ -99,6 +103,7 @@ pub enum AuditError {
         dir.display()
     )]
     Owned { pid: String, dir: PathBuf },
+    /// The owner lock could not be taken.
     #[error("owner lock in {}: {err}", dir.display())]
     OwnerLock { dir: PathBuf, err: io::Error },
 }
@@ -115,17 +120,22 @@ fn join(errors: &[AuditError]) -> String {
 /// Why `--source` could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum ListError {
+    /// A name that is no source (`known`: the names that are).
     #[error("unknown source {name:?}: expected auto or one of {known}")]
     Unknown { name: String, known: String },
+    /// A source of another platform.
     #[error(
         "source {name} is not available in this build of kerberos_cache_access (platform {})",
         std::env::consts::OS
     )]
     NotInThisBuild { name: String },
+    /// `NAME:ARG` for a source that reads no file.
     #[error("source {name} takes no argument (got {item:?})")]
     TakesNoArgument { name: String, item: String },
+    /// `NAME:` with nothing after the colon.
     #[error("source {name}: empty file name in {item:?}")]
     EmptyFileName { name: String, item: String },
+    /// Nothing but commas and spaces.
     #[error("--source lists no source")]
     Empty,
 }
