@@ -14,6 +14,7 @@ pub mod constraints;
 pub mod engine;
 pub mod event;
 pub mod exec_path;
+pub(crate) mod hash;
 pub mod identity;
 pub mod journal;
 pub mod osquery;
