@@ -27,6 +27,7 @@ pub mod standalone;
 pub mod state;
 pub mod status;
 pub mod store;
+pub(crate) mod sys;
 pub mod table;
 pub mod text;
 pub mod ticket_replay;

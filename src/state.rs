@@ -48,11 +48,6 @@ impl std::fmt::Display for StateDirError {
 
 impl std::error::Error for StateDirError {}
 
-fn euid() -> u32 {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() }
-}
-
 impl StateDir {
     /// Creates the directory (0700, parents 0755) if missing, and checks
     /// that it is ours alone.
@@ -82,11 +77,11 @@ impl StateDir {
         if !meta.is_dir() {
             return Err(err("is not a directory".into()));
         }
-        if meta.uid() != euid() {
+        if meta.uid() != crate::sys::euid() {
             return Err(err(format!(
                 "is owned by uid {}, not by us (uid {})",
                 meta.uid(),
-                euid()
+                crate::sys::euid()
             )));
         }
         if meta.mode() & 0o022 != 0 {
