@@ -170,50 +170,7 @@ fn euid_is_root() -> bool {
     crate::sys::euid() == 0
 }
 
-/// One syscall ABI of this machine and its exec syscall numbers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ExecArch {
-    /// auditctl's name for it: b64 (native) or b32 (compat).
-    pub name: &'static str,
-    /// AUDIT_ARCH_* value (ELF machine | 64-bit | little-endian flags).
-    pub audit_arch: u32,
-    pub execve: u32,
-    pub execveat: u32,
-}
-
-/// The ABIs a process on this machine can exec through, native first.
-#[cfg(target_arch = "x86_64")]
-pub const MACHINE_ARCHES: &[ExecArch] = &[
-    ExecArch {
-        name: "b64",
-        audit_arch: 0xc000_003e,
-        execve: 59,
-        execveat: 322,
-    },
-    ExecArch {
-        name: "b32",
-        audit_arch: 0x4000_0003,
-        execve: 11,
-        execveat: 358,
-    },
-];
-#[cfg(target_arch = "aarch64")]
-pub const MACHINE_ARCHES: &[ExecArch] = &[
-    ExecArch {
-        name: "b64",
-        audit_arch: 0xc000_00b7,
-        execve: 221,
-        execveat: 281,
-    },
-    ExecArch {
-        name: "b32",
-        audit_arch: 0x4000_0028,
-        execve: 11,
-        execveat: 387,
-    },
-];
-#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
-pub const MACHINE_ARCHES: &[ExecArch] = &[];
+pub use super::arch::{ExecArch, MACHINE_ARCHES};
 
 /// Field types whose value is a string length into the rule's buffer.
 fn is_string_field(field: u32) -> bool {
