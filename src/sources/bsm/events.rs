@@ -159,14 +159,7 @@ fn pid_from_u32(v: u32) -> i64 {
 
 /// Upper-case hex, as eslogger and codesign print cdhashes.
 pub fn hex_upper(bytes: &[u8]) -> String {
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for &b in bytes {
-        for nibble in [b >> 4, b & 0x0f] {
-            let digit = char::from_digit(u32::from(nibble), 16).unwrap_or('0');
-            s.push(digit.to_ascii_uppercase());
-        }
-    }
-    s
+    hex::encode_upper(bytes)
 }
 
 /// Reads an exec or fork out of a record; `None` for other events, for a

@@ -871,12 +871,9 @@ pub(super) fn repair(line: &[u8]) -> Option<String> {
 }
 
 pub(super) fn hex4(bytes: &[u8], at: usize) -> Option<u32> {
-    let digits = bytes.get(at..at + 4)?;
-    let text = std::str::from_utf8(digits).ok()?;
-    if !text.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return None;
-    }
-    u32::from_str_radix(text, 16).ok()
+    let mut be = [0u8; 2];
+    hex::decode_to_slice(bytes.get(at..at + 4)?, &mut be).ok()?;
+    Some(u32::from(u16::from_be_bytes(be)))
 }
 
 /// The start of a line, for a log message.
