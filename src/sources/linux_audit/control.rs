@@ -36,9 +36,9 @@ use super::persist::{self, Found, Record};
 use super::restore::{is_exec_rule_of, undo_changes, UndoContext};
 use crate::state::StateDir;
 use netlink_packet_audit::{
-    RuleAction, RuleField, RuleFieldFlags, RuleFlags, RuleMessage, StatusMessage, AUDIT_ALWAYS,
-    AUDIT_ARCH, AUDIT_EQUAL, AUDIT_FILTERKEY, AUDIT_FILTER_EXIT, AUDIT_FILTER_PREPEND,
-    AUDIT_REPLACE, AUDIT_SET,
+    RuleAction, RuleBuffer, RuleField, RuleFieldFlags, RuleFlags, RuleMessage, StatusMessage,
+    AUDIT_ALWAYS, AUDIT_ARCH, AUDIT_BITMASK_SIZE, AUDIT_EQUAL, AUDIT_FILTERKEY, AUDIT_FILTER_EXIT,
+    AUDIT_FILTER_PREPEND, AUDIT_MAX_FIELDS, AUDIT_REPLACE, AUDIT_SET,
 };
 use std::fmt;
 use std::io;
@@ -199,39 +199,38 @@ pub struct AuditRule {
     pub conditions: Vec<RuleCondition>,
 }
 
-// Layout of struct audit_rule_data: flags, action, field_count, then four
-// arrays of 64 u32 (syscall mask, fields, values, fieldflags), buflen, buf.
-const RULE_WORDS: usize = 64;
-const RULE_MASK_AT: usize = 12;
-const RULE_FIELDS_AT: usize = RULE_MASK_AT + 4 * RULE_WORDS;
-const RULE_VALUES_AT: usize = RULE_FIELDS_AT + 4 * RULE_WORDS;
-const RULE_OPS_AT: usize = RULE_VALUES_AT + 4 * RULE_WORDS;
-const RULE_BUFLEN_AT: usize = RULE_OPS_AT + 4 * RULE_WORDS;
-const RULE_HEADER_LEN: usize = RULE_BUFLEN_AT + 4;
+/// The fixed part of `struct audit_rule_data` (flags, action, field_count,
+/// four arrays of 64 u32, buflen): the strings follow it.
+const RULE_HEADER_LEN: usize = 12 + 4 * (AUDIT_BITMASK_SIZE + 3 * AUDIT_MAX_FIELDS) + 4;
 
-fn word(raw: &[u8], at: usize) -> u32 {
-    u32::from_ne_bytes([raw[at], raw[at + 1], raw[at + 2], raw[at + 3]])
+/// A native-endian u32 array of `audit_rule_data`.
+fn words(bytes: &[u8]) -> impl Iterator<Item = u32> + '_ {
+    bytes
+        .chunks_exact(4)
+        .map(|w| u32::from_ne_bytes([w[0], w[1], w[2], w[3]]))
 }
 
 impl AuditRule {
     /// Parses a listed rule; None if it is malformed. Trailing padding the
     /// kernel may add is cut so equal rules have equal bytes.
+    ///
+    /// Read through netlink-packet-audit's [`RuleBuffer`] (layout and length
+    /// checks), but not its `RuleMessage` parser: that one fails on field
+    /// types it does not know and reads AUDIT_EXE as a number, which would
+    /// shift every string after it in a rule of another tool.
     pub fn parse(raw: &[u8]) -> Option<AuditRule> {
-        if raw.len() < RULE_HEADER_LEN {
+        let buf = RuleBuffer::new_checked(raw).ok()?;
+        let count = buf.field_count() as usize;
+        if count > AUDIT_MAX_FIELDS {
             return None;
         }
-        let buflen = word(raw, RULE_BUFLEN_AT) as usize;
-        let strings = raw.get(RULE_HEADER_LEN..RULE_HEADER_LEN.checked_add(buflen)?)?;
-        let count = word(raw, 8) as usize;
-        if count > RULE_WORDS {
-            return None;
-        }
+        let strings = buf.buf();
         let mut offset = 0usize;
         let mut conditions = Vec::with_capacity(count);
-        for i in 0..count {
-            let field = word(raw, RULE_FIELDS_AT + 4 * i);
-            let value = word(raw, RULE_VALUES_AT + 4 * i);
-            let op = word(raw, RULE_OPS_AT + 4 * i);
+        let columns = words(buf.fields())
+            .zip(words(buf.values()))
+            .zip(words(buf.field_flags()));
+        for ((field, value), op) in columns.take(count) {
             let text = if is_string_field(field) {
                 let end = offset.checked_add(value as usize)?;
                 let s = String::from_utf8_lossy(strings.get(offset..end)?).into_owned();
@@ -248,12 +247,12 @@ impl AuditRule {
             });
         }
         Some(AuditRule {
-            raw: raw[..RULE_HEADER_LEN + buflen].to_vec(),
-            list: word(raw, 0) & !AUDIT_FILTER_PREPEND,
-            action: word(raw, 4),
-            mask: (0..RULE_WORDS)
-                .map(|i| word(raw, RULE_MASK_AT + 4 * i))
-                .collect(),
+            raw: raw
+                .get(..RULE_HEADER_LEN.checked_add(strings.len())?)?
+                .to_vec(),
+            list: buf.flags() & !AUDIT_FILTER_PREPEND,
+            action: buf.action(),
+            mask: words(buf.syscalls()).collect(),
             conditions,
         })
     }
@@ -296,7 +295,7 @@ impl AuditRule {
         if self.mask.iter().all(|&w| w == u32::MAX) {
             out.push_str(" syscalls=all");
         } else {
-            let nrs: Vec<String> = (0..RULE_WORDS as u32 * 32)
+            let nrs: Vec<String> = (0..AUDIT_BITMASK_SIZE as u32 * 32)
                 .filter(|&n| self.has_syscall(n))
                 .map(|n| n.to_string())
                 .collect();
@@ -1334,6 +1333,32 @@ mod tests {
                 assert!(!r.covers_exec(other), "{r:?} must not cover {other:?}");
             }
         }
+    }
+
+    #[test]
+    fn string_fields_of_other_tools_keep_their_offsets() {
+        // auditctl -a exit,always -F exe=/bin/x -k k, plus two pad bytes:
+        // an exe string (AUDIT_EXE, 112) then the key.
+        let strings = b"/bin/xk";
+        let mut raw = vec![0u8; RULE_HEADER_LEN + strings.len() + 2];
+        let mut b = RuleBuffer::new(&mut raw[..]);
+        b.set_flags(AUDIT_FILTER_EXIT);
+        b.set_action(AUDIT_ALWAYS);
+        b.set_field_count(2);
+        b.set_field(0, 112);
+        b.set_value(0, 6);
+        b.set_field(1, AUDIT_FILTERKEY);
+        b.set_value(1, 1);
+        b.set_buflen(7);
+        b.buf_mut().copy_from_slice(strings);
+        let r = AuditRule::parse(&raw).unwrap();
+        assert_eq!(r.conditions[0].text.as_deref(), Some("/bin/x"));
+        assert_eq!(r.key(), Some("k"));
+        // Padding is cut: the kept bytes are the rule itself.
+        assert_eq!(r.raw(), &raw[..RULE_HEADER_LEN + strings.len()]);
+        // Short, or strings past the end: malformed, not a panic.
+        assert!(AuditRule::parse(&raw[..RULE_HEADER_LEN - 1]).is_none());
+        assert!(AuditRule::parse(&raw[..RULE_HEADER_LEN + 3]).is_none());
     }
 
     #[test]
