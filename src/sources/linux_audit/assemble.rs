@@ -957,7 +957,7 @@ mod tests {
     }
 
     fn hex(bytes: &[u8]) -> String {
-        bytes.iter().map(|b| format!("{b:02X}")).collect()
+        hex::encode_upper(bytes)
     }
 
     fn syscall_x86(nr: u32, success: &str, exe: &str) -> String {
