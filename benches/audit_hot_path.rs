@@ -69,11 +69,7 @@ mod linux {
         for (i, a) in argv.iter().enumerate() {
             execve.push_str(&format!(" a{i}=\"{a}\""));
         }
-        let title: String = argv
-            .join("\0")
-            .bytes()
-            .map(|b| format!("{b:02X}"))
-            .collect();
+        let title = hex::encode_upper(argv.join("\0"));
         let path = |item: u32, name: &str| {
             format!(
                 "item={item} name=\"{name}\" inode=524301 dev=fd:01 mode=0100755 ouid=0 \

@@ -618,7 +618,7 @@ fn osquery_es(count: u64, runs: u32) -> Result<Row, String> {
 
     let msg = fixture();
     let exec = &msg["event"]["exec"];
-    let hex = |b: &[u8]| b.iter().map(|b| format!("{b:02X}")).collect::<String>();
+    let hex = |b: &[u8]| hex::encode_upper(b);
     let mut cmdline = String::new();
     for a in exec["args"].as_array().into_iter().flatten() {
         cmdline.push_str(a.as_str().unwrap_or(""));

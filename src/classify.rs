@@ -1609,12 +1609,7 @@ fn keytab_key(keytab: &str, uid: Option<i64>) -> Option<KeytabKey> {
         .strip_prefix("FILE:")
         .or_else(|| keytab.strip_prefix("WRFILE:"))
         .unwrap_or(keytab);
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in path.as_bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    Some(KeytabKey::Path(h))
+    Some(KeytabKey::Path(crate::hash::fnv1a(path.as_bytes())))
 }
 
 #[cfg(test)]

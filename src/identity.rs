@@ -58,10 +58,6 @@ fn hash_file(path: &Path) -> std::io::Result<[u8; 32]> {
     Ok(hasher.finalize().into())
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 #[cfg(unix)]
 fn os_path(bytes: &[u8]) -> &Path {
     use std::os::unix::ffi::OsStrExt;
@@ -135,7 +131,7 @@ impl KccImage {
             let sha = hash_file(path).ok()?;
             Verdict {
                 is_kcc: self.references.iter().any(|r| r.sha256 == sha),
-                sha256: Some(hex(&sha)),
+                sha256: Some(hex::encode(sha)),
             }
         };
         if cache.len() >= MAX_CACHED {

@@ -36,11 +36,6 @@ pub struct StateDirError {
     pub reason: String,
 }
 
-fn euid() -> u32 {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() }
-}
-
 impl StateDir {
     /// Creates the directory (0700, parents 0755) if missing, and checks
     /// that it is ours alone.
@@ -70,11 +65,11 @@ impl StateDir {
         if !meta.is_dir() {
             return Err(err("is not a directory".into()));
         }
-        if meta.uid() != euid() {
+        if meta.uid() != crate::sys::euid() {
             return Err(err(format!(
                 "is owned by uid {}, not by us (uid {})",
                 meta.uid(),
-                euid()
+                crate::sys::euid()
             )));
         }
         if meta.mode() & 0o022 != 0 {

@@ -110,11 +110,10 @@ impl ReplayLimiter {
     /// its window (and so worth a row).
     pub fn first(&mut self, uid: Option<i64>, krb5ccname: &[u8], time: i64) -> bool {
         // FNV-1a: fixed size whatever the value's length.
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        for &b in uid.unwrap_or(-1).to_le_bytes().iter().chain(krb5ccname) {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0000_0100_0000_01b3);
-        }
+        let mut h = crate::hash::Fnv1a::new();
+        h.write(&uid.unwrap_or(-1).to_le_bytes());
+        h.write(krb5ccname);
+        let h = h.finish();
         let window = self.window;
         self.seen.retain(|&(_, t)| time.saturating_sub(t) <= window);
         if self.seen.iter().any(|&(k, _)| k == h) {

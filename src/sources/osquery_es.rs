@@ -267,15 +267,7 @@ fn split_cmdline(cmdline: &[u8], quoted: bool) -> Option<Vec<Vec<u8>>> {
 }
 
 fn unhex(text: &str) -> Option<Vec<u8>> {
-    let digits = text.as_bytes();
-    if digits.len() % 2 != 0 {
-        return None;
-    }
-    let nibble = |c: u8| (c as char).to_digit(16);
-    digits
-        .chunks_exact(2)
-        .map(|p| Some((nibble(p[0])? * 16 + nibble(p[1])?) as u8))
-        .collect()
+    hex::decode(text).ok()
 }
 
 /// Problems found in the rows so far; the status reason mentions them.
@@ -720,7 +712,7 @@ mod tests {
     use crate::users::FixedUsers;
 
     fn hex(bytes: &[u8]) -> String {
-        bytes.iter().map(|b| format!("{b:02X}")).collect()
+        hex::encode_upper(bytes)
     }
 
     fn row(

@@ -122,7 +122,7 @@ impl ProcConnector {
         Ok(ProcConnector {
             conn,
             hz: clock_ticks(),
-            unprivileged: effective_uid().is_some_and(|u| u != 0),
+            unprivileged: crate::sys::euid() != 0,
             msg: vec![0; MSG_BUF],
             cmdline: Vec::new(),
             path: String::new(),
@@ -574,10 +574,6 @@ fn read_link(path: &str) -> Option<Vec<u8>> {
     std::fs::read_link(path)
         .ok()
         .map(|p| p.into_os_string().into_vec())
-}
-
-fn effective_uid() -> Option<i64> {
-    read_small("/proc/self/status").and_then(|s| parse_status(&s).euid)
 }
 
 /// argv from `/proc/<pid>/cmdline`: NUL-terminated strings, empty ones kept.

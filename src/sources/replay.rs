@@ -107,24 +107,7 @@ impl ReplayFile {
     /// Waits until the input is readable, for at most [`POLL_STEP`]; false
     /// on timeout.
     fn ready(&self) -> io::Result<bool> {
-        let mut pfd = libc::pollfd {
-            fd: self.file.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        let ms = libc::c_int::try_from(POLL_STEP.as_millis()).unwrap_or(100);
-        // SAFETY: one valid pollfd for the duration of the call.
-        let rc = unsafe { libc::poll(&mut pfd, 1, ms) };
-        if rc < 0 {
-            let e = io::Error::last_os_error();
-            return if e.kind() == io::ErrorKind::Interrupted {
-                Ok(false)
-            } else {
-                Err(e)
-            };
-        }
-        // POLLHUP/POLLERR too: the read then says what happened.
-        Ok(rc > 0)
+        crate::sys::wait_readable(self.file.as_raw_fd(), Some(POLL_STEP))
     }
 }
 

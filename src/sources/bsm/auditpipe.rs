@@ -126,23 +126,7 @@ impl AuditPipe {
     /// Waits up to `timeout` for data, then reads what is there (possibly a
     /// partial record). Ok(0) on timeout.
     pub fn read(&mut self, buf: &mut [u8], timeout: Duration) -> io::Result<usize> {
-        let mut pfd = libc::pollfd {
-            fd: self.file.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        let ms = libc::c_int::try_from(timeout.as_millis()).unwrap_or(libc::c_int::MAX);
-        // SAFETY: one valid pollfd.
-        let n = unsafe { libc::poll(&mut pfd, 1, ms) };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            return if e.kind() == io::ErrorKind::Interrupted {
-                Ok(0)
-            } else {
-                Err(e)
-            };
-        }
-        if n == 0 {
+        if !crate::sys::wait_readable(self.file.as_raw_fd(), Some(timeout))? {
             return Ok(0);
         }
         self.file.read(buf)

@@ -19,6 +19,7 @@
 
 use super::parse::{Attr, Identity, Record, Subject, Token, AUT_ARG32, AUT_SEQ};
 use crate::event::{CodeIdentity, ExecEvent, SourceKind};
+use crate::hash::Fnv1a;
 
 // Event numbers (OpenBSM sys/bsm/audit_kevents.h; the same in xnu).
 pub const AUE_FORK: u16 = 2;
@@ -158,21 +159,7 @@ fn pid_from_u32(v: u32) -> i64 {
 
 /// Upper-case hex, as eslogger and codesign print cdhashes.
 pub fn hex_upper(bytes: &[u8]) -> String {
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for &b in bytes {
-        for nibble in [b >> 4, b & 0x0f] {
-            let digit = char::from_digit(u32::from(nibble), 16).unwrap_or('0');
-            s.push(digit.to_ascii_uppercase());
-        }
-    }
-    s
-}
-
-fn fnv(h: &mut u64, bytes: &[u8]) {
-    for &b in bytes {
-        *h ^= u64::from(b);
-        *h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
+    hex::encode_upper(bytes)
 }
 
 /// Reads an exec or fork out of a record; `None` for other events, for a
@@ -210,18 +197,15 @@ fn exec<'a>(record: &Record<'a>) -> Option<BsmExec<'a>> {
         Some((strings, count, truncated)) => (strings, Some(count), truncated),
         None => (Vec::new(), None, false),
     };
-    let mut h = 0xcbf2_9ce4_8422_2325u64;
-    fnv(&mut h, &record.header.seconds.to_be_bytes());
-    fnv(&mut h, &record.header.millis.to_be_bytes());
-    fnv(&mut h, &record.header.event.to_be_bytes());
-    fnv(&mut h, &pid.to_be_bytes());
-    fnv(&mut h, &subject_pid.to_be_bytes());
-    fnv(
-        &mut h,
-        &u64::try_from(record.len).unwrap_or(u64::MAX).to_be_bytes(),
-    );
+    let mut h = Fnv1a::new();
+    h.write(&record.header.seconds.to_be_bytes());
+    h.write(&record.header.millis.to_be_bytes());
+    h.write(&record.header.event.to_be_bytes());
+    h.write(&pid.to_be_bytes());
+    h.write(&subject_pid.to_be_bytes());
+    h.write(&u64::try_from(record.len).unwrap_or(u64::MAX).to_be_bytes());
     if let Some(seq) = p.seq {
-        fnv(&mut h, &seq.to_be_bytes());
+        h.write(&seq.to_be_bytes());
     }
     Some(BsmExec {
         event: record.header.event,
@@ -244,7 +228,7 @@ fn exec<'a>(record: &Record<'a>) -> Option<BsmExec<'a>> {
         cdhash: p.cdhash.map(hex_upper),
         caller_identity: p.identity,
         partial: record.partial.is_some(),
-        discriminator: h,
+        discriminator: h.finish(),
     })
 }
 

@@ -687,16 +687,7 @@ fn skip_integer(b: &[u8], i: usize) -> Scan<usize> {
 
 /// Four hex digits at `at`.
 fn hex4(b: &[u8], at: usize) -> Scan<u32> {
-    let digits = b.get(at..at + 4).ok_or(Unsure)?;
-    digits.iter().try_fold(0u32, |n, &d| {
-        let v = match d {
-            b'0'..=b'9' => d - b'0',
-            b'a'..=b'f' => d - b'a' + 10,
-            b'A'..=b'F' => d - b'A' + 10,
-            _ => return Err(Unsure),
-        };
-        Ok(n << 4 | u32::from(v))
-    })
+    super::parse::hex4(b, at).ok_or(Unsure)
 }
 
 /// The text of a JSON string's raw contents (escapes already validated by

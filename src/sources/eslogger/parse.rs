@@ -2,6 +2,7 @@
 //! then every field the source uses read by name, with drift noted.
 
 use super::*;
+use jiff::fmt::temporal::DateTimeParser;
 
 // --- what the parser reports ---------------------------------------------
 
@@ -860,12 +861,9 @@ pub(super) fn repair(line: &[u8]) -> Option<String> {
 }
 
 pub(super) fn hex4(bytes: &[u8], at: usize) -> Option<u32> {
-    let digits = bytes.get(at..at + 4)?;
-    let text = std::str::from_utf8(digits).ok()?;
-    if !text.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return None;
-    }
-    u32::from_str_radix(text, 16).ok()
+    let mut be = [0u8; 2];
+    hex::decode_to_slice(bytes.get(at..at + 4)?, &mut be).ok()?;
+    Some(u32::from(u16::from_be_bytes(be)))
 }
 
 /// The start of a line, for a log message.
@@ -886,97 +884,58 @@ pub(super) fn preview(line: &[u8]) -> String {
 /// time, and `Z` or a `±hh:mm` offset. Any number of fractional digits is
 /// accepted; those past the ninth (below a nanosecond) are ignored. A leap
 /// second (`:60`) counts as the second before it.
+///
+/// jiff does the parsing and the calendar. Its Temporal grammar is wider
+/// than RFC 3339 (a space for `T`, `,` for `.`, `±hhmm` and `±hh` offsets,
+/// offsets up to 25 hours, expanded years, bracketed zones) and narrower in
+/// one place (at most nine fractional digits), so the shape is checked here
+/// first and extra fractional digits are cut.
 pub fn parse_rfc3339(text: &str) -> Option<(i64, u32)> {
+    static PARSER: DateTimeParser = DateTimeParser::new();
     let b = text.as_bytes();
-    let num = |from: usize, len: usize| -> Option<u32> {
-        let digits = b.get(from..from + len)?;
-        digits.iter().try_fold(0u32, |n, &d| {
-            d.is_ascii_digit().then(|| n * 10 + u32::from(d - b'0'))
-        })
-    };
     let at = |i: usize, c: u8| b.get(i).is_some_and(|x| x.eq_ignore_ascii_case(&c));
     if !(at(4, b'-') && at(7, b'-') && at(10, b'T') && at(13, b':') && at(16, b':')) {
         return None;
     }
-    let (year, month, day) = (num(0, 4)?, num(5, 2)?, num(8, 2)?);
-    let (hour, minute, second) = (num(11, 2)?, num(14, 2)?, num(17, 2)?);
-    if !(1..=12).contains(&month)
-        || day == 0
-        || day > days_in_month(year, month)
-        || hour > 23
-        || minute > 59
-        || second > 60
-    {
-        return None;
-    }
-
-    let mut i = 19;
-    let mut nanos = 0u32;
-    if b.get(i) == Some(&b'.') {
-        i += 1;
-        let start = i;
-        while let Some(&d) = b.get(i).filter(|d| d.is_ascii_digit()) {
-            if i - start < 9 {
-                nanos = nanos * 10 + u32::from(d - b'0');
-            }
-            i += 1;
+    // End of the fraction digits kept (at most nine), and of all of them.
+    let (mut keep, mut end) = (19, 19);
+    if b.get(19) == Some(&b'.') {
+        end = 20;
+        while b.get(end).is_some_and(u8::is_ascii_digit) {
+            end += 1;
         }
-        let digits = i - start;
-        if digits == 0 {
+        if end == 20 {
             return None;
         }
-        for _ in digits..9 {
-            nanos *= 10;
-        }
+        keep = end.min(29);
     }
-    let offset: i64 = match b.get(i..)? {
-        [b'Z' | b'z'] => 0,
-        [sign @ (b'+' | b'-'), _, _, b':', _, _] => {
-            let (h, m) = (num(i + 1, 2)?, num(i + 4, 2)?);
-            if h > 23 || m > 59 {
-                return None;
-            }
-            let secs = i64::from(h * 3600 + m * 60);
-            if *sign == b'-' {
-                -secs
-            } else {
-                secs
-            }
-        }
-        _ => return None,
+    let offset = b.get(end..)?;
+    if !matches!(
+        offset,
+        [b'Z' | b'z']
+            | [b'+' | b'-', b'0' | b'1', b'0'..=b'9', b':', _, _]
+            | [b'+' | b'-', b'2', b'0'..=b'3', b':', _, _]
+    ) {
+        return None;
+    }
+    let parsed = if keep == end {
+        PARSER.parse_timestamp(b)
+    } else {
+        // At most 19 + 10 + 6 bytes.
+        let mut buf = [0u8; 35];
+        let len = keep + offset.len();
+        buf.get_mut(..keep)?.copy_from_slice(b.get(..keep)?);
+        buf.get_mut(keep..len)?.copy_from_slice(offset);
+        PARSER.parse_timestamp(buf.get(..len)?)
     };
-    let days = days_from_civil(i64::from(year), month, day);
-    let clock = i64::from(hour * 3600 + minute * 60 + second.min(59));
-    Some((days * 86_400 + clock - offset, nanos))
-}
-
-pub(super) fn is_leap(year: u32) -> bool {
-    year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)
-}
-
-pub(super) fn days_in_month(year: u32, month: u32) -> u32 {
-    match month {
-        2 if is_leap(year) => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
+    let ts = parsed.ok()?;
+    // jiff's fraction has the sign of the timestamp; ours is never negative.
+    let (secs, nanos) = (ts.as_second(), ts.subsec_nanosecond());
+    if nanos < 0 {
+        Some((secs - 1, u32::try_from(nanos + 1_000_000_000).ok()?))
+    } else {
+        Some((secs, u32::try_from(nanos).ok()?))
     }
-}
-
-/// Days from 1970-01-01 to a proleptic Gregorian date. Years are counted from
-/// March, so that February's variable length falls at the end of a year, and
-/// grouped in 400-year cycles of 146097 days.
-pub(super) fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let cycle = y.div_euclid(400);
-    let year_of_cycle = y.rem_euclid(400);
-    // March = 0 … February = 11.
-    let m = i64::from((month + 9) % 12);
-    // Days before month m in a March-based year: 31,30,31,30,31 repeating.
-    let day_of_year = (153 * m + 2) / 5 + i64::from(day) - 1;
-    let day_of_cycle = year_of_cycle * 365 + year_of_cycle / 4 - year_of_cycle / 100 + day_of_year;
-    // 719468 days separate 0000-03-01 from 1970-01-01.
-    cycle * 146_097 + day_of_cycle - 719_468
 }
 
 // --- to the engine ---------------------------------------------------------

@@ -143,11 +143,21 @@ fn rfc3339_rejects() {
 
 #[test]
 fn days_match_the_calendar() {
-    assert_eq!(days_from_civil(1970, 1, 1), 0);
-    assert_eq!(days_from_civil(2000, 3, 1), 11_017);
-    assert_eq!(days_from_civil(1969, 12, 31), -1);
-    assert_eq!(days_from_civil(2026, 10, 5), 20_731);
-    assert_eq!(days_from_civil(0, 3, 1), -719_468);
+    for (date, days) in [
+        ("1970-01-01", 0),
+        ("2000-03-01", 11_017),
+        ("1969-12-31", -1),
+        ("2026-10-05", 20_731),
+        ("0000-03-01", -719_468),
+    ] {
+        let text = format!("{date}T00:00:00Z");
+        assert_eq!(parse_rfc3339(&text), Some((days * 86_400, 0)), "{date}");
+    }
+    // Before 1970 the fraction still counts forward from the second.
+    assert_eq!(
+        parse_rfc3339("1969-12-31T23:59:59.25Z"),
+        Some((-1, 250_000_000))
+    );
 }
 
 #[test]

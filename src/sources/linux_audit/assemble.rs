@@ -299,7 +299,7 @@ impl AuditExec {
                 _ => continue,
             }
             if let (Some(a), Some(n)) = (arch, number) {
-                if exec_syscall(a, n) == Some(false) {
+                if super::arch::exec_syscall(a, n) == Some(false) {
                     // Another rule's syscall: two fields were enough.
                     break;
                 }
@@ -310,7 +310,7 @@ impl AuditExec {
         let Some(number) = number else {
             return Verdict::Malformed;
         };
-        match arch.and_then(|a| exec_syscall(a, number)) {
+        match arch.and_then(|a| super::arch::exec_syscall(a, number)) {
             Some(false) => Verdict::NotExec,
             Some(true) if self.success == Some(false) => Verdict::Failed,
             Some(true) => Verdict::Exec,
@@ -559,23 +559,6 @@ fn drop_if_large(buf: &mut Vec<u8>) {
     if buf.capacity() > KEEP_BUFFER_BYTES {
         *buf = Vec::new();
     }
-}
-
-/// Whether `number` is execve or execveat for `arch` (an AUDIT_ARCH_*
-/// value). None for an arch not listed here.
-fn exec_syscall(arch: u32, number: i64) -> Option<bool> {
-    let calls: &[i64] = match arch {
-        // x86_64; 520 and 545 with bit 30 set are the x32 ABI's.
-        0xc000_003e => &[59, 322, 0x4000_0000 | 520, 0x4000_0000 | 545],
-        // i386
-        0x4000_0003 => &[11, 358],
-        // aarch64 and riscv64 share the generic syscall table.
-        0xc000_00b7 | 0xc000_00f3 => &[221, 281],
-        // arm (EABI)
-        0x4000_0028 => &[11, 387],
-        _ => return None,
-    };
-    Some(calls.contains(&number))
 }
 
 /// Parses `aN`, `aN_len` and `aN[k]`.
@@ -974,7 +957,7 @@ mod tests {
     }
 
     fn hex(bytes: &[u8]) -> String {
-        bytes.iter().map(|b| format!("{b:02X}")).collect()
+        hex::encode_upper(bytes)
     }
 
     fn syscall_x86(nr: u32, success: &str, exe: &str) -> String {

@@ -37,9 +37,9 @@ use super::restore::{is_exec_rule_of, undo_changes, UndoContext};
 use crate::sources::AuditError;
 use crate::state::StateDir;
 use netlink_packet_audit::{
-    RuleAction, RuleField, RuleFieldFlags, RuleFlags, RuleMessage, StatusMessage, AUDIT_ALWAYS,
-    AUDIT_ARCH, AUDIT_EQUAL, AUDIT_FILTERKEY, AUDIT_FILTER_EXIT, AUDIT_FILTER_PREPEND,
-    AUDIT_REPLACE, AUDIT_SET,
+    RuleAction, RuleBuffer, RuleField, RuleFieldFlags, RuleFlags, RuleMessage, StatusMessage,
+    AUDIT_ALWAYS, AUDIT_ARCH, AUDIT_BITMASK_SIZE, AUDIT_EQUAL, AUDIT_FILTERKEY, AUDIT_FILTER_EXIT,
+    AUDIT_FILTER_PREPEND, AUDIT_MAX_FIELDS, AUDIT_REPLACE, AUDIT_SET,
 };
 use std::fmt;
 use std::io;
@@ -159,56 +159,11 @@ fn start_error(e: &io::Error, doing: &str) -> StartError {
     }
 }
 
-/// /proc/self belongs to the effective uid of the process reading it.
 fn euid_is_root() -> bool {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+    crate::sys::euid() == 0
 }
 
-/// One syscall ABI of this machine and its exec syscall numbers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ExecArch {
-    /// auditctl's name for it: b64 (native) or b32 (compat).
-    pub name: &'static str,
-    /// AUDIT_ARCH_* value (ELF machine | 64-bit | little-endian flags).
-    pub audit_arch: u32,
-    pub execve: u32,
-    pub execveat: u32,
-}
-
-/// The ABIs a process on this machine can exec through, native first.
-#[cfg(target_arch = "x86_64")]
-pub const MACHINE_ARCHES: &[ExecArch] = &[
-    ExecArch {
-        name: "b64",
-        audit_arch: 0xc000_003e,
-        execve: 59,
-        execveat: 322,
-    },
-    ExecArch {
-        name: "b32",
-        audit_arch: 0x4000_0003,
-        execve: 11,
-        execveat: 358,
-    },
-];
-#[cfg(target_arch = "aarch64")]
-pub const MACHINE_ARCHES: &[ExecArch] = &[
-    ExecArch {
-        name: "b64",
-        audit_arch: 0xc000_00b7,
-        execve: 221,
-        execveat: 281,
-    },
-    ExecArch {
-        name: "b32",
-        audit_arch: 0x4000_0028,
-        execve: 11,
-        execveat: 387,
-    },
-];
-#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
-pub const MACHINE_ARCHES: &[ExecArch] = &[];
+pub use super::arch::{ExecArch, MACHINE_ARCHES};
 
 /// Field types whose value is a string length into the rule's buffer.
 fn is_string_field(field: u32) -> bool {
@@ -237,39 +192,38 @@ pub struct AuditRule {
     pub conditions: Vec<RuleCondition>,
 }
 
-// Layout of struct audit_rule_data: flags, action, field_count, then four
-// arrays of 64 u32 (syscall mask, fields, values, fieldflags), buflen, buf.
-const RULE_WORDS: usize = 64;
-const RULE_MASK_AT: usize = 12;
-const RULE_FIELDS_AT: usize = RULE_MASK_AT + 4 * RULE_WORDS;
-const RULE_VALUES_AT: usize = RULE_FIELDS_AT + 4 * RULE_WORDS;
-const RULE_OPS_AT: usize = RULE_VALUES_AT + 4 * RULE_WORDS;
-const RULE_BUFLEN_AT: usize = RULE_OPS_AT + 4 * RULE_WORDS;
-const RULE_HEADER_LEN: usize = RULE_BUFLEN_AT + 4;
+/// The fixed part of `struct audit_rule_data` (flags, action, field_count,
+/// four arrays of 64 u32, buflen): the strings follow it.
+const RULE_HEADER_LEN: usize = 12 + 4 * (AUDIT_BITMASK_SIZE + 3 * AUDIT_MAX_FIELDS) + 4;
 
-fn word(raw: &[u8], at: usize) -> u32 {
-    u32::from_ne_bytes([raw[at], raw[at + 1], raw[at + 2], raw[at + 3]])
+/// A native-endian u32 array of `audit_rule_data`.
+fn words(bytes: &[u8]) -> impl Iterator<Item = u32> + '_ {
+    bytes
+        .chunks_exact(4)
+        .map(|w| u32::from_ne_bytes([w[0], w[1], w[2], w[3]]))
 }
 
 impl AuditRule {
     /// Parses a listed rule; None if it is malformed. Trailing padding the
     /// kernel may add is cut so equal rules have equal bytes.
+    ///
+    /// Read through netlink-packet-audit's [`RuleBuffer`] (layout and length
+    /// checks), but not its `RuleMessage` parser: that one fails on field
+    /// types it does not know and reads AUDIT_EXE as a number, which would
+    /// shift every string after it in a rule of another tool.
     pub fn parse(raw: &[u8]) -> Option<AuditRule> {
-        if raw.len() < RULE_HEADER_LEN {
+        let buf = RuleBuffer::new_checked(raw).ok()?;
+        let count = buf.field_count() as usize;
+        if count > AUDIT_MAX_FIELDS {
             return None;
         }
-        let buflen = word(raw, RULE_BUFLEN_AT) as usize;
-        let strings = raw.get(RULE_HEADER_LEN..RULE_HEADER_LEN.checked_add(buflen)?)?;
-        let count = word(raw, 8) as usize;
-        if count > RULE_WORDS {
-            return None;
-        }
+        let strings = buf.buf();
         let mut offset = 0usize;
         let mut conditions = Vec::with_capacity(count);
-        for i in 0..count {
-            let field = word(raw, RULE_FIELDS_AT + 4 * i);
-            let value = word(raw, RULE_VALUES_AT + 4 * i);
-            let op = word(raw, RULE_OPS_AT + 4 * i);
+        let columns = words(buf.fields())
+            .zip(words(buf.values()))
+            .zip(words(buf.field_flags()));
+        for ((field, value), op) in columns.take(count) {
             let text = if is_string_field(field) {
                 let end = offset.checked_add(value as usize)?;
                 let s = String::from_utf8_lossy(strings.get(offset..end)?).into_owned();
@@ -286,12 +240,12 @@ impl AuditRule {
             });
         }
         Some(AuditRule {
-            raw: raw[..RULE_HEADER_LEN + buflen].to_vec(),
-            list: word(raw, 0) & !AUDIT_FILTER_PREPEND,
-            action: word(raw, 4),
-            mask: (0..RULE_WORDS)
-                .map(|i| word(raw, RULE_MASK_AT + 4 * i))
-                .collect(),
+            raw: raw
+                .get(..RULE_HEADER_LEN.checked_add(strings.len())?)?
+                .to_vec(),
+            list: buf.flags() & !AUDIT_FILTER_PREPEND,
+            action: buf.action(),
+            mask: words(buf.syscalls()).collect(),
             conditions,
         })
     }
@@ -334,7 +288,7 @@ impl AuditRule {
         if self.mask.iter().all(|&w| w == u32::MAX) {
             out.push_str(" syscalls=all");
         } else {
-            let nrs: Vec<String> = (0..RULE_WORDS as u32 * 32)
+            let nrs: Vec<String> = (0..AUDIT_BITMASK_SIZE as u32 * 32)
                 .filter(|&n| self.has_syscall(n))
                 .map(|n| n.to_string())
                 .collect();
@@ -1329,26 +1283,10 @@ fn open_multicast(rcvbuf: usize) -> Result<(AuditSocket, usize), StartError> {
 
 /// `YYYY-MM-DD HH:MM:SS UTC`, for status reasons.
 fn utc(t: SystemTime) -> String {
-    let secs = t
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    // Before the epoch only by a broken clock: shown as the epoch.
+    let ts =
+        jiff::Timestamp::try_from(t.max(SystemTime::UNIX_EPOCH)).unwrap_or(jiff::Timestamp::MAX);
+    ts.strftime("%Y-%m-%d %H:%M:%S UTC").to_string()
 }
 
 #[cfg(test)]
@@ -1372,6 +1310,32 @@ mod tests {
                 assert!(!r.covers_exec(other), "{r:?} must not cover {other:?}");
             }
         }
+    }
+
+    #[test]
+    fn string_fields_of_other_tools_keep_their_offsets() {
+        // auditctl -a exit,always -F exe=/bin/x -k k, plus two pad bytes:
+        // an exe string (AUDIT_EXE, 112) then the key.
+        let strings = b"/bin/xk";
+        let mut raw = vec![0u8; RULE_HEADER_LEN + strings.len() + 2];
+        let mut b = RuleBuffer::new(&mut raw[..]);
+        b.set_flags(AUDIT_FILTER_EXIT);
+        b.set_action(AUDIT_ALWAYS);
+        b.set_field_count(2);
+        b.set_field(0, 112);
+        b.set_value(0, 6);
+        b.set_field(1, AUDIT_FILTERKEY);
+        b.set_value(1, 1);
+        b.set_buflen(7);
+        b.buf_mut().copy_from_slice(strings);
+        let r = AuditRule::parse(&raw).unwrap();
+        assert_eq!(r.conditions[0].text.as_deref(), Some("/bin/x"));
+        assert_eq!(r.key(), Some("k"));
+        // Padding is cut: the kept bytes are the rule itself.
+        assert_eq!(r.raw(), &raw[..RULE_HEADER_LEN + strings.len()]);
+        // Short, or strings past the end: malformed, not a panic.
+        assert!(AuditRule::parse(&raw[..RULE_HEADER_LEN - 1]).is_none());
+        assert!(AuditRule::parse(&raw[..RULE_HEADER_LEN + 3]).is_none());
     }
 
     #[test]

@@ -11,6 +11,7 @@
 //! hands Kerberos-related execs to the engine; everything else is dropped on
 //! the hot path without allocating.
 
+mod arch;
 pub mod assemble;
 pub mod control;
 pub mod netlink;

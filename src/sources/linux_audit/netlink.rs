@@ -217,7 +217,9 @@ impl AuditSocket {
         buf: &'b mut [u8],
         timeout: Option<Duration>,
     ) -> Result<Option<Message<'b>>, RecvError> {
-        if timeout != Some(Duration::ZERO) && !wait_readable(self.sock.as_raw_fd(), timeout)? {
+        if timeout != Some(Duration::ZERO)
+            && !crate::sys::wait_readable(self.sock.as_raw_fd(), timeout)?
+        {
             return Ok(None);
         }
         let buf_len = buf.len();
@@ -436,31 +438,6 @@ fn setsockopt_int(fd: libc::c_int, opt: libc::c_int, value: libc::c_int) -> io::
     } else {
         Err(io::Error::last_os_error())
     }
-}
-
-/// poll(2) for input. POLLERR counts as readable so a pending ENOBUFS is
-/// reported by the following recv. False on timeout or EINTR.
-fn wait_readable(fd: libc::c_int, timeout: Option<Duration>) -> io::Result<bool> {
-    let ms = match timeout {
-        None => -1,
-        // Round up so a sub-millisecond timeout still waits.
-        Some(t) => libc::c_int::try_from(t.as_micros().div_ceil(1000)).unwrap_or(libc::c_int::MAX),
-    };
-    let mut pfd = libc::pollfd {
-        fd,
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: pfd is one valid pollfd and nfds is 1.
-    let rc = unsafe { libc::poll(&mut pfd, 1, ms) };
-    if rc < 0 {
-        let e = io::Error::last_os_error();
-        if e.kind() == io::ErrorKind::Interrupted {
-            return Ok(false);
-        }
-        return Err(e);
-    }
-    Ok(rc > 0)
 }
 
 #[cfg(test)]

@@ -201,11 +201,7 @@ mod hex_bytes {
     use serde::{Deserialize, Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
-        let mut out = String::with_capacity(bytes.len() * 2);
-        for b in bytes {
-            out.push_str(&format!("{b:02x}"));
-        }
-        s.serialize_str(&out)
+        s.serialize_str(&hex::encode(bytes))
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
@@ -217,13 +213,7 @@ mod hex_bytes {
         if text.len() % 2 != 0 || text.len() > 1 << 16 {
             return None;
         }
-        text.as_bytes()
-            .chunks(2)
-            .map(|pair| {
-                let s = std::str::from_utf8(pair).ok()?;
-                u8::from_str_radix(s, 16).ok()
-            })
-            .collect()
+        hex::decode(text).ok()
     }
 }
 

@@ -457,20 +457,14 @@ pub(crate) fn decode_append(raw: &[u8], out: &mut Vec<u8>) -> bool {
         return false;
     }
     let start = out.len();
-    out.reserve(raw.len() / 2);
-    for pair in raw.chunks_exact(2) {
-        match pair {
-            [high, low] => match (hex_digit(*high), hex_digit(*low)) {
-                (Some(h), Some(l)) => out.push((h << 4) | l),
-                _ => {
-                    out.truncate(start);
-                    return false;
-                }
-            },
-            _ => return false,
-        }
+    out.resize(start + raw.len() / 2, 0);
+    let ok = out
+        .get_mut(start..)
+        .is_some_and(|tail| hex::decode_to_slice(raw, tail).is_ok());
+    if !ok {
+        out.truncate(start);
     }
-    true
+    ok
 }
 
 /// The length of a raw value in the record (quotes excluded): what the
@@ -479,15 +473,6 @@ pub(crate) fn encoded_len(raw: &[u8]) -> usize {
     match raw.strip_prefix(b"\"") {
         Some(inner) => inner.strip_suffix(b"\"").unwrap_or(inner).len(),
         None => raw.len(),
-    }
-}
-
-fn hex_digit(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        _ => None,
     }
 }
 
@@ -517,11 +502,17 @@ pub(crate) fn parse_u64(raw: &[u8]) -> Option<u64> {
 
 /// A hex number without prefix (`arch=c000003e`).
 pub(crate) fn parse_hex_u32(raw: &[u8]) -> Option<u32> {
-    if raw.is_empty() || raw.len() > 8 {
+    if raw.is_empty() {
         return None;
     }
-    raw.iter()
-        .try_fold(0u32, |n, &b| Some((n << 4) | u32::from(hex_digit(b)?)))
+    // The kernel prints %x: pad to eight digits and decode four bytes.
+    let mut digits = [b'0'; 8];
+    digits
+        .get_mut(8usize.checked_sub(raw.len())?..)?
+        .copy_from_slice(raw);
+    let mut be = [0u8; 4];
+    hex::decode_to_slice(digits, &mut be).ok()?;
+    Some(u32::from_be_bytes(be))
 }
 
 /// Drops trailing NUL padding and line ends.
