@@ -5,7 +5,7 @@
 //! reports a row again whenever any of its bytes change.
 
 use crate::classify::Classification;
-use crate::event::ExecEvent;
+use crate::event::{ExecEvent, SourceKind};
 use crate::schema::{opt_int, Value, EXEC_COLUMNS};
 use crate::text::bytes_to_text;
 use serde::{Deserialize, Serialize};
@@ -38,7 +38,8 @@ pub struct Row {
     pub team_id: String,
     pub platform_binary: Option<i64>,
     pub sha256: String,
-    pub source: String,
+    /// The `source` column; serialized as its name.
+    pub source: SourceKind,
     /// 1 when argv, cmdline or a path was cut to the storage caps (the
     /// classification was made on the whole exec), else 0.
     #[serde(default)]
@@ -224,7 +225,7 @@ impl Row {
             team_id: event.code.team_id.clone(),
             platform_binary: event.code.platform_binary.map(i64::from),
             sha256: event.code.sha256.clone(),
-            source: event.source.as_str().to_string(),
+            source: event.source,
             truncated: i64::from(cut),
         }
     }
@@ -250,7 +251,6 @@ impl Row {
             &self.signing_id,
             &self.team_id,
             &self.sha256,
-            &self.source,
         ];
         std::mem::size_of::<Row>()
             // Lengths, not capacities: the same row costs the same whether
@@ -290,7 +290,7 @@ impl Row {
             Value::Text(&self.team_id),
             opt_int(self.platform_binary),
             Value::Text(&self.sha256),
-            Value::Text(&self.source),
+            Value::Text(self.source.as_str()),
             Value::Int(self.truncated),
         ]
     }
@@ -420,6 +420,7 @@ mod tests {
         assert_eq!(json["args"], "[\"kcc\",\"copy_cred_cache\"]");
         assert_eq!(json["indicator"], "credential_cache_copy");
         assert_eq!(json["source"], "snapshot");
+        assert_eq!(row.source, SourceKind::Snapshot);
         assert_eq!(json.as_object().unwrap().len(), EXEC_COLUMNS.len());
     }
 }

@@ -160,7 +160,7 @@ mod tests {
             team_id: String::new(),
             platform_binary: None,
             sha256: String::new(),
-            source: "eslogger".into(),
+            source: crate::event::SourceKind::Eslogger,
             truncated: 0,
         }
     }
