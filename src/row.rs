@@ -4,7 +4,7 @@
 //! Rows never change after they are made: osquery's differential logging
 //! reports a row again whenever any of its bytes change.
 
-use crate::classify::Classification;
+use crate::classify::{Classification, IndicatorSet};
 use crate::event::{ExecEvent, SourceKind};
 use crate::schema::{opt_int, Value, EXEC_COLUMNS};
 use crate::text::bytes_to_text;
@@ -219,8 +219,8 @@ impl Row {
             tool: class.tool.to_string(),
             action: class.action.to_string(),
             ccache,
-            indicator: class.indicator.clone(),
-            technique: class.technique.clone(),
+            indicator: class.indicator(),
+            technique: class.technique(),
             signing_id: event.code.signing_id.clone(),
             team_id: event.code.team_id.clone(),
             platform_binary: event.code.platform_binary.map(i64::from),
@@ -228,6 +228,11 @@ impl Row {
             source: event.source,
             truncated: i64::from(cut),
         }
+    }
+
+    /// The indicators the `indicator` column names.
+    pub fn indicators(&self) -> IndicatorSet {
+        IndicatorSet::from_names(&self.indicator)
     }
 
     /// What the row costs the store: its struct, its strings' bytes, and the
@@ -355,7 +360,7 @@ mod tests {
         e.argv.push(b"COPY_CRED_CACHE".to_vec());
         e.argv.push(vec![b'a'; 1 << 20]);
         let c = classify(&e.path, &e.argv).unwrap();
-        assert_eq!(c.indicator, "credential_cache_copy");
+        assert_eq!(c.indicator(), "credential_cache_copy");
         let row = Row::from_event(&e, &c, String::new());
         assert_eq!(row.truncated, 1);
         assert!(row.footprint() < 64 * 1024, "{} bytes", row.footprint());
