@@ -65,9 +65,19 @@ impl serde::Serialize for SourceKind {
 /// does not have is skipped and counted as undecodable, not guessed at.
 impl<'de> serde::Deserialize<'de> for SourceKind {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<SourceKind, D::Error> {
-        let name = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        SourceKind::from_name(&name)
-            .ok_or_else(|| serde::de::Error::unknown_variant(&name, &SourceKind::NAMES))
+        // A visitor rather than a `String`: no allocation per journal record.
+        struct Name;
+        impl serde::de::Visitor<'_> for Name {
+            type Value = SourceKind;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a source name")
+            }
+            fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<SourceKind, E> {
+                SourceKind::from_name(name)
+                    .ok_or_else(|| E::unknown_variant(name, &SourceKind::NAMES))
+            }
+        }
+        d.deserialize_str(Name)
     }
 }
 

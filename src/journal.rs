@@ -1731,7 +1731,9 @@ mod tests {
         let (records, report) = decode(&bytes);
         assert_eq!((records.len(), report.undecodable), (1, 1), "{report:?}");
         assert_eq!(records[0].row.source, crate::event::SourceKind::Snapshot);
+        // Damaged: the file is kept aside for a person and the count logged.
         assert!(report.damaged());
+        assert_eq!(report.problems(), ["1 record(s) held no readable row"]);
     }
 
     #[test]
