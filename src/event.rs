@@ -27,8 +27,8 @@ impl SourceKind {
     ];
 
     /// Every name, in [`SourceKind::ALL`] order.
-    pub const NAMES: [&'static str; 6] = {
-        let mut names = [""; 6];
+    pub const NAMES: [&'static str; SourceKind::ALL.len()] = {
+        let mut names = [""; SourceKind::ALL.len()];
         let mut i = 0;
         while i < names.len() {
             names[i] = SourceKind::ALL[i].as_str();
