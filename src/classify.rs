@@ -66,120 +66,80 @@ use crate::ccname::{self, Ids};
 use crate::{exec_path, ticket_tools};
 use std::collections::VecDeque;
 
-/// Indicator for Elastic's rule: kcc copying tickets out of a cache.
-pub const CREDENTIAL_CACHE_COPY: &str = "credential_cache_copy";
 /// The rule's MITRE mapping, kept exactly as Elastic has it.
 pub const CREDENTIAL_CACHE_COPY_TECHNIQUE: &str = "T1003,T1558,T1558.003,T1558.005";
-/// The upgraded indicator [`KeytabCorrelator::observe`] returns.
-pub const FORGED_KEYTAB_USE: &str = "forged_keytab_use";
 /// `source_ccache` when copy_cred_cache reads the process's default cache
 /// (`KRB5CCNAME`, else `API:` on macOS).
 pub const DEFAULT_CCACHE: &str = "default";
 /// `action` of a kinit that authenticates with a keytab.
 pub const ACTION_KINIT_KEYTAB: &str = "kinit_keytab";
 
-/// What the classifier reports. The order is the output order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Indicator {
-    CredentialCacheCopy,
-    CredentialDump,
-    Kerberoasting,
-    ForgedKeytabKey,
-    ForgedKeytabUse,
-    BifrostDump,
-    BifrostKerberoast,
-    BifrostAsktgt,
-    BifrostAsktgs,
-    BifrostAskhash,
-    BifrostS4u,
-    BifrostPtt,
-    CcacheFileAccess,
-    ForeignCcacheAccess,
-    CcacheReplay,
-    KerberosTicketTool,
-    KerberosBruteforceTool,
-    RenamedKerberosTool,
-    UnverifiedKerberosTool,
-    FilelessExec,
-    UnresolvedExePath,
+/// Declares [`Indicator`] from one table: each variant with its `indicator`
+/// column name and its MITRE ATT&CK ids, so the enum, [`Indicator::ALL`],
+/// the names and the techniques cannot drift apart.
+macro_rules! indicators {
+    ($($variant:ident => $name:literal, $techniques:expr;)+) => {
+        /// What the classifier reports. The order is the output order.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum Indicator {
+            $($variant,)+
+        }
+
+        impl Indicator {
+            /// Every indicator, in output order.
+            pub const ALL: [Indicator; [$(Indicator::$variant),+].len()] =
+                [$(Indicator::$variant),+];
+
+            /// The `indicator` column value.
+            pub const fn name(self) -> &'static str {
+                match self {
+                    $(Indicator::$variant => $name,)+
+                }
+            }
+
+            /// MITRE ATT&CK ids, comma-separated.
+            pub const fn technique(self) -> &'static str {
+                match self {
+                    $(Indicator::$variant => $techniques,)+
+                }
+            }
+        }
+    };
 }
 
+indicators! {
+    CredentialCacheCopy => "credential_cache_copy", CREDENTIAL_CACHE_COPY_TECHNIQUE;
+    CredentialDump => "credential_dump", "T1003,T1558.005";
+    Kerberoasting => "kerberoasting", "T1558.003";
+    ForgedKeytabKey => "forged_keytab_key", "T1550.002";
+    ForgedKeytabUse => "forged_keytab_use", "T1550.002";
+    BifrostDump => "bifrost_dump", "T1558.005,T1552.001";
+    BifrostKerberoast => "bifrost_kerberoast", "T1558.003";
+    BifrostAsktgt => "bifrost_asktgt", "T1550.002";
+    BifrostAsktgs => "bifrost_asktgs", "T1550.003";
+    BifrostAskhash => "bifrost_askhash", "T1550.002";
+    BifrostS4u => "bifrost_s4u", "T1558,T1550.003";
+    BifrostPtt => "bifrost_ptt", "T1550.003";
+    CcacheFileAccess => "ccache_file_access", "T1558.005";
+    ForeignCcacheAccess => "foreign_ccache_access", "T1558.005";
+    CcacheReplay => "ccache_replay", "T1550.003";
+    KerberosTicketTool => "kerberos_ticket_tool", "T1558,T1550.003";
+    KerberosBruteforceTool => "kerberos_bruteforce_tool", "T1110,T1087.002";
+    RenamedKerberosTool => "renamed_kerberos_tool", "T1036.003";
+    UnverifiedKerberosTool => "unverified_kerberos_tool", "T1036";
+    FilelessExec => "fileless_exec", "T1620";
+    UnresolvedExePath => "unresolved_exe_path", "T1564";
+}
+
+/// Indicator for Elastic's rule: kcc copying tickets out of a cache.
+pub const CREDENTIAL_CACHE_COPY: &str = Indicator::CredentialCacheCopy.name();
+
+// The set is a `u32` bit mask.
+const _: () = assert!(Indicator::ALL.len() <= 32);
+
 impl Indicator {
-    pub const ALL: [Indicator; 21] = [
-        Indicator::CredentialCacheCopy,
-        Indicator::CredentialDump,
-        Indicator::Kerberoasting,
-        Indicator::ForgedKeytabKey,
-        Indicator::ForgedKeytabUse,
-        Indicator::BifrostDump,
-        Indicator::BifrostKerberoast,
-        Indicator::BifrostAsktgt,
-        Indicator::BifrostAsktgs,
-        Indicator::BifrostAskhash,
-        Indicator::BifrostS4u,
-        Indicator::BifrostPtt,
-        Indicator::CcacheFileAccess,
-        Indicator::ForeignCcacheAccess,
-        Indicator::CcacheReplay,
-        Indicator::KerberosTicketTool,
-        Indicator::KerberosBruteforceTool,
-        Indicator::RenamedKerberosTool,
-        Indicator::UnverifiedKerberosTool,
-        Indicator::FilelessExec,
-        Indicator::UnresolvedExePath,
-    ];
-
-    /// The `indicator` column value.
-    pub const fn name(self) -> &'static str {
-        match self {
-            Indicator::CredentialCacheCopy => CREDENTIAL_CACHE_COPY,
-            Indicator::CredentialDump => "credential_dump",
-            Indicator::Kerberoasting => "kerberoasting",
-            Indicator::ForgedKeytabKey => "forged_keytab_key",
-            Indicator::ForgedKeytabUse => FORGED_KEYTAB_USE,
-            Indicator::BifrostDump => "bifrost_dump",
-            Indicator::BifrostKerberoast => "bifrost_kerberoast",
-            Indicator::BifrostAsktgt => "bifrost_asktgt",
-            Indicator::BifrostAsktgs => "bifrost_asktgs",
-            Indicator::BifrostAskhash => "bifrost_askhash",
-            Indicator::BifrostS4u => "bifrost_s4u",
-            Indicator::BifrostPtt => "bifrost_ptt",
-            Indicator::CcacheFileAccess => "ccache_file_access",
-            Indicator::ForeignCcacheAccess => "foreign_ccache_access",
-            Indicator::CcacheReplay => "ccache_replay",
-            Indicator::KerberosTicketTool => "kerberos_ticket_tool",
-            Indicator::KerberosBruteforceTool => "kerberos_bruteforce_tool",
-            Indicator::RenamedKerberosTool => "renamed_kerberos_tool",
-            Indicator::UnverifiedKerberosTool => "unverified_kerberos_tool",
-            Indicator::FilelessExec => "fileless_exec",
-            Indicator::UnresolvedExePath => "unresolved_exe_path",
-        }
-    }
-
-    /// MITRE ATT&CK ids, comma-separated.
-    pub const fn technique(self) -> &'static str {
-        match self {
-            Indicator::CredentialCacheCopy => CREDENTIAL_CACHE_COPY_TECHNIQUE,
-            Indicator::CredentialDump => "T1003,T1558.005",
-            Indicator::Kerberoasting | Indicator::BifrostKerberoast => "T1558.003",
-            Indicator::ForgedKeytabKey
-            | Indicator::ForgedKeytabUse
-            | Indicator::BifrostAsktgt
-            | Indicator::BifrostAskhash => "T1550.002",
-            Indicator::BifrostDump => "T1558.005,T1552.001",
-            Indicator::BifrostAsktgs | Indicator::BifrostPtt | Indicator::CcacheReplay => {
-                "T1550.003"
-            }
-            Indicator::BifrostS4u | Indicator::KerberosTicketTool => "T1558,T1550.003",
-            Indicator::CcacheFileAccess | Indicator::ForeignCcacheAccess => "T1558.005",
-            Indicator::KerberosBruteforceTool => "T1110,T1087.002",
-            Indicator::RenamedKerberosTool => "T1036.003",
-            Indicator::UnverifiedKerberosTool => "T1036",
-            Indicator::FilelessExec => "T1620",
-            Indicator::UnresolvedExePath => "T1564",
-        }
-    }
-
+    /// The indicator a column name stands for: only for text read from
+    /// outside (a journal, a query constraint, a corpus file).
     pub fn from_name(name: &str) -> Option<Indicator> {
         Indicator::ALL.into_iter().find(|i| i.name() == name)
     }
@@ -194,6 +154,22 @@ impl Indicator {
 pub struct IndicatorSet(u32);
 
 impl IndicatorSet {
+    /// The set holding only `indicator`.
+    pub const fn only(indicator: Indicator) -> IndicatorSet {
+        IndicatorSet(indicator.bit())
+    }
+
+    /// The set an `indicator` column value names (a row's text, perhaps
+    /// read back from the journal); names this build does not know are left
+    /// out.
+    pub fn from_names(names: &str) -> IndicatorSet {
+        let mut set = IndicatorSet::default();
+        for i in names.split(',').filter_map(Indicator::from_name) {
+            set.insert(i);
+        }
+        set
+    }
+
     pub fn insert(&mut self, indicator: Indicator) {
         self.0 |= indicator.bit();
     }
@@ -281,11 +257,8 @@ pub struct Classification {
     pub source_ccache: String,
     /// The keytab named by ktutil `-k` or kinit `-t` ("" = none or default).
     pub keytab: String,
-    /// Indicator names, comma-joined; "" when benign.
-    pub indicator: String,
-    /// MITRE ATT&CK ids for the indicators, comma-joined.
-    pub technique: String,
-    /// `indicator` as a set.
+    /// What the exec does; empty when benign. The `indicator` and
+    /// `technique` columns are derived from it.
     pub indicators: IndicatorSet,
     /// Only the file's identity can tell whether this is Kerberos: the engine
     /// should check it and call [`classify_with`].
@@ -301,17 +274,19 @@ impl Classification {
         self.indicators.contains(indicator)
     }
 
-    /// Adds an indicator by name (e.g. what [`KeytabCorrelator::observe`]
-    /// returns) and refreshes `indicator` and `technique`. Returns false for
-    /// an unknown name.
-    pub fn add_indicator(&mut self, name: &str) -> bool {
-        let Some(indicator) = Indicator::from_name(name) else {
-            return false;
-        };
+    /// Adds an indicator (e.g. what [`KeytabCorrelator::observe`] returns).
+    pub fn add(&mut self, indicator: Indicator) {
         self.indicators.insert(indicator);
-        self.indicator = self.indicators.names();
-        self.technique = self.indicators.techniques();
-        true
+    }
+
+    /// The `indicator` column: names, comma-joined; "" when benign.
+    pub fn indicator(&self) -> String {
+        self.indicators.names()
+    }
+
+    /// The `technique` column: MITRE ATT&CK ids, comma-joined.
+    pub fn technique(&self) -> String {
+        self.indicators.techniques()
     }
 }
 
@@ -979,8 +954,6 @@ impl Found<'_> {
                 None => String::new(),
             },
             keytab: self.keytab.map(cache_name).unwrap_or_default(),
-            indicator: self.indicators.names(),
-            technique: self.indicators.techniques(),
             indicators: self.indicators,
             needs_identity: self.needs_identity,
             ids_matter: self.ids_matter,
@@ -1521,7 +1494,7 @@ struct Forged {
 }
 
 /// Remembers keytabs that ktutil filled with a raw (`--hex`) key, and marks a
-/// later kinit that uses one of them as [`FORGED_KEYTAB_USE`].
+/// later kinit that uses one of them as [`Indicator::ForgedKeytabUse`].
 ///
 /// Keyed by the keytab path when the command names one (`FILE:`/`WRFILE:`
 /// stripped; relative paths compared as written), else by uid (both used the
@@ -1566,14 +1539,14 @@ impl KeytabCorrelator {
     }
 
     /// Feeds one classified exec (of `uid`, at unix `time`). Returns
-    /// [`FORGED_KEYTAB_USE`] for a kinit whose keytab was forged within the
-    /// window; add it with [`Classification::add_indicator`].
+    /// [`Indicator::ForgedKeytabUse`] for a kinit whose keytab was forged
+    /// within the window; add it with [`Classification::add`].
     pub fn observe(
         &mut self,
         class: &Classification,
         uid: Option<i64>,
         time: i64,
-    ) -> Option<&'static str> {
+    ) -> Option<Indicator> {
         let forging = class.has(Indicator::ForgedKeytabKey);
         if !forging && class.action != ACTION_KINIT_KEYTAB {
             return None;
@@ -1597,7 +1570,7 @@ impl KeytabCorrelator {
         self.forged
             .iter()
             .any(|f| f.key == key && (0..=window).contains(&time.saturating_sub(f.time)))
-            .then_some(FORGED_KEYTAB_USE)
+            .then_some(Indicator::ForgedKeytabUse)
     }
 }
 
@@ -1620,8 +1593,13 @@ mod tests {
         classify(path.as_bytes(), argv)
     }
 
-    fn summary(c: &Classification) -> (&str, &str, &str, &str) {
-        (c.tool, c.action, c.ccache.as_str(), c.indicator.as_str())
+    fn summary(c: &Classification) -> [String; 4] {
+        [
+            c.tool.into(),
+            c.action.into(),
+            c.ccache.clone(),
+            c.indicator(),
+        ]
     }
 
     #[test]
@@ -1629,16 +1607,16 @@ mod tests {
         let c = run("/tmp/kcc", &["/tmp/kcc", "copy_cred_cache"]).unwrap();
         assert_eq!(
             summary(&c),
-            ("kcc", "copy_cred_cache", "", CREDENTIAL_CACHE_COPY)
+            ["kcc", "copy_cred_cache", "", CREDENTIAL_CACHE_COPY]
         );
-        assert_eq!(c.technique, "T1003,T1558,T1558.003,T1558.005");
-        assert_eq!(c.technique, CREDENTIAL_CACHE_COPY_TECHNIQUE);
+        assert_eq!(c.technique(), "T1003,T1558,T1558.003,T1558.005");
+        assert_eq!(c.technique(), CREDENTIAL_CACHE_COPY_TECHNIQUE);
     }
 
     #[test]
     fn argument_is_case_insensitive() {
         let c = run("/usr/bin/kcc", &["kcc", "COPY_Cred_Cache", "/tmp/a.ccache"]).unwrap();
-        assert_eq!(c.indicator, CREDENTIAL_CACHE_COPY);
+        assert_eq!(c.indicator(), CREDENTIAL_CACHE_COPY);
         assert_eq!(c.ccache, "FILE:/tmp/a.ccache");
         assert_eq!(c.source_ccache, DEFAULT_CCACHE);
     }
@@ -1659,31 +1637,31 @@ mod tests {
     #[test]
     fn argv0_kcc_counts_as_the_name() {
         let c = run("/opt/x/renamed", &["kcc", "copy_cred_cache"]).unwrap();
-        assert_eq!(c.indicator, CREDENTIAL_CACHE_COPY);
+        assert_eq!(c.indicator(), CREDENTIAL_CACHE_COPY);
     }
 
     #[test]
     fn near_misses_are_not_the_indicator() {
         let c = run("/usr/bin/kcc", &["kcc", "list"]).unwrap();
-        assert_eq!(summary(&c), ("kcc", "list", "", ""));
+        assert_eq!(summary(&c), ["kcc", "list", "", ""]);
         // An abbreviation from an unknown binary is not (git co, sudo du)…
         let c = run("/tmp/notkcc", &["notkcc", "co", "/tmp/x"]).unwrap();
-        assert_eq!((c.tool, c.indicator.as_str()), ("", ""));
+        assert_eq!((c.tool, c.indicator().as_str()), ("", ""));
         assert!(c.needs_identity);
         // …the full word is, with its marker, and still asks for identity.
         let c = run("/tmp/notkcc", &["notkcc", "copy_cred_cache"]).unwrap();
         assert_eq!(
             summary(&c),
-            (
+            [
                 "",
                 "copy_cred_cache",
                 "",
                 "credential_cache_copy,unverified_kerberos_tool"
-            )
+            ]
         );
         assert!(c.needs_identity);
         let c = run("/usr/bin/kcc", &["kcc", "copy_cred_cachex"]).unwrap();
-        assert_eq!(summary(&c), ("kcc", "", "", ""));
+        assert_eq!(summary(&c), ["kcc", "", "", ""]);
     }
 
     #[test]
@@ -1692,34 +1670,34 @@ mod tests {
         let c = run("/tmp/ticketz", &["ticketz", "COPY_CRED_CACHE", "/tmp/t"]).unwrap();
         assert_eq!(
             summary(&c),
-            (
+            [
                 "",
                 "copy_cred_cache",
                 "FILE:/tmp/t",
                 "credential_cache_copy,unverified_kerberos_tool"
-            )
+            ]
         );
         let c = run("/tmp/x", &["x", "dump-credentials"]).unwrap();
-        assert_eq!(c.indicator, "credential_dump,unverified_kerberos_tool");
+        assert_eq!(c.indicator(), "credential_dump,unverified_kerberos_tool");
         // Checked and found to be the host's kcc: the rename marker instead.
         let id = Identity {
             kcc_image: Some(true),
             ..Identity::UNKNOWN
         };
         let c = classify_with(b"/tmp/x", &["x", "dump-credentials"], &id).unwrap();
-        assert_eq!(c.indicator, "credential_dump,renamed_kerberos_tool");
+        assert_eq!(c.indicator(), "credential_dump,renamed_kerberos_tool");
         // Not where kcc would run it (a wrapper), or with arguments kcc
         // refuses: no indicator.
         let c = run(
             "/bin/launchctl",
             &["launchctl", "asuser", "501", "kcc", "copy_cred_cache"],
         );
-        assert_eq!(c.map(|c| c.indicator), Some(String::new()));
+        assert_eq!(c.map(|c| c.indicator()), Some(String::new()));
         let c = run("/usr/bin/grep", &["grep", "copy_cred_cache", "a", "b", "c"]).unwrap();
-        assert_eq!(c.indicator, "");
+        assert_eq!(c.indicator(), "");
         // A kcc alias in argv[0] makes kcc run the alias.
         let c = run("/tmp/x", &["kinit", "copy_cred_cache"]).unwrap();
-        assert_eq!(c.indicator, "");
+        assert_eq!(c.indicator(), "");
     }
 
     #[test]
@@ -1731,17 +1709,17 @@ mod tests {
         .unwrap();
         assert_eq!(
             summary(&c),
-            ("kcc", "copy_cred_cache", "", "credential_cache_copy")
+            ["kcc", "copy_cred_cache", "", "credential_cache_copy"]
         );
         let c = run("/memfd:x (deleted)", &["x", "copy_cred_cache"]).unwrap();
         assert_eq!(
-            c.indicator,
+            c.indicator(),
             "credential_cache_copy,unverified_kerberos_tool,fileless_exec"
         );
         let c = run("/memfd:kcc (deleted)", &["anything", "c", "/tmp/x"]).unwrap();
-        assert_eq!(c.indicator, "credential_cache_copy,fileless_exec");
+        assert_eq!(c.indicator(), "credential_cache_copy,fileless_exec");
         let c = run("<too_long>", &["kcc", "c", "/tmp/x"]).unwrap();
-        assert_eq!(c.indicator, "credential_cache_copy,unresolved_exe_path");
+        assert_eq!(c.indicator(), "credential_cache_copy,unresolved_exe_path");
         // Not Kerberos-shaped: no marker, no row.
         assert_eq!(run("/memfd:x (deleted)", &["x", "-l"]), None);
         assert_eq!(run("<too_long>", &["ls", "-l"]), None);
@@ -1757,25 +1735,25 @@ mod tests {
         let argv = ["cp", "/tmp/krb5cc_1000", "/tmp/x"];
         let c = run("/bin/cp", &argv).unwrap();
         assert_eq!(
-            (c.indicator.as_str(), c.ccache.as_str(), c.ids_matter),
+            (c.indicator().as_str(), c.ccache.as_str(), c.ids_matter),
             ("ccache_file_access", "FILE:/tmp/krb5cc_1000", true)
         );
         let c = classify_with(b"/bin/cp", &argv, &me(1000)).unwrap();
-        assert_eq!(c.indicator, "ccache_file_access");
+        assert_eq!(c.indicator(), "ccache_file_access");
         let c = classify_with(b"/bin/cp", &argv, &me(1001)).unwrap();
-        assert_eq!(c.indicator, "foreign_ccache_access");
-        assert_eq!(c.technique, "T1558.005");
+        assert_eq!(c.indicator(), "foreign_ccache_access");
+        assert_eq!(c.technique(), "T1558.005");
         // Root reading another user's cache is plain access.
         let c = classify_with(b"/bin/cp", &argv, &me(0)).unwrap();
-        assert_eq!(c.indicator, "ccache_file_access");
+        assert_eq!(c.indicator(), "ccache_file_access");
         // A Kerberos tool naming its own cache is benign; another user's is not.
         let klist = ["klist", "-c", "/tmp/krb5cc_1000"];
         let c = classify_with(b"/usr/bin/klist", &klist, &me(1000)).unwrap();
-        assert_eq!(c.indicator, "");
+        assert_eq!(c.indicator(), "");
         let c = classify_with(b"/usr/bin/klist", &klist, &me(1001)).unwrap();
-        assert_eq!(c.indicator, "foreign_ccache_access");
+        assert_eq!(c.indicator(), "foreign_ccache_access");
         let c = classify_with(b"/usr/bin/klist", &klist, &me(0)).unwrap();
-        assert_eq!(c.indicator, "ccache_file_access");
+        assert_eq!(c.indicator(), "ccache_file_access");
         // Metadata only, from the system's directories.
         assert_eq!(run("/bin/ls", &["ls", "-l", "/tmp/krb5cc_1000"]), None);
         assert!(run("/tmp/ls", &["ls", "/tmp/krb5cc_1000"]).is_some());
@@ -1796,7 +1774,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            (c.indicator.as_str(), c.ccache.as_str()),
+            (c.indicator().as_str(), c.ccache.as_str()),
             ("ccache_replay", "FILE:/tmp/krb5cc_502")
         );
         assert!(classify_with(b"/usr/bin/ssh", &["ssh"], &id(b"/Users/Shared/t")).is_some());
@@ -1832,19 +1810,19 @@ mod tests {
     #[test]
     fn aliases_dispatch_on_argv0() {
         let c = run("/usr/bin/kcc", &["klist", "-v"]).unwrap();
-        assert_eq!(summary(&c), ("klist", "klist", "", ""));
+        assert_eq!(summary(&c), ["klist", "klist", "", ""]);
         let c = run("/usr/bin/kswitch", &["kswitch", "-p", "alice"]).unwrap();
         assert_eq!(c.tool, "kswitch");
         // kcc compares argv[0] case-sensitively: KLIST runs kcc.
         let c = run("/usr/bin/kcc", &["KLIST", "c", "/tmp/x"]).unwrap();
         assert_eq!(
             summary(&c),
-            (
+            [
                 "kcc",
                 "copy_cred_cache",
                 "FILE:/tmp/x",
                 CREDENTIAL_CACHE_COPY
-            )
+            ]
         );
     }
 
@@ -1863,7 +1841,7 @@ mod tests {
     fn non_utf8_arguments_do_not_break_classification() {
         let argv: [&[u8]; 3] = [b"kcc", b"copy_cred_cache", b"/tmp/\xff.ccache"];
         let c = classify(b"/usr/bin/kcc", &argv).unwrap();
-        assert_eq!(c.indicator, CREDENTIAL_CACHE_COPY);
+        assert_eq!(c.indicator(), CREDENTIAL_CACHE_COPY);
         assert_eq!(c.ccache, "FILE:/tmp/\\xff.ccache");
     }
 
@@ -1879,12 +1857,12 @@ mod tests {
             &["kvno", "cifs/x", "-e", "arcfour-hmac"],
         ] {
             let c = run("/usr/bin/x", argv).unwrap();
-            assert_eq!(c.indicator, "kerberoasting", "{argv:?}");
-            assert_eq!(c.technique, "T1558.003");
+            assert_eq!(c.indicator(), "kerberoasting", "{argv:?}");
+            assert_eq!(c.technique(), "T1558.003");
         }
         // -c takes the rest of the cluster: "e" is the cache here.
         let c = run("/usr/bin/kgetcred", &["kgetcred", "-ce", "23", "x"]).unwrap();
-        assert_eq!((c.indicator.as_str(), c.ccache.as_str()), ("", "FILE:e"));
+        assert_eq!((c.indicator().as_str(), c.ccache.as_str()), ("", "FILE:e"));
     }
 
     #[test]
@@ -1894,26 +1872,29 @@ mod tests {
             ..Identity::UNKNOWN
         };
         let c = classify_with(b"/tmp/x", &["/tmp/x", "c", "FILE:/tmp/y"], &id).unwrap();
-        assert_eq!(c.indicator, "credential_cache_copy,renamed_kerberos_tool");
-        assert_eq!(c.technique, "T1003,T1558,T1558.003,T1558.005,T1036.003");
+        assert_eq!(c.indicator(), "credential_cache_copy,renamed_kerberos_tool");
+        assert_eq!(c.technique(), "T1003,T1558,T1558.003,T1558.005,T1036.003");
         // Its real name is no rename.
         let c = classify_with(b"/usr/bin/kcc", &["kcc", "list"], &id).unwrap();
-        assert_eq!(c.indicator, "");
+        assert_eq!(c.indicator(), "");
         let c = classify_with(b"/usr/bin/klist", &["klist"], &id).unwrap();
-        assert_eq!(c.indicator, "");
+        assert_eq!(c.indicator(), "");
     }
 
     #[test]
-    fn add_indicator_keeps_columns_in_step() {
+    fn added_indicators_show_in_the_columns() {
         let mut c = run("/usr/bin/kinit", &["kinit", "-t", "/tmp/k.kt", "bob"]).unwrap();
         assert_eq!(
             (c.action, c.keytab.as_str()),
             (ACTION_KINIT_KEYTAB, "FILE:/tmp/k.kt")
         );
-        assert!(c.add_indicator(FORGED_KEYTAB_USE));
-        assert!(!c.add_indicator("no_such_indicator"));
-        assert_eq!(c.indicator, "forged_keytab_use");
-        assert_eq!(c.technique, "T1550.002");
+        assert_eq!(
+            (c.indicator(), c.technique()),
+            (String::new(), String::new())
+        );
+        c.add(Indicator::ForgedKeytabUse);
+        assert_eq!(c.indicator(), "forged_keytab_use");
+        assert_eq!(c.technique(), "T1550.002");
     }
 
     #[test]
@@ -1935,7 +1916,7 @@ mod tests {
             ],
         )
         .unwrap();
-        assert_eq!(forge.indicator, "forged_keytab_key");
+        assert_eq!(forge.indicator(), "forged_keytab_key");
         let use_it = run("/usr/bin/kinit", &["kinit", "-t", "FILE:/tmp/k.kt", "bob"]).unwrap();
         let other = run("/usr/bin/kinit", &["kinit", "-t", "/tmp/other.kt", "bob"]).unwrap();
         let plain = run("/usr/bin/kinit", &["kinit", "bob"]).unwrap();
@@ -1951,8 +1932,14 @@ mod tests {
         assert_eq!(c.observe(&plain, Some(501), 110), None);
         assert_eq!(c.observe(&other, Some(501), 110), None);
         // The path decides, not the uid.
-        assert_eq!(c.observe(&use_it, Some(0), 120), Some(FORGED_KEYTAB_USE));
-        assert_eq!(c.observe(&use_it, Some(501), 700), Some(FORGED_KEYTAB_USE));
+        assert_eq!(
+            c.observe(&use_it, Some(0), 120),
+            Some(Indicator::ForgedKeytabUse)
+        );
+        assert_eq!(
+            c.observe(&use_it, Some(501), 700),
+            Some(Indicator::ForgedKeytabUse)
+        );
         assert_eq!(c.observe(&use_it, Some(501), 701), None, "window over");
         assert!(c.is_empty());
 
@@ -1963,7 +1950,7 @@ mod tests {
         assert_eq!(c.observe(&kinit_default, Some(502), 1001), None);
         assert_eq!(
             c.observe(&kinit_default, Some(501), 1001),
-            Some(FORGED_KEYTAB_USE)
+            Some(Indicator::ForgedKeytabUse)
         );
         assert_eq!(c.observe(&kinit_default, None, 1001), None);
 
@@ -1977,7 +1964,10 @@ mod tests {
         let first = run("/usr/bin/kinit", &["kinit", "-t", "/a"]).unwrap();
         let last = run("/usr/bin/kinit", &["kinit", "-t", "/c"]).unwrap();
         assert_eq!(c.observe(&first, Some(1), 20), None);
-        assert_eq!(c.observe(&last, Some(1), 20), Some(FORGED_KEYTAB_USE));
+        assert_eq!(
+            c.observe(&last, Some(1), 20),
+            Some(Indicator::ForgedKeytabUse)
+        );
     }
 
     #[test]
@@ -1995,5 +1985,33 @@ mod tests {
         for i in Indicator::ALL {
             assert_eq!(Indicator::from_name(i.name()), Some(i));
         }
+    }
+
+    #[test]
+    fn the_table_orders_and_names_every_indicator_once() {
+        for (n, i) in Indicator::ALL.into_iter().enumerate() {
+            assert_eq!(i as usize, n, "ALL is in declaration order");
+            assert_eq!(IndicatorSet::only(i).names(), i.name());
+            assert_eq!(IndicatorSet::only(i).techniques(), i.technique());
+        }
+        let mut names: Vec<&str> = Indicator::ALL.iter().map(|i| i.name()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), Indicator::ALL.len(), "names are unique");
+        assert_eq!(CREDENTIAL_CACHE_COPY, "credential_cache_copy");
+    }
+
+    #[test]
+    fn column_text_reads_back_to_the_set() {
+        let mut s = IndicatorSet::default();
+        s.insert(Indicator::CredentialCacheCopy);
+        s.insert(Indicator::RenamedKerberosTool);
+        assert_eq!(IndicatorSet::from_names(&s.names()), s);
+        assert_eq!(IndicatorSet::from_names(""), IndicatorSet::default());
+        // A name from a newer build is left out, the rest kept.
+        assert_eq!(
+            IndicatorSet::from_names("some_future_indicator,credential_cache_copy"),
+            IndicatorSet::only(Indicator::CredentialCacheCopy)
+        );
     }
 }

@@ -5,7 +5,8 @@
 //! here, so sources stay independent of osquery and of each other.
 
 use crate::classify::{
-    cache_name, classify, classify_with, Classification, Identity, Indicator, KeytabCorrelator,
+    cache_name, classify, classify_with, Classification, Identity, Indicator, IndicatorSet,
+    KeytabCorrelator,
 };
 use crate::event::{ExecEvent, SourceKind};
 use crate::exec_path;
@@ -182,7 +183,7 @@ impl Engine {
                 .is_some_and(|c| c.has(Indicator::CcacheReplay));
             if !flagged && self.names_stolen_cache(cc, event.cwd.as_deref()) {
                 let c = class.get_or_insert_with(Classification::default);
-                c.add_indicator(Indicator::CcacheReplay.name());
+                c.add(Indicator::CcacheReplay);
                 if c.ccache.is_empty() {
                     c.ccache = cache_name(cc);
                 }
@@ -190,7 +191,7 @@ impl Engine {
             // A replay alone is reported once per user and cache a while.
             let replay_only = class
                 .as_ref()
-                .is_some_and(|c| c.indicator == Indicator::CcacheReplay.name());
+                .is_some_and(|c| c.indicators == IndicatorSet::only(Indicator::CcacheReplay));
             if replay_only
                 && !self
                     .replays
@@ -208,7 +209,7 @@ impl Engine {
             .unwrap_or_else(|e| e.into_inner())
             .observe(&class, event.uid, event.time)
         {
-            class.add_indicator(upgrade);
+            class.add(upgrade);
         }
         let username = event
             .uid

@@ -26,7 +26,18 @@ impl SourceKind {
         SourceKind::Bsm,
     ];
 
-    pub fn as_str(self) -> &'static str {
+    /// Every name, in [`SourceKind::ALL`] order.
+    pub const NAMES: [&'static str; SourceKind::ALL.len()] = {
+        let mut names = [""; SourceKind::ALL.len()];
+        let mut i = 0;
+        while i < names.len() {
+            names[i] = SourceKind::ALL[i].as_str();
+            i += 1;
+        }
+        names
+    };
+
+    pub const fn as_str(self) -> &'static str {
         match self {
             SourceKind::Snapshot => "snapshot",
             SourceKind::LinuxAudit => "linux_audit",
@@ -39,6 +50,34 @@ impl SourceKind {
 
     pub fn from_name(name: &str) -> Option<SourceKind> {
         SourceKind::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+}
+
+/// Serialized as its name, the `source` column value, so the journal's row
+/// JSON reads `"source":"snapshot"` as it did when the field was a string.
+impl serde::Serialize for SourceKind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// An unknown name is an error: a journal record naming a source this build
+/// does not have is skipped and counted as undecodable, not guessed at.
+impl<'de> serde::Deserialize<'de> for SourceKind {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<SourceKind, D::Error> {
+        // A visitor rather than a `String`: no allocation per journal record.
+        struct Name;
+        impl serde::de::Visitor<'_> for Name {
+            type Value = SourceKind;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a source name")
+            }
+            fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<SourceKind, E> {
+                SourceKind::from_name(name)
+                    .ok_or_else(|| E::unknown_variant(name, &SourceKind::NAMES))
+            }
+        }
+        d.deserialize_str(Name)
     }
 }
 

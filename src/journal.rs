@@ -1684,6 +1684,58 @@ mod tests {
         );
     }
 
+    /// A record as the build before `Row.source` became a `SourceKind`
+    /// wrote it (the source a plain string), with `source` set to `source`.
+    fn old_record(source: &str) -> Vec<u8> {
+        let json = format!(
+            concat!(
+                r#"{{"time":1700000001,"eid":"1001-1700000001.000000005-00000000000000aa","#,
+                r#""pid":1001,"parent":1,"path":"/usr/bin/kcc","name":"kcc","#,
+                r#""cmdline":"kcc copy_cred_cache","args":"[\"kcc\",\"copy_cred_cache\"]","#,
+                r#""cwd":"","uid":501,"euid":null,"gid":null,"egid":null,"auid":null,"#,
+                r#""username":"alice","parent_path":"","parent_cmdline":"","tool":"kcc","#,
+                r#""action":"copy_cred_cache","ccache":"","#,
+                r#""indicator":"credential_cache_copy","#,
+                r#""technique":"T1003,T1558,T1558.003,T1558.005","signing_id":"","#,
+                r#""team_id":"","platform_binary":null,"sha256":"","source":"{}","#,
+                r#""truncated":0}}"#
+            ),
+            source
+        );
+        let mut payload = 9i64.to_le_bytes().to_vec();
+        payload.extend_from_slice(json.as_bytes());
+        frame_payload(&payload)
+    }
+
+    #[test]
+    fn a_journal_from_the_string_source_build_still_replays() {
+        let mut bytes = header().to_vec();
+        bytes.extend_from_slice(&old_record("eslogger"));
+        let (records, report) = decode(&bytes);
+        assert_eq!(report.records, 1, "{report:?}");
+        let row = &records[0].row;
+        assert_eq!(row.source, crate::event::SourceKind::Eslogger);
+        assert_eq!(row.to_json()["source"], "eslogger");
+        // Written back, the source is the same string it was read from.
+        let again = serde_json::to_value(row).unwrap();
+        assert_eq!(again["source"], "eslogger");
+    }
+
+    #[test]
+    fn a_record_with_an_unknown_source_is_skipped_and_counted() {
+        // A source this build does not have (a newer build's, or a damaged
+        // byte): the record is undecodable, the ones after it are read.
+        let mut bytes = header().to_vec();
+        bytes.extend_from_slice(&old_record("dtrace"));
+        bytes.extend_from_slice(&old_record("snapshot"));
+        let (records, report) = decode(&bytes);
+        assert_eq!((records.len(), report.undecodable), (1, 1), "{report:?}");
+        assert_eq!(records[0].row.source, crate::event::SourceKind::Snapshot);
+        // Damaged: the file is kept aside for a person and the count logged.
+        assert!(report.damaged());
+        assert_eq!(report.problems(), ["1 record(s) held no readable row"]);
+    }
+
     #[test]
     fn framing_by_hand_matches_the_encoder() {
         let rec = encode_record(7, &row(3)).unwrap();

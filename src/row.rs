@@ -4,8 +4,8 @@
 //! Rows never change after they are made: osquery's differential logging
 //! reports a row again whenever any of its bytes change.
 
-use crate::classify::Classification;
-use crate::event::ExecEvent;
+use crate::classify::{Classification, IndicatorSet};
+use crate::event::{ExecEvent, SourceKind};
 use crate::schema::{opt_int, Value, EXEC_COLUMNS};
 use crate::text::bytes_to_text;
 use serde::{Deserialize, Serialize};
@@ -38,7 +38,8 @@ pub struct Row {
     pub team_id: String,
     pub platform_binary: Option<i64>,
     pub sha256: String,
-    pub source: String,
+    /// The `source` column; serialized as its name.
+    pub source: SourceKind,
     /// 1 when argv, cmdline or a path was cut to the storage caps (the
     /// classification was made on the whole exec), else 0.
     #[serde(default)]
@@ -217,15 +218,20 @@ impl Row {
             tool: class.tool.to_string(),
             action: class.action.to_string(),
             ccache,
-            indicator: class.indicator.clone(),
-            technique: class.technique.clone(),
+            indicator: class.indicator(),
+            technique: class.technique(),
             signing_id: event.code.signing_id.clone(),
             team_id: event.code.team_id.clone(),
             platform_binary: event.code.platform_binary.map(i64::from),
             sha256: event.code.sha256.clone(),
-            source: event.source.as_str().to_string(),
+            source: event.source,
             truncated: i64::from(cut),
         }
+    }
+
+    /// The indicators the `indicator` column names.
+    pub fn indicators(&self) -> IndicatorSet {
+        IndicatorSet::from_names(&self.indicator)
     }
 
     /// What the row costs the store: its struct, its strings' bytes, and the
@@ -249,7 +255,6 @@ impl Row {
             &self.signing_id,
             &self.team_id,
             &self.sha256,
-            &self.source,
         ];
         std::mem::size_of::<Row>()
             // Lengths, not capacities: the same row costs the same whether
@@ -289,7 +294,7 @@ impl Row {
             Value::Text(&self.team_id),
             opt_int(self.platform_binary),
             Value::Text(&self.sha256),
-            Value::Text(&self.source),
+            Value::Text(self.source.as_str()),
             Value::Int(self.truncated),
         ]
     }
@@ -356,7 +361,7 @@ mod tests {
         e.argv.push(b"COPY_CRED_CACHE".to_vec());
         e.argv.push(vec![b'a'; 1 << 20]);
         let c = classify(&e.path, &e.argv).unwrap();
-        assert_eq!(c.indicator, "credential_cache_copy");
+        assert_eq!(c.indicator(), "credential_cache_copy");
         let row = Row::from_event(&e, &c, String::new());
         assert_eq!(row.truncated, 1);
         assert!(row.footprint() < 64 * 1024, "{} bytes", row.footprint());
@@ -421,6 +426,7 @@ mod tests {
         assert_eq!(json["args"], "[\"kcc\",\"copy_cred_cache\"]");
         assert_eq!(json["indicator"], "credential_cache_copy");
         assert_eq!(json["source"], "snapshot");
+        assert_eq!(row.source, SourceKind::Snapshot);
         assert_eq!(json.as_object().unwrap().len(), EXEC_COLUMNS.len());
     }
 }

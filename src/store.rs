@@ -97,7 +97,7 @@ struct Inner {
     bytes: usize,
     eids: HashSet<String>,
     stats: StoreStats,
-    evicted_by_source: HashMap<String, Evicted>,
+    evicted_by_source: HashMap<SourceKind, Evicted>,
 }
 
 impl Inner {
@@ -195,7 +195,7 @@ impl Store {
             inner.stats.evicted_age += 1;
             inner
                 .evicted_by_source
-                .entry(entry.row.source.clone())
+                .entry(entry.row.source)
                 .or_default()
                 .rows += 1;
         }
@@ -211,10 +211,7 @@ impl Store {
             };
             inner.remove(&entry);
             inner.stats.evicted_capacity += 1;
-            let per_source = inner
-                .evicted_by_source
-                .entry(entry.row.source.clone())
-                .or_default();
+            let per_source = inner.evicted_by_source.entry(entry.row.source).or_default();
             per_source.rows += 1;
             if detection {
                 per_source.detections += 1;
@@ -260,12 +257,12 @@ impl Store {
     /// arrival (+1 s for second granularity), so a reused pid running the
     /// same command later is not mistaken for it.
     pub fn has_same_execution(&self, row: &Row) -> bool {
-        let new_is_snapshot = row.source == "snapshot";
+        let new_is_snapshot = row.source == SourceKind::Snapshot;
         let inner = self.lock();
         // Order does not matter here: scan both queues as they lie.
         let found = inner.detections.iter().chain(inner.benign.iter()).any(|e| {
             let old = &e.row;
-            if (old.source == "snapshot") == new_is_snapshot
+            if (old.source == SourceKind::Snapshot) == new_is_snapshot
                 || old.pid != row.pid
                 || old.path != row.path
                 || old.cmdline != row.cmdline
@@ -309,17 +306,17 @@ impl Store {
     pub fn evicted(&self, source: SourceKind) -> Evicted {
         self.lock()
             .evicted_by_source
-            .get(source.as_str())
+            .get(&source)
             .copied()
             .unwrap_or_default()
     }
 
-    /// Rows and bytes held per source name.
-    pub fn held_by_source(&self) -> HashMap<String, (u64, u64)> {
+    /// Rows and bytes held per source.
+    pub fn held_by_source(&self) -> HashMap<SourceKind, (u64, u64)> {
         let inner = self.lock();
-        let mut out: HashMap<String, (u64, u64)> = HashMap::new();
+        let mut out: HashMap<SourceKind, (u64, u64)> = HashMap::new();
         for e in inner.detections.iter().chain(inner.benign.iter()) {
-            let slot = out.entry(e.row.source.clone()).or_default();
+            let slot = out.entry(e.row.source).or_default();
             slot.0 += 1;
             slot.1 += e.bytes as u64;
         }
@@ -372,7 +369,7 @@ mod tests {
             team_id: String::new(),
             platform_binary: None,
             sha256: String::new(),
-            source: "snapshot".into(),
+            source: SourceKind::Snapshot,
             truncated: 0,
         }
     }
@@ -415,7 +412,7 @@ mod tests {
     fn detection(eid: &str, pid: i64) -> Row {
         Row {
             indicator: "credential_cache_copy".into(),
-            source: "linux_audit".into(),
+            source: SourceKind::LinuxAudit,
             ..row(eid, 1, pid)
         }
     }

@@ -185,7 +185,7 @@ impl Table for StatusTable {
             .iter()
             .map(|s| {
                 let evicted = store.evicted(s.source);
-                let (rows, bytes) = held.get(s.source.as_str()).copied().unwrap_or_default();
+                let (rows, bytes) = held.get(&s.source).copied().unwrap_or_default();
                 [
                     Value::Text(s.source.as_str()),
                     Value::Text(s.state.as_str()),

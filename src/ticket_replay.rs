@@ -48,10 +48,8 @@ pub fn replay_target(krb5ccname: &[u8], cwd: Option<&[u8]>) -> Option<Vec<u8>> {
 /// Whether a stored row is a theft whose cache or path arguments name the
 /// file `target` (absolute).
 pub fn row_names(row: &Row, target: &[u8]) -> bool {
-    let theft = row
-        .indicator
-        .split(',')
-        .any(|n| THEFT.iter().any(|t| t.name() == n));
+    let indicators = row.indicators();
+    let theft = THEFT.iter().any(|&t| indicators.contains(t));
     if !theft || target.is_empty() {
         return false;
     }
@@ -159,7 +157,7 @@ mod tests {
             team_id: String::new(),
             platform_binary: None,
             sha256: String::new(),
-            source: "eslogger".into(),
+            source: crate::event::SourceKind::Eslogger,
             truncated: 0,
         }
     }

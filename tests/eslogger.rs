@@ -523,7 +523,7 @@ fn replay_reports_kcc_copy_cred_cache() {
         .iter()
         .find(|r| r.indicator == "credential_cache_copy" && r.pid == 802)
         .expect("the kcc copy_cred_cache row");
-    assert_eq!(kcc.source, "eslogger");
+    assert_eq!(kcc.source, SourceKind::Eslogger);
     assert_eq!(kcc.path, "/usr/bin/kcc");
     assert_eq!(kcc.tool, "kcc");
     assert_eq!(kcc.action, "copy_cred_cache");

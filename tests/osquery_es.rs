@@ -252,7 +252,7 @@ fn a_kcc_exec_is_delivered_once_across_polls() {
     let kcc: Vec<_> = got.iter().filter(|r| r.pid == 301).collect();
     assert_eq!(kcc.len(), 1, "{got:#?}");
     let r = kcc[0];
-    assert_eq!(r.source, "osquery_es");
+    assert_eq!(r.source, SourceKind::OsqueryEs);
     assert_eq!(r.indicator, CREDENTIAL_CACHE_COPY);
     assert_eq!(r.action, "copy_cred_cache");
     assert_eq!(r.ccache, "FILE:/tmp/stolen.ccache");

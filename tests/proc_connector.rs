@@ -79,7 +79,7 @@ fn kcc_copy_cred_cache_becomes_a_row_and_execs_are_counted() {
     let rows = rows.expect("a row for the kcc process within 5 s");
     let row = &rows[0];
     assert_eq!(row.pid, pid);
-    assert_eq!(row.source, "proc_connector");
+    assert_eq!(row.source, SourceKind::ProcConnector);
     assert_eq!(row.indicator, "credential_cache_copy");
     assert_eq!(row.tool, "kcc");
     assert_eq!(row.path, kcc.to_str().unwrap());

@@ -918,7 +918,7 @@ mod tests {
         assert_eq!(r.signing_id, "com.apple.kcc");
         assert_eq!(r.platform_binary, Some(1));
         assert_eq!(r.euid, None);
-        assert_eq!(r.source, "osquery_es");
+        assert_eq!(r.source, crate::event::SourceKind::OsqueryEs);
         assert_eq!(s.next_since(), 99);
     }
 }

@@ -755,7 +755,7 @@ mod tests {
         assert_eq!(r.parent_path, "/bin/zsh");
         assert_eq!(r.parent_cmdline, "-zsh");
         assert_eq!(r.indicator, "credential_cache_copy");
-        assert_eq!(r.source, "snapshot");
+        assert_eq!(r.source, crate::event::SourceKind::Snapshot);
         // The candidate and its parent were read, once; nothing else.
         assert_eq!(fake.0.lock().unwrap().detail_reads, vec![11, 10]);
         let st = engine.status().get(SourceKind::Snapshot).unwrap();
@@ -930,7 +930,7 @@ mod tests {
         assert_eq!(rows.len(), 1, "{rows:?}");
         assert_eq!(rows[0].path, kcc.path.to_str().unwrap());
         assert!(rows[0].cmdline.ends_with(&marker));
-        assert_eq!(rows[0].source, "snapshot");
+        assert_eq!(rows[0].source, crate::event::SourceKind::Snapshot);
     }
 
     #[cfg(target_os = "linux")]

@@ -1033,7 +1033,7 @@ mod tests {
         assert_eq!(got.cwd.as_deref(), Some(&b"/home/alice"[..]));
         assert!(!got.incomplete);
         let class = classify(got.exe.as_deref().unwrap(), &got.argv).unwrap();
-        assert_eq!(class.indicator, CREDENTIAL_CACHE_COPY);
+        assert_eq!(class.indicator(), CREDENTIAL_CACHE_COPY);
         assert_eq!(class.ccache, "FILE:/tmp/x");
         assert_eq!(run.asm.pending(), 0);
         let stats = run.asm.stats();
@@ -1303,7 +1303,7 @@ mod tests {
         let got = only(&run);
         assert_eq!(got.argv[2], arg.to_vec());
         let class = classify(b"/usr/bin/kcc", &got.argv).unwrap();
-        assert_eq!(class.indicator, CREDENTIAL_CACHE_COPY);
+        assert_eq!(class.indicator(), CREDENTIAL_CACHE_COPY);
         assert_eq!(class.ccache, "FILE:/tmp/\\xff\\xfe cache");
     }
 
