@@ -15,7 +15,7 @@ use serde_json::json;
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 
-#[path = "common/eslogger_lines.rs"]
+#[path = "support/eslogger_lines.rs"]
 mod eslogger_lines;
 use eslogger_lines::{exec_as, exit_message, fork_message, kerberos_message, line};
 

@@ -18,8 +18,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-#[path = "common/audit_ext.rs"]
-mod audit_ext;
+mod support;
+use support::audit_ext;
 
 use audit_ext::{AuditGuard, Extension, BIN};
 

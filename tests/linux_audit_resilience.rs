@@ -5,8 +5,8 @@
 //! and rules byte for byte), and repairs it if a test fails half-way.
 #![cfg(target_os = "linux")]
 
-#[path = "common/audit_ext.rs"]
-mod audit_ext;
+mod support;
+use support::audit_ext;
 
 use audit_ext::{marker, run_bin, AuditGuard, AuditSnapshot, Extension, Kcc};
 use kerberos_cache_access::sources::linux_audit::control::{

@@ -5,9 +5,8 @@
 
 #![cfg(target_os = "linux")]
 
-#[path = "common/audit_ext.rs"]
-mod audit_ext;
 mod support;
+use support::audit_ext;
 
 use audit_ext::{AuditGuard, Extension};
 use std::os::unix::fs::PermissionsExt;

@@ -10,6 +10,10 @@
 
 #![allow(dead_code)] // each test binary uses a different part of this module
 
+#[cfg(target_os = "linux")]
+pub mod audit_ext;
+pub mod fixtures;
+
 use anyhow::{Context, Result};
 use kerberos_cache_access::osquery::client::{
     ExtensionInfo, ManagerClient, PluginRows, Registry, Status,

@@ -23,16 +23,7 @@ pub const LOCK_PATH: &str = "/tmp/kerberos_cache_access-audit-tests.lock";
 /// Kernel audit state is global: one test at a time within a binary.
 static AUDIT: Mutex<()> = Mutex::new(());
 
-pub fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(1).map(|u| u == "0"))
-        })
-        .unwrap_or(false)
-}
+pub use super::fixtures::is_root;
 
 /// The test lock: a mutex against the other tests of this binary, an flock
 /// against other test processes.
