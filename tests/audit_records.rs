@@ -1,7 +1,10 @@
 //! The audit record parser and exec assembler against real audit.log
-//! samples (../shared/fixtures/linux-audit, read in place: some are
-//! copyleft and are not copied here), plus property tests on arbitrary input.
+//! samples (the Apache-2.0 ones vendored in tests/data/linux-audit; the
+//! copyleft ones read in place from ../shared/fixtures/linux-audit), plus
+//! property tests on arbitrary input.
 #![cfg(target_os = "linux")]
+
+mod support;
 
 // Inside `linux_audit` so that `cargo test … linux_audit` selects these too.
 mod linux_audit {
@@ -14,23 +17,21 @@ mod linux_audit {
         AUDIT_EXECVE, AUDIT_PATH, AUDIT_PROCTITLE, AUDIT_SYSCALL,
     };
     use proptest::prelude::*;
-    use std::path::{Path, PathBuf};
+    use std::path::PathBuf;
     use std::time::{Duration, Instant};
 
-    fn fixture_dir() -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/linux-audit")
-    }
+    use super::support::fixtures;
 
-    /// A fixture's bytes, or None (with a note) when the samples are absent.
+    /// A sample's bytes. go-libaudit's (Apache-2.0) are vendored; the
+    /// copyleft ones stay in ../shared: None, after a SKIPPED line, without it.
     fn fixture(name: &str) -> Option<Vec<u8>> {
-        let path = fixture_dir().join(name);
-        match std::fs::read(&path) {
-            Ok(bytes) => Some(bytes),
-            Err(err) => {
-                eprintln!("skipped: fixture {} not readable: {err}", path.display());
-                None
-            }
-        }
+        let rel = format!("linux-audit/{name}");
+        let path = if name.starts_with("golibaudit-") {
+            fixtures::vendored(&rel)
+        } else {
+            fixtures::shared(&rel)?
+        };
+        Some(std::fs::read(&path).unwrap())
     }
 
     /// An emitted exec, copied out of the assembler's pooled buffers.
@@ -167,18 +168,18 @@ mod linux_audit {
 
     #[test]
     fn every_fixture_parses_and_assembles_without_panic() {
-        let dir = fixture_dir();
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            eprintln!("skipped: {} is absent", dir.display());
-            return;
-        };
-        let mut files: Vec<PathBuf> = entries
+        // The vendored samples always; the copyleft ones when ../shared is here.
+        let mut dirs = vec![fixtures::vendored("linux-audit")];
+        dirs.extend(fixtures::shared("linux-audit"));
+        let mut files: Vec<PathBuf> = dirs
+            .iter()
+            .flat_map(|dir| std::fs::read_dir(dir).unwrap())
             .filter_map(Result::ok)
             .map(|e| e.path())
             .filter(|p| p.extension().is_some_and(|x| x == "log"))
             .collect();
         files.sort();
-        assert!(!files.is_empty());
+        assert!(files.len() >= 6, "{files:?}");
         let mut scratch = Vec::new();
         for path in &files {
             let text = std::fs::read(path).unwrap();

@@ -25,24 +25,13 @@ use std::time::{Duration, Instant};
 
 // --- helpers ---------------------------------------------------------------
 
-fn fixtures() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/eslogger");
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        eprintln!("skipped: no eslogger fixtures at {}", dir.display());
-        None
-    }
-}
-
-fn fixture_lines(name: &str) -> Option<Vec<Vec<u8>>> {
-    let text = std::fs::read(fixtures()?.join(name)).unwrap();
-    Some(
-        text.split(|&b| b == b'\n')
-            .filter(|l| !l.is_empty())
-            .map(<[u8]>::to_vec)
-            .collect(),
-    )
+/// A vendored Mac Monitor eslogger file (BSD-3-Clause), one entry per line.
+fn fixture_lines(name: &str) -> Vec<Vec<u8>> {
+    let text = std::fs::read(support::fixtures::vendored(&format!("eslogger/{name}"))).unwrap();
+    text.split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(<[u8]>::to_vec)
+        .collect()
 }
 
 fn engine() -> Arc<Engine> {
@@ -242,9 +231,7 @@ fn start(
 
 #[test]
 fn mac_monitor_exit_fixture() {
-    let Some(lines) = fixture_lines("macmonitor-synthetic-exit.jsonl") else {
-        return;
-    };
+    let lines = fixture_lines("macmonitor-synthetic-exit.jsonl");
     assert_eq!(lines.len(), 1);
     match parse_line(&lines[0]).unwrap() {
         Some(EsEvent::Exit {
@@ -264,9 +251,7 @@ fn mac_monitor_exit_fixture() {
 
 #[test]
 fn mac_monitor_lineage_fixture() {
-    let Some(lines) = fixture_lines("macmonitor-synthetic-lineage.jsonl") else {
-        return;
-    };
+    let lines = fixture_lines("macmonitor-synthetic-lineage.jsonl");
     assert_eq!(lines.len(), 10);
     let events: Vec<EsEvent> = lines
         .iter()
@@ -365,9 +350,7 @@ fn mac_monitor_lineage_fixture() {
 
 #[test]
 fn lineage_fixture_names_parents_through_the_cache() {
-    let Some(lines) = fixture_lines("macmonitor-synthetic-lineage.jsonl") else {
-        return;
-    };
+    let lines = fixture_lines("macmonitor-synthetic-lineage.jsonl");
     let dir = tempfile::tempdir().unwrap();
     let engine = engine();
     let stop = AtomicBool::new(false);

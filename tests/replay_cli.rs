@@ -341,15 +341,10 @@ fn a_capture_with_garbage_replays_the_good_lines_and_exits_0() {
     assert!(err.contains("(finished); dropped 3"), "{err}");
 }
 
-/// The openbsm fixture from ../shared, when present: a real trail exits 0.
+/// OpenBSM's reference trail (vendored): a real trail exits 0.
 #[test]
 fn a_real_bsm_trail_exits_0() {
-    let trail = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/fixtures/openbsm/execve-long-args.trail");
-    if !trail.is_file() {
-        eprintln!("SKIPPED: {} not present", trail.display());
-        return;
-    }
+    let trail = support::fixtures::vendored("bsm/openbsm/execve-long-args.trail");
     let (code, _, err) = replay(&format!("bsm:{}", trail.display()));
     assert_eq!(code, Some(EXIT_OK), "{err}");
 }
