@@ -15,7 +15,7 @@ mod support;
 use kerberos_cache_access::osquery::client::PluginRows;
 use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -27,10 +27,6 @@ use support::{request, socket_dir, spawn_extension, Extension, FakeOsqueryd, Lau
 const NAME: &str = "kerberos_cache_access";
 const TABLE: &str = "kerberos_cache_access";
 const KILLS: usize = 50;
-
-fn is_root() -> bool {
-    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
-}
 
 /// A small xorshift, seeded from the clock (printed, to replay a failure).
 struct Rng(u64);
@@ -228,8 +224,8 @@ struct Seen {
 
 #[test]
 fn kill_9_at_random_points_loses_no_recorded_row() {
-    if !is_root() {
-        eprintln!("SKIPPED: the journal kill -9 test needs root (the proc connector does)");
+    // The proc connector needs root.
+    if !support::fixtures::root_or_skip() {
         return;
     }
     let started = Instant::now();
@@ -395,8 +391,8 @@ fn stderr_of(path: &PathBuf) -> String {
 
 #[test]
 fn a_second_instance_keeps_rows_in_memory_then_takes_the_journal_over() {
-    if !is_root() {
-        eprintln!("SKIPPED: the journal takeover test needs root (the proc connector does)");
+    // The proc connector needs root.
+    if !support::fixtures::root_or_skip() {
         return;
     }
     let sock_dir = socket_dir();

@@ -9,7 +9,7 @@ use kerberos_cache_access::sources::proc_connector::ProcConnector;
 use kerberos_cache_access::sources::Source;
 use kerberos_cache_access::store::{RowFilter, StoreConfig};
 use kerberos_cache_access::users::FixedUsers;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -18,10 +18,8 @@ use std::time::{Duration, Instant};
 /// Set in the environment of the child that `child_open` runs in.
 const CHILD_ENV: &str = "KCA_PROC_CONNECTOR_CHILD";
 
-fn is_root() -> bool {
-    // /proc/self belongs to the effective uid.
-    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
-}
+mod support;
+use support::fixtures::{root_or_skip, skip};
 
 fn wait_for<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
     let end = Instant::now() + timeout;
@@ -38,8 +36,7 @@ fn wait_for<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T>
 
 #[test]
 fn kcc_copy_cred_cache_becomes_a_row_and_execs_are_counted() {
-    if !is_root() {
-        eprintln!("skipped: the proc connector test needs root");
+    if !root_or_skip() {
         return;
     }
     let engine = Arc::new(Engine::new(
@@ -177,8 +174,7 @@ fn open_in_child(wrapper: &[&str]) -> Option<String> {
 
 #[test]
 fn namespaces_the_kernel_does_not_serve_are_refused_quickly() {
-    if !is_root() {
-        eprintln!("skipped: creating namespaces needs root");
+    if !root_or_skip() {
         return;
     }
     let cases: [(&[&str], &str); 3] = [
@@ -198,7 +194,7 @@ fn namespaces_the_kernel_does_not_serve_are_refused_quickly() {
     for (wrapper, want) in cases {
         let started = Instant::now();
         let Some(line) = open_in_child(wrapper) else {
-            eprintln!("skipped {wrapper:?}: could not run it here");
+            skip(format_args!("{wrapper:?}: could not run it here"));
             continue;
         };
         assert!(line.starts_with(want), "{wrapper:?}: {line}");
@@ -209,8 +205,7 @@ fn namespaces_the_kernel_does_not_serve_are_refused_quickly() {
 
 #[test]
 fn unprivileged_use_is_explained() {
-    if !is_root() {
-        eprintln!("skipped: dropping privileges needs root");
+    if !root_or_skip() {
         return;
     }
     let wrapper = [
@@ -220,7 +215,7 @@ fn unprivileged_use_is_explained() {
         "--clear-groups",
     ];
     let Some(line) = open_in_child(&wrapper) else {
-        eprintln!("skipped: could not run the test binary as nobody");
+        skip("could not run the test binary as nobody");
         return;
     };
     // Linux 6.6 lets anyone subscribe; older kernels want CAP_NET_ADMIN.
@@ -254,8 +249,7 @@ fn child_open() {
 #[test]
 #[ignore = "a measurement, not a check"]
 fn measure_argv_recovery() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
+    if !root_or_skip() {
         return;
     }
     let engine = Arc::new(Engine::new(

@@ -640,9 +640,7 @@ fn a_signal_ends_the_wait_for_osqueryd() {
 #[cfg(target_os = "linux")]
 #[test]
 fn a_signal_with_stdout_not_read_still_restores_the_audit_state() {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("SKIPPED: needs root");
+    if !support::fixtures::root_or_skip() {
         return;
     }
     let _lock = audit_lock();
@@ -657,7 +655,7 @@ fn a_signal_with_stdout_not_read_still_restores_the_audit_state() {
         std::thread::sleep(Duration::from_millis(20));
     }
     if run.stderr().contains("source linux_audit unavailable") {
-        eprintln!("SKIPPED: audit cannot run here: {}", run.stderr());
+        support::fixtures::skip(format_args!("audit cannot run here: {}", run.stderr()));
         return;
     }
     // About 1 KB a row: well past a 64 KiB pipe.

@@ -113,7 +113,10 @@ fn a_benign_named_flood_by_nobody_does_not_evict_a_detection() {
         .find(|r| r["source"] == "linux_audit")
         .unwrap();
     if audit["state"] != "active" {
-        println!("SKIPPED: linux_audit cannot run here: {}", audit["reason"]);
+        support::fixtures::skip(format_args!(
+            "linux_audit cannot run here: {}",
+            audit["reason"]
+        ));
         return;
     }
 

@@ -102,11 +102,12 @@ impl AuditGuard {
     /// None (test skipped, with a `SKIPPED:` line) when not root.
     pub fn take(test: &str) -> Option<AuditGuard> {
         if !is_root() {
-            eprintln!("SKIPPED: {test}: needs root");
+            let _ = test;
+            super::fixtures::skip("needs root");
             return None;
         }
         if let Err(e) = control::read_state() {
-            eprintln!("SKIPPED: {test}: audit netlink unavailable: {e}");
+            super::fixtures::skip(format_args!("audit netlink unavailable: {e}"));
             return None;
         }
         let lock = audit_lock();
@@ -228,7 +229,7 @@ impl Extension {
             Duration::from_secs(15),
         ) {
             Some(line) if line.contains("unavailable") => {
-                eprintln!("SKIPPED: audit cannot run here: {line}");
+                super::fixtures::skip(format_args!("audit cannot run here: {line}"));
                 None
             }
             Some(_) => Some(ext),
