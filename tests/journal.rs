@@ -315,7 +315,7 @@ fn kill_9_at_random_points_loses_no_recorded_row() {
         }
         if last {
             ext.signal("TERM");
-            let status = ext.wait_exit(Duration::from_secs(10));
+            let status = ext.wait_exit(support::bounds::osquery_exit());
             assert!(
                 status.is_some_and(|s| s.success()),
                 "{status:?}\n{}",

@@ -9,7 +9,7 @@
 mod support;
 
 use kerberos_cache_access::schema::STATUS_COLUMNS;
-use kerberos_cache_access::standalone::{EXIT_OK, EXIT_REPLAY_FAILED, SHUTDOWN_BOUND};
+use kerberos_cache_access::standalone::{EXIT_OK, EXIT_REPLAY_FAILED};
 use serde_json::{json, Value};
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
@@ -19,13 +19,12 @@ use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 use support::{request, socket_dir, spawn_extension, FakeOsqueryd, LaunchOptions};
 
-/// Added to the code's own bound: a debug build on a loaded 2-core CI box.
-const SLACK: Duration = Duration::from_secs(3);
 /// For runs that end by themselves (a replay drained, a bad input refused).
 const RUN_LIMIT: Duration = Duration::from_secs(30);
 
+/// A `--standalone` run's exit after a signal.
 fn shutdown_deadline() -> Duration {
-    SHUTDOWN_BOUND + SLACK
+    support::bounds::standalone_exit()
 }
 
 /// A `--standalone` run with its own state directory and stderr file.
@@ -598,7 +597,8 @@ fn under_osqueryd_a_failed_replay_is_a_failed_source() {
 
     ext.signal("TERM");
     let t = Instant::now();
-    let status = ext.wait_exit(shutdown_deadline());
+    // osqueryd mode: its own shutdown bound, not standalone's.
+    let status = ext.wait_exit(support::bounds::osquery_exit());
     eprintln!(
         "extension with a FIFO replay: {status:?} {:?} after SIGTERM",
         t.elapsed()
@@ -623,7 +623,7 @@ fn a_signal_ends_the_wait_for_osqueryd() {
     assert!(matches!(ext.child.try_wait(), Ok(None)), "{}", ext.stderr());
     ext.signal("TERM");
     let t = Instant::now();
-    let status = ext.wait_exit(shutdown_deadline());
+    let status = ext.wait_exit(support::bounds::osquery_exit());
     eprintln!(
         "waiting for osqueryd: {status:?} {:?} after SIGTERM",
         t.elapsed()

@@ -12,6 +12,7 @@
 
 #[cfg(target_os = "linux")]
 pub mod audit_ext;
+pub mod bounds;
 pub mod fixtures;
 
 use anyhow::{Context, Result};
