@@ -133,10 +133,7 @@ fn memfd_true(name: &str) -> OwnedFd {
 
 /// A copy of /bin/true at `path`, executable.
 fn true_at(path: &Path) -> PathBuf {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::copy("/bin/true", path).unwrap();
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
-    path.to_path_buf()
+    support::procs::copy_exe("/bin/true", path)
 }
 
 /// A directory chain under `base` whose full path is longer than PATH_MAX

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use support::bounds;
+use support::{bounds, procs};
 use support::{
     request, sdk_accepted, socket_dir, spawn_extension, wait_exit, Extension, FakeOsqueryd,
     LaunchOptions, Registration,
@@ -222,15 +222,14 @@ fn registers_after_late_socket_quiet() {
 /// A harmless stand-in for Elastic's red-team `kcc copy_cred_cache`: /bin/sh
 /// copied to `<dir>/kcc`, running two commands so the shell stays alive.
 fn start_fake_kcc(dir: &Path) -> Child {
-    let kcc = dir.join("kcc");
-    std::fs::copy("/bin/sh", &kcc).unwrap();
-    Command::new(&kcc)
-        .args(["-c", "sleep 60; :", "copy_cred_cache"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
+    let kcc = procs::copy_exe("/bin/sh", &dir.join("kcc"));
+    procs::spawn_retrying(
+        Command::new(&kcc)
+            .args(["-c", "sleep 60; :", "copy_cred_cache"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    )
 }
 
 struct KillOnDrop(Child);

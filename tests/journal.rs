@@ -15,13 +15,13 @@ mod support;
 use kerberos_cache_access::osquery::client::PluginRows;
 use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
-use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use support::procs::wait_until;
 use support::{request, socket_dir, spawn_extension, Extension, FakeOsqueryd, LaunchOptions};
 
 const NAME: &str = "kerberos_cache_access";
@@ -65,9 +65,7 @@ struct KccKit {
 impl KccKit {
     fn new(tag: &str) -> KccKit {
         let dir = tempfile::tempdir().unwrap();
-        let kcc = dir.path().join("kcc");
-        std::fs::copy("/bin/sh", &kcc).unwrap();
-        std::fs::set_permissions(&kcc, std::fs::Permissions::from_mode(0o755)).unwrap();
+        support::procs::copy_exe("/bin/sh", &dir.path().join("kcc"));
         std::fs::write(dir.path().join("copy_cred_cache"), "sleep 1\n").unwrap();
         let nonce = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -372,17 +370,6 @@ fn collect_stdout(child: &mut Child) -> Arc<Mutex<String>> {
         }
     });
     out
-}
-
-fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + timeout;
-    while Instant::now() < end {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    f()
 }
 
 fn stderr_of(path: &PathBuf) -> String {

@@ -8,6 +8,7 @@
 #![cfg(target_os = "linux")]
 
 mod support;
+use support::audit_ext::Kcc;
 use support::fixtures::skip;
 
 use kerberos_cache_access::sources::linux_audit::control::{
@@ -20,7 +21,7 @@ use std::collections::HashSet;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
 use std::os::fd::AsRawFd;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
@@ -166,44 +167,6 @@ fn repair(before: &Config) {
     }
 }
 
-/// `/bin/true` copied as `<tmp>/kcc`, so its exec looks like the tool.
-struct Kcc {
-    _dir: tempfile::TempDir,
-    path: PathBuf,
-}
-
-impl Kcc {
-    fn new() -> Kcc {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("kcc");
-        std::fs::copy("/bin/true", &path).expect("copying /bin/true");
-        Kcc { _dir: dir, path }
-    }
-
-    /// Runs `kcc copy_cred_cache "arg with space"`; returns its pid.
-    fn run(&self) -> u32 {
-        for attempt in 0.. {
-            match Command::new(&self.path)
-                .args(["copy_cred_cache", "arg with space"])
-                .spawn()
-            {
-                Ok(mut child) => {
-                    let pid = child.id();
-                    let status = child.wait().expect("waiting for kcc");
-                    assert!(status.success());
-                    return pid;
-                }
-                // A write fd to the fresh copy may linger in a concurrent fork.
-                Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && attempt < 50 => {
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-                Err(e) => panic!("running kcc: {e}"),
-            }
-        }
-        unreachable!()
-    }
-}
-
 /// The `<sec>.<msec>:<serial>` of a record.
 fn audit_id(text: &str) -> Option<&str> {
     let rest = text.strip_prefix("audit(")?;
@@ -283,7 +246,7 @@ fn start_records_exec_and_restore_puts_everything_back() {
     assert_eq!(added, uncovered, "{during:#?}");
 
     let kcc = Kcc::new();
-    let pid = kcc.run();
+    let pid = kcc.run_args(&["copy_cred_cache", "arg with space"]);
     let execve = await_exec(&mut session, pid).unwrap_or_else(|e| panic!("{e}\n{desc}"));
     assert!(execve.contains(ARG_WITH_SPACE_HEX), "{execve}");
 
@@ -503,7 +466,7 @@ fn multicast_beside_another_audit_receiver() {
     assert_eq!(config_now(), with_helper, "{desc}");
 
     let kcc = Kcc::new();
-    let pid = kcc.run();
+    let pid = kcc.run_args(&["copy_cred_cache", "arg with space"]);
     await_exec(&mut session, pid).unwrap_or_else(|e| panic!("{e}\n{desc}"));
     session.restore().expect("restore");
     assert_eq!(config_now(), with_helper, "restore took from the helper");

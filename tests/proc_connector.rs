@@ -9,7 +9,6 @@ use kerberos_cache_access::sources::proc_connector::{ProcConnector, SUBSCRIBE_TI
 use kerberos_cache_access::sources::Source;
 use kerberos_cache_access::store::{RowFilter, StoreConfig};
 use kerberos_cache_access::users::FixedUsers;
-use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -20,19 +19,7 @@ const CHILD_ENV: &str = "KCA_PROC_CONNECTOR_CHILD";
 
 mod support;
 use support::fixtures::{root_or_skip, skip};
-
-fn wait_for<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
-    let end = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f() {
-            return Some(v);
-        }
-        if Instant::now() >= end {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
+use support::procs::{copy_exe, wait_for};
 
 #[test]
 fn kcc_copy_cred_cache_becomes_a_row_and_execs_are_counted() {
@@ -54,9 +41,7 @@ fn kcc_copy_cred_cache_becomes_a_row_and_execs_are_counted() {
     // A long-lived "kcc": a copy of sh, so /proc/<pid>/exe ends in kcc.
     let dir = tempfile::tempdir().unwrap();
     let dir_path = dir.path().canonicalize().unwrap();
-    let kcc = dir_path.join("kcc");
-    std::fs::copy("/bin/sh", &kcc).unwrap();
-    std::fs::set_permissions(&kcc, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let kcc = copy_exe("/bin/sh", &dir_path.join("kcc"));
     let mut child = Command::new(&kcc)
         .args(["-c", "sleep 5; :", "copy_cred_cache"])
         .current_dir(&dir_path)

@@ -35,12 +35,7 @@ fn tools(names: &[&str]) -> (tempfile::TempDir, Vec<PathBuf>) {
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let paths = names
         .iter()
-        .map(|n| {
-            let p = dir.path().join(n);
-            std::fs::copy("/bin/true", &p).unwrap();
-            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
-            p
-        })
+        .map(|n| support::procs::copy_exe("/bin/true", &dir.path().join(n)))
         .collect();
     (dir, paths)
 }

@@ -4,6 +4,8 @@
 //! and, on Linux, for the process snapshot (whose loginuid is read from
 //! /proc).
 
+mod support;
+
 use serde_json::{json, Value};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -114,28 +116,15 @@ fn eslogger_rows_show_an_unset_auid_as_null() {
 #[cfg(target_os = "linux")]
 #[test]
 fn snapshot_rows_show_an_unset_loginuid_as_null() {
-    use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
     // A shell under the name kcc, waiting, with copy_cred_cache among its
     // arguments: what the snapshot keeps.
-    let kcc = dir.path().join("kcc");
-    std::fs::copy("/bin/sh", &kcc).unwrap();
-    std::fs::set_permissions(&kcc, std::fs::Permissions::from_mode(0o755)).unwrap();
-    // A thread of this test process that forks while the copy is still open
-    // for writing makes exec fail with ETXTBSY for a moment: retry.
-    let mut tries = 0;
-    let mut child = loop {
-        match Command::new(&kcc)
-            .args(["-c", "sleep 30; :", "copy_cred_cache"])
-            .spawn()
-        {
-            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && tries < 50 => {
-                tries += 1;
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            other => break other.unwrap(),
-        }
-    };
+    let kcc = support::procs::copy_exe("/bin/sh", &dir.path().join("kcc"));
+    let mut child = support::procs::spawn_retrying(Command::new(&kcc).args([
+        "-c",
+        "sleep 30; :",
+        "copy_cred_cache",
+    ]));
     let pid = i64::from(child.id());
     let loginuid: i64 = std::fs::read_to_string(format!("/proc/{pid}/loginuid"))
         .map(|s| s.trim().parse().unwrap())

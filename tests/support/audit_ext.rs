@@ -365,31 +365,21 @@ pub struct Kcc {
 impl Kcc {
     pub fn new() -> Kcc {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("kcc");
-        std::fs::copy("/bin/true", &path).unwrap();
+        let path = super::procs::copy_exe("/bin/true", &dir.path().join("kcc"));
         Kcc { dir, path }
     }
 
     /// Runs `kcc copy_cred_cache <marker>`; returns its pid.
     pub fn run(&self, marker: &str) -> u32 {
-        for attempt in 0.. {
-            match Command::new(&self.path)
-                .args(["copy_cred_cache", marker])
-                .spawn()
-            {
-                Ok(mut child) => {
-                    let pid = child.id();
-                    assert!(child.wait().unwrap().success());
-                    return pid;
-                }
-                // A write fd to the fresh copy may linger in a concurrent fork.
-                Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && attempt < 50 => {
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-                Err(e) => panic!("running kcc: {e}"),
-            }
-        }
-        unreachable!()
+        self.run_args(&["copy_cred_cache", marker])
+    }
+
+    /// Runs kcc with `args` to its end; returns its pid.
+    pub fn run_args(&self, args: &[&str]) -> u32 {
+        let mut child = super::procs::spawn_retrying(Command::new(&self.path).args(args));
+        let pid = child.id();
+        assert!(child.wait().unwrap().success());
+        pid
     }
 }
 

@@ -14,6 +14,7 @@
 pub mod audit_ext;
 pub mod bounds;
 pub mod fixtures;
+pub mod procs;
 
 use anyhow::{Context, Result};
 use kerberos_cache_access::osquery::client::{
