@@ -1181,28 +1181,19 @@ fn standalone_trail_replay_reports_kcc() {
     bytes.extend(kcc_execve(2, 0xffff_ffff));
     bytes.extend(kcc_execve(0, 0));
     std::fs::write(&trail, &bytes).unwrap();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kerberos_cache_access"))
-        .args(["--standalone", "--snapshot-interval", "0", "--source"])
-        .arg(format!("bsm:{}", trail.display()))
-        .arg("--state-dir")
-        .arg(dir.path().join("state"))
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
     // A finite source: the process must end by itself.
-    let Some(status) = support::wait_exit(&mut child, std::time::Duration::from_secs(20)) else {
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("standalone bsm replay did not exit once the trail was drained");
-    };
-    assert!(status.success(), "{status:?}");
-    let mut stdout = String::new();
-    std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut stdout).unwrap();
-    let rows: Vec<serde_json::Value> = stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let run = support::standalone::run(
+        &[
+            "--snapshot-interval",
+            "0",
+            "--source",
+            &format!("bsm:{}", trail.display()),
+        ],
+        &dir.path().join("state"),
+        support::bounds::RUN_LIMIT,
+    );
+    assert!(run.status.success(), "{:?}: {}", run.status, run.stderr);
+    let rows = run.rows();
     assert_eq!(rows.len(), 2, "{rows:?}");
     for row in &rows {
         assert_eq!(row["source"], "bsm");
@@ -1388,41 +1379,12 @@ fn garbage_limit() -> Duration {
     Duration::from_secs(GARBAGE_CAP / (2 << 20) + 30)
 }
 
-/// `--standalone --source SOURCE`, own state dir, stderr to a file; the
+/// `--standalone --source SOURCE`, own state dir; the
 /// exit code, stdout and stderr once it has ended by itself.
 fn standalone_until_exit(source: &str, dir: &Path) -> (Option<i32>, String, String) {
-    let stderr_path = dir.join("stderr");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kerberos_cache_access"))
-        .args([
-            "--standalone",
-            "--snapshot-interval",
-            "0",
-            "--source",
-            source,
-        ])
-        .arg("--state-dir")
-        .arg(dir.join("state"))
-        .env_remove("RUST_LOG")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::fs::File::create(&stderr_path).unwrap())
-        .spawn()
-        .unwrap();
-    let mut stdout = child.stdout.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut out = String::new();
-        std::io::Read::read_to_string(&mut stdout, &mut out).unwrap();
-        out
-    });
-    let limit = garbage_limit();
-    let status = support::wait_exit(&mut child, limit);
-    let stderr = std::fs::read_to_string(&stderr_path).unwrap_or_default();
-    let Some(status) = status else {
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("{source}: still running after {limit:?}:\n{stderr}");
-    };
-    (status.code(), reader.join().unwrap(), stderr)
+    let args = ["--snapshot-interval", "0", "--source", source];
+    let run = support::standalone::run(&args, &dir.join("state"), garbage_limit());
+    (run.status.code(), run.stdout, run.stderr)
 }
 
 fn last_line(stderr: &str) -> &str {

@@ -801,32 +801,20 @@ fn standalone_replay_prints_rows_and_exits_when_drained() {
         format!("{}\n{}\n", line(&fork_v10(1)), line(&kcc_v10(2))),
     )
     .unwrap();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kerberos_cache_access"))
-        .arg("--standalone")
-        .arg("--snapshot-interval")
-        .arg("0")
-        .arg("--source")
-        .arg(format!("eslogger:{}", file.display()))
-        .arg("--state-dir")
-        .arg(dir.path().join("state"))
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
     // A finite source: the process must end by itself.
-    let Some(status) = support::wait_exit(&mut child, std::time::Duration::from_secs(20)) else {
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("standalone replay did not exit once its file was drained");
-    };
-    assert!(status.success(), "{status:?}");
-    let mut out = String::new();
-    std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut out).unwrap();
-    let rows: Vec<Value> = out
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    assert_eq!(rows.len(), 1, "{out}");
+    let run = support::standalone::run(
+        &[
+            "--snapshot-interval",
+            "0",
+            "--source",
+            &format!("eslogger:{}", file.display()),
+        ],
+        &dir.path().join("state"),
+        support::bounds::RUN_LIMIT,
+    );
+    assert!(run.status.success(), "{:?}: {}", run.status, run.stderr);
+    let rows = run.rows();
+    assert_eq!(rows.len(), 1, "{}", run.stdout);
     assert_eq!(rows[0]["source"], "eslogger");
     assert_eq!(rows[0]["indicator"], "credential_cache_copy");
     assert_eq!(rows[0]["signing_id"], "com.apple.kcc");

@@ -19,8 +19,7 @@ use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 use support::{request, socket_dir, spawn_extension, FakeOsqueryd, LaunchOptions};
 
-/// For runs that end by themselves (a replay drained, a bad input refused).
-const RUN_LIMIT: Duration = Duration::from_secs(30);
+use support::bounds::RUN_LIMIT;
 
 /// A `--standalone` run's exit after a signal.
 fn shutdown_deadline() -> Duration {

@@ -17,3 +17,7 @@ pub fn osquery_exit() -> Duration {
 pub fn standalone_exit() -> Duration {
     kerberos_cache_access::standalone::SHUTDOWN_BOUND + SLACK
 }
+
+/// For runs that end by themselves (a replay drained, a bad input refused):
+/// generous, since nothing in the code bounds a debug build's start-up.
+pub const RUN_LIMIT: Duration = Duration::from_secs(30);

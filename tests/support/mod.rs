@@ -15,6 +15,7 @@ pub mod audit_ext;
 pub mod bounds;
 pub mod fixtures;
 pub mod procs;
+pub mod standalone;
 
 use anyhow::{Context, Result};
 use kerberos_cache_access::osquery::client::{
