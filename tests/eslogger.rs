@@ -14,8 +14,7 @@ use kerberos_cache_access::sources::eslogger::{
 };
 use kerberos_cache_access::sources::Source;
 use kerberos_cache_access::status::State;
-use kerberos_cache_access::store::{RowFilter, StoreConfig};
-use kerberos_cache_access::users::FixedUsers;
+use kerberos_cache_access::store::RowFilter;
 use serde_json::{json, Value};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -37,10 +36,7 @@ fn fixture_lines(name: &str) -> Vec<Vec<u8>> {
 }
 
 fn engine() -> Arc<Engine> {
-    Arc::new(Engine::new(
-        StoreConfig::default(),
-        Box::new(FixedUsers(vec![(501, "alice".into())])),
-    ))
+    support::engines::with_alice()
 }
 
 /// A message as eslogger prints it: one line, every slash escaped.

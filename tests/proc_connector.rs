@@ -3,12 +3,10 @@
 //! counted. Needs root (CI runs as root); skipped with a message otherwise.
 #![cfg(target_os = "linux")]
 
-use kerberos_cache_access::engine::Engine;
 use kerberos_cache_access::event::SourceKind;
 use kerberos_cache_access::sources::proc_connector::{ProcConnector, SUBSCRIBE_TIMEOUT};
 use kerberos_cache_access::sources::Source;
-use kerberos_cache_access::store::{RowFilter, StoreConfig};
-use kerberos_cache_access::users::FixedUsers;
+use kerberos_cache_access::store::RowFilter;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -26,10 +24,7 @@ fn kcc_copy_cred_cache_becomes_a_row_and_execs_are_counted() {
     if !root_or_skip() {
         return;
     }
-    let engine = Arc::new(Engine::new(
-        StoreConfig::default(),
-        Box::new(FixedUsers::default()),
-    ));
+    let engine = support::engines::bare();
     let stop = Arc::new(AtomicBool::new(false));
     let mut source = ProcConnector::open().expect("open the proc connector as root");
     assert_eq!(source.kind(), SourceKind::ProcConnector);
@@ -237,10 +232,7 @@ fn measure_argv_recovery() {
     if !root_or_skip() {
         return;
     }
-    let engine = Arc::new(Engine::new(
-        StoreConfig::default(),
-        Box::new(FixedUsers::default()),
-    ));
+    let engine = support::engines::bare();
     let stop = Arc::new(AtomicBool::new(false));
     let mut source = ProcConnector::open().unwrap();
     let runner = {
