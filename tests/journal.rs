@@ -253,6 +253,13 @@ fn kill_9_at_random_points_loses_no_recorded_row() {
             if !last && now >= kill_at {
                 break;
             }
+            // The last cycle waits for rows it can read: not for ever.
+            assert!(
+                now < spawned + support::bounds::RUN_LIMIT,
+                "cycle {cycle}: no rows read within {:?}; stderr:\n{}",
+                support::bounds::RUN_LIMIT,
+                ext.stderr()
+            );
             let Some(id) = uuid else {
                 let until = if last {
                     now + Duration::from_secs(10)
