@@ -1,7 +1,8 @@
-//! The BSM parser against OpenBSM's reference tokens and records
-//! (vendored in tests/data/bsm/openbsm, BSD licence beside them; written by OpenBSM's test/bsm/generate.c;
-//! the values asserted below are the ones that program encodes), against
-//! macOS-shaped records built here, and against arbitrary bytes.
+//! The BSM parser against OpenBSM's reference tokens and records (vendored
+//! in tests/data/bsm/openbsm, BSD licence beside them; written by OpenBSM's
+//! test/bsm/generate.c; the values asserted below are the ones that program
+//! encodes), against macOS-shaped records built here, and against arbitrary
+//! bytes.
 
 mod support;
 
