@@ -17,7 +17,7 @@ mod linux_audit {
         AUDIT_EXECVE, AUDIT_PATH, AUDIT_PROCTITLE, AUDIT_SYSCALL,
     };
     use proptest::prelude::*;
-    use std::path::PathBuf;
+    use std::path::{Path, PathBuf};
     use std::time::{Duration, Instant};
 
     use super::support::fixtures;
@@ -168,6 +168,24 @@ mod linux_audit {
             String::from_utf8_lossy(raw)
         );
         out
+    }
+
+    /// A missing copyleft sample is a skip on a developer's clone...
+    #[test]
+    fn a_missing_shared_fixture_is_skipped_outside_ci() {
+        let empty = tempfile::tempdir().unwrap();
+        let gone = fixtures::shared_in(empty.path(), "linux-audit/x.log", false);
+        assert!(gone.unwrap_err().contains("x.log is absent"));
+        let here = fixtures::shared_in(Path::new(fixtures::DATA), "linux-audit", false);
+        assert_eq!(here, Ok(Path::new(fixtures::DATA).join("linux-audit")));
+    }
+
+    /// ...and a failure under CI=true.
+    #[test]
+    #[should_panic(expected = "CI=true")]
+    fn a_missing_shared_fixture_fails_under_ci() {
+        let empty = tempfile::tempdir().unwrap();
+        let _ = fixtures::shared_in(empty.path(), "linux-audit/x.log", true);
     }
 
     #[test]

@@ -59,14 +59,20 @@ pub fn vendored(rel: &str) -> PathBuf {
 /// A fixture (file or directory) under ../shared/fixtures, or None after a
 /// SKIPPED line when it is absent. Panics when absent under `CI=true`.
 pub fn shared(rel: &str) -> Option<PathBuf> {
-    let path = Path::new(SHARED).join(rel);
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+    shared_in(Path::new(SHARED), rel, ci).map_err(skip).ok()
+}
+
+/// The rule of `shared`, with its root and CI flag given: the path, or why
+/// it is absent; panics when absent and `ci`.
+pub fn shared_in(root: &Path, rel: &str, ci: bool) -> Result<PathBuf, String> {
+    let path = root.join(rel);
     if path.exists() {
-        return Some(path);
+        return Ok(path);
     }
     let why = format!("{} is absent (../shared/fixtures)", path.display());
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
+    if ci {
         panic!("CI=true: {why}; the copyleft fixtures must be beside the clone in CI");
     }
-    skip(why);
-    None
+    Err(why)
 }
