@@ -8,7 +8,7 @@
 #![cfg(target_os = "linux")]
 
 mod support;
-use support::audit_ext::Kcc;
+use support::audit_ext::{audit_lock, AuditLock, Kcc};
 use support::fixtures::skip;
 
 use kerberos_cache_access::sources::linux_audit::control::{
@@ -18,17 +18,14 @@ use kerberos_cache_access::sources::linux_audit::control::{
 use kerberos_cache_access::sources::linux_audit::netlink::{ControlSocket, RECV_BUF_LEN};
 use netlink_packet_audit::StatusMessage;
 use std::collections::HashSet;
-use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
-use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const LOCK_PATH: &str = "/tmp/kerberos_cache_access-audit-tests.lock";
 const OUR_KEY: &str = "kerberos_cache_access";
 const HELPER_ENV: &str = "KCC_AUDIT_TEST_HELPER";
 const HELPER_READY: &str = "KCC_AUDIT_HELPER_READY";
@@ -38,8 +35,6 @@ const AUDIT_SYSCALL: u16 = 1300;
 const AUDIT_EXECVE: u16 = 1309;
 /// "arg with space", as the kernel hex-encodes an argument with a space.
 const ARG_WITH_SPACE_HEX: &str = "6172672077697468207370616365";
-
-static SERIAL: Mutex<()> = Mutex::new(());
 
 /// The parts of the audit state a test must leave as it found them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,8 +71,7 @@ fn config_now() -> Config {
 struct Fixture {
     before: Config,
     finished: bool,
-    _flock: File,
-    _serial: MutexGuard<'static, ()>,
+    _lock: AuditLock,
 }
 
 fn fixture() -> Option<Fixture> {
@@ -91,22 +85,12 @@ fn fixture() -> Option<Fixture> {
         }
         Err(e @ StartError::Failed(_)) => panic!("reading the audit state: {e}"),
     }
-    let serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    let flock = File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(LOCK_PATH)
-        .expect("opening the test lock file");
-    // SAFETY: a valid open fd; LOCK_EX blocks until other test processes
-    // release theirs.
-    let rc = unsafe { libc::flock(flock.as_raw_fd(), libc::LOCK_EX) };
-    assert_eq!(rc, 0, "flock {LOCK_PATH}");
+    // The lock every audit test takes (support::audit_ext).
+    let lock = audit_lock();
     Some(Fixture {
         before: config_now(),
         finished: false,
-        _flock: flock,
-        _serial: serial,
+        _lock: lock,
     })
 }
 
