@@ -8,7 +8,7 @@
 //! `cargo bench --bench eslogger_parse`
 //!
 //! Lines are built from the real macOS 13 exec message in tests/data/eslogger
-//! (see tests/common/eslogger_lines.rs): the exec itself (`/bin/date`, 5.2 KB),
+//! (see tests/support/eslogger_lines.rs): the exec itself (`/bin/date`, 5.2 KB),
 //! a fork and an exit carrying its `process` object (3.3 and 1.9 KB), and
 //! the same exec as `kcc copy_cred_cache` (which reaches the engine). The
 //! `serde_json` group measures typed serde on the exec line, for the fast
@@ -26,7 +26,7 @@ use serde::Deserialize;
 use std::borrow::Cow;
 use std::collections::HashMap;
 
-#[path = "../tests/common/eslogger_lines.rs"]
+#[path = "../tests/support/eslogger_lines.rs"]
 mod eslogger_lines;
 use eslogger_lines::{exec_message, exit_message, fork_message, kerberos_message, line};
 

@@ -12,7 +12,7 @@ use kerberos_cache_access::sources::linux_audit::record::{
 };
 use std::time::Instant;
 
-#[path = "common/counting_alloc.rs"]
+#[path = "support/counting_alloc.rs"]
 mod counting_alloc;
 use counting_alloc::allocations_during;
 

@@ -1,7 +1,10 @@
 //! The audit record parser and exec assembler against real audit.log
-//! samples (../shared/fixtures/linux-audit, read in place: some are
-//! copyleft and are not copied here), plus property tests on arbitrary input.
+//! samples (the Apache-2.0 ones vendored in tests/data/linux-audit; the
+//! copyleft ones read in place from ../shared/fixtures/linux-audit), plus
+//! property tests on arbitrary input.
 #![cfg(target_os = "linux")]
+
+mod support;
 
 // Inside `linux_audit` so that `cargo test … linux_audit` selects these too.
 mod linux_audit {
@@ -17,20 +20,18 @@ mod linux_audit {
     use std::path::{Path, PathBuf};
     use std::time::{Duration, Instant};
 
-    fn fixture_dir() -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/linux-audit")
+    use super::support::fixtures;
+
+    /// A go-libaudit sample (Apache-2.0, vendored): always there.
+    fn fixture(name: &str) -> Vec<u8> {
+        std::fs::read(fixtures::vendored(&format!("linux-audit/{name}"))).unwrap()
     }
 
-    /// A fixture's bytes, or None (with a note) when the samples are absent.
-    fn fixture(name: &str) -> Option<Vec<u8>> {
-        let path = fixture_dir().join(name);
-        match std::fs::read(&path) {
-            Ok(bytes) => Some(bytes),
-            Err(err) => {
-                eprintln!("skipped: fixture {} not readable: {err}", path.display());
-                None
-            }
-        }
+    /// A copyleft sample, read in place from ../shared: None, after a
+    /// SKIPPED line, without it (a failure under CI=true).
+    fn shared_fixture(name: &str) -> Option<Vec<u8>> {
+        let path = fixtures::shared(&format!("linux-audit/{name}"))?;
+        Some(std::fs::read(path).unwrap())
     }
 
     /// An emitted exec, copied out of the assembler's pooled buffers.
@@ -138,8 +139,12 @@ mod linux_audit {
         }
     }
 
-    fn replay_fixture(name: &str) -> Option<Replay> {
-        fixture(name).map(|text| replay(&text))
+    fn replay_fixture(name: &str) -> Replay {
+        replay(&fixture(name))
+    }
+
+    fn replay_shared(name: &str) -> Option<Replay> {
+        shared_fixture(name).map(|text| replay(&text))
     }
 
     /// The raw value of `key` on the first line of `text` that holds `marker`.
@@ -165,20 +170,38 @@ mod linux_audit {
         out
     }
 
+    /// A missing copyleft sample is a skip on a developer's clone...
+    #[test]
+    fn a_missing_shared_fixture_is_skipped_outside_ci() {
+        let empty = tempfile::tempdir().unwrap();
+        let gone = fixtures::shared_in(empty.path(), "linux-audit/x.log", false);
+        assert!(gone.unwrap_err().contains("x.log is absent"));
+        let here = fixtures::shared_in(Path::new(fixtures::DATA), "linux-audit", false);
+        assert_eq!(here, Ok(Path::new(fixtures::DATA).join("linux-audit")));
+    }
+
+    /// ...and a failure under CI=true.
+    #[test]
+    #[should_panic(expected = "CI=true")]
+    fn a_missing_shared_fixture_fails_under_ci() {
+        let empty = tempfile::tempdir().unwrap();
+        let _ = fixtures::shared_in(empty.path(), "linux-audit/x.log", true);
+    }
+
     #[test]
     fn every_fixture_parses_and_assembles_without_panic() {
-        let dir = fixture_dir();
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            eprintln!("skipped: {} is absent", dir.display());
-            return;
-        };
-        let mut files: Vec<PathBuf> = entries
+        // The vendored samples always; the copyleft ones when ../shared is here.
+        let mut dirs = vec![fixtures::vendored("linux-audit")];
+        dirs.extend(fixtures::shared("linux-audit"));
+        let mut files: Vec<PathBuf> = dirs
+            .iter()
+            .flat_map(|dir| std::fs::read_dir(dir).unwrap())
             .filter_map(Result::ok)
             .map(|e| e.path())
             .filter(|p| p.extension().is_some_and(|x| x == "log"))
             .collect();
         files.sort();
-        assert!(!files.is_empty());
+        assert!(files.len() >= 6, "{files:?}");
         let mut scratch = Vec::new();
         for path in &files {
             let text = std::fs::read(path).unwrap();
@@ -214,9 +237,7 @@ mod linux_audit {
 
     #[test]
     fn ubuntu_1610_uname_with_eoe() {
-        let Some(run) = replay_fixture("golibaudit-ubuntu1610-execve-eoe.log") else {
-            return;
-        };
+        let run = replay_fixture("golibaudit-ubuntu1610-execve-eoe.log");
         assert_eq!(run.execs.len(), 1);
         assert_eq!(run.before_flush, 1, "completed by its EOE");
         let g = &run.execs[0];
@@ -273,29 +294,21 @@ mod linux_audit {
 
     #[test]
     fn rhel7_sequence_without_eoe_is_emitted_by_flush() {
-        let Some(run) = replay_fixture("golibaudit-rhel7-execve-sequence.log") else {
-            return;
-        };
+        let run = replay_fixture("golibaudit-rhel7-execve-sequence.log");
         assert_rhel7_execs(&run);
     }
 
     #[test]
     fn rhel7_out_of_order_gives_the_same_execs() {
-        let (Some(ordered), Some(shuffled)) = (
-            replay_fixture("golibaudit-rhel7-execve-sequence.log"),
-            replay_fixture("golibaudit-rhel7-execve-out-of-order.log"),
-        ) else {
-            return;
-        };
+        let ordered = replay_fixture("golibaudit-rhel7-execve-sequence.log");
+        let shuffled = replay_fixture("golibaudit-rhel7-execve-out-of-order.log");
         assert_rhel7_execs(&shuffled);
         assert_eq!(shuffled.execs, ordered.execs);
     }
 
     #[test]
     fn rhel7_hex_exe_and_selinux_fields() {
-        let Some(text) = fixture("golibaudit-rhel7-execve-sequence.log") else {
-            return;
-        };
+        let text = fixture("golibaudit-rhel7-execve-sequence.log");
         let exe = raw_field(&text, "audit(1492037289.295:58)", b"exe");
         assert_eq!(decoded(&exe), b"/usr/bin/python2.7;58d1ccfb (deleted)");
         // `:  cwd=` (two spaces) reads like one.
@@ -305,9 +318,7 @@ mod linux_audit {
 
     #[test]
     fn rhel7_mixed_records() {
-        let Some(text) = fixture("golibaudit-rhel7-mixed-hexarg.log") else {
-            return;
-        };
+        let text = fixture("golibaudit-rhel7-mixed-hexarg.log");
         let run = replay(&text);
         assert_eq!(run.errors.len(), 1);
         assert_eq!(
@@ -337,9 +348,7 @@ mod linux_audit {
 
     #[test]
     fn hex_cwd_record_in_an_exec() {
-        let Some(text) = fixture("golibaudit-rhel7-mixed-hexarg.log") else {
-            return;
-        };
+        let text = fixture("golibaudit-rhel7-mixed-hexarg.log");
         // The sample's lone CWD record, completed by records written here.
         let cwd_line = text
             .split(|&b| b == b'\n')
@@ -359,9 +368,7 @@ mod linux_audit {
 
     #[test]
     fn ubuntu_1704_stray_quote_and_hex_key() {
-        let Some(text) = fixture("golibaudit-ubuntu1704-execve-multikey.log") else {
-            return;
-        };
+        let text = fixture("golibaudit-ubuntu1704-execve-multikey.log");
         let run = replay(&text);
         assert_eq!(run.execs.len(), 1);
         let g = &run.execs[0];
@@ -375,9 +382,7 @@ mod linux_audit {
 
     #[test]
     fn ubuntu_2004_setuid_exec_without_cwd() {
-        let Some(run) = replay_fixture("golibaudit-ubuntu2004-setuid-exec.log") else {
-            return;
-        };
+        let run = replay_fixture("golibaudit-ubuntu2004-setuid-exec.log");
         assert_eq!(run.execs.len(), 1);
         let g = &run.execs[0];
         assert_eq!(g.argv_text(), ["dash", "-p"]);
@@ -391,7 +396,7 @@ mod linux_audit {
 
     #[test]
     fn node_prefix_and_enriched_fields() {
-        let Some(run) = replay_fixture("laurel-execve-enriched-node.log") else {
+        let Some(run) = replay_shared("laurel-execve-enriched-node.log") else {
             return;
         };
         assert_eq!(run.execs.len(), 1);
@@ -409,7 +414,7 @@ mod linux_audit {
 
     #[test]
     fn hex_argument_with_quotes_and_dollars() {
-        let Some(text) = fixture("laurel-execve-hex-arg-perl.log") else {
+        let Some(text) = shared_fixture("laurel-execve-hex-arg-perl.log") else {
             return;
         };
         let run = replay(&text);
@@ -437,7 +442,7 @@ mod linux_audit {
 
     #[test]
     fn split_argument_is_joined() {
-        let Some(text) = fixture("laurel-execve-split-arg.log") else {
+        let Some(text) = shared_fixture("laurel-execve-split-arg.log") else {
             return;
         };
         let run = replay(&text);
@@ -464,7 +469,7 @@ mod linux_audit {
 
     #[test]
     fn split_argument_missing_its_last_record_is_incomplete() {
-        let Some(text) = fixture("laurel-execve-split-arg.log") else {
+        let Some(text) = shared_fixture("laurel-execve-split-arg.log") else {
             return;
         };
         let cut: Vec<&[u8]> = text
@@ -479,7 +484,7 @@ mod linux_audit {
 
     #[test]
     fn shell_trace_with_comments() {
-        let Some(run) = replay_fixture("laurel-shell-proc-trace.log") else {
+        let Some(run) = replay_shared("laurel-shell-proc-trace.log") else {
             return;
         };
         assert!(run.errors.is_empty());
@@ -509,7 +514,7 @@ mod linux_audit {
 
     #[test]
     fn large_argc_keeps_argument_order() {
-        let Some(run) = replay_fixture("audit-userspace-large-argc.log") else {
+        let Some(run) = replay_shared("audit-userspace-large-argc.log") else {
             return;
         };
         assert_eq!(run.execs.len(), 2);

@@ -1,7 +1,8 @@
-//! The BSM parser against OpenBSM's reference tokens and records
-//! (../shared/fixtures/openbsm, written by OpenBSM's test/bsm/generate.c;
-//! the values asserted below are the ones that program encodes), against
-//! macOS-shaped records built here, and against arbitrary bytes.
+//! The BSM parser against OpenBSM's reference tokens and records (vendored
+//! in tests/data/bsm/openbsm, BSD licence beside them; written by OpenBSM's
+//! test/bsm/generate.c; the values asserted below are the ones that program
+//! encodes), against macOS-shaped records built here, and against arbitrary
+//! bytes.
 
 mod support;
 
@@ -21,37 +22,26 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-fn fixture_dir() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/openbsm");
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        eprintln!("SKIPPED: {} not present", dir.display());
-        None
-    }
+/// OpenBSM's reference records, vendored (BSD licence beside them).
+fn fixture_dir() -> PathBuf {
+    support::fixtures::vendored("bsm/openbsm")
 }
 
-fn fixture(name: &str) -> Option<Vec<u8>> {
-    let path = fixture_dir()?.join(name);
-    match std::fs::read(&path) {
-        Ok(b) => Some(b),
-        Err(e) => {
-            eprintln!("SKIPPED: {}: {e}", path.display());
-            None
-        }
-    }
+fn fixture(name: &str) -> Vec<u8> {
+    let path = fixture_dir().join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-fn token(name: &str) -> Option<(Token<'static>, usize, usize)> {
-    let bytes: &'static [u8] = Box::leak(fixture(name)?.into_boxed_slice());
+fn token(name: &str) -> (Token<'static>, usize, usize) {
+    let bytes: &'static [u8] = Box::leak(fixture(name).into_boxed_slice());
     let (tok, used) = parse_token(bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
-    Some((tok, used, bytes.len()))
+    (tok, used, bytes.len())
 }
 
 /// A one-token reference record: checks the framing every such record
 /// shares and returns its token.
-fn record_token(name: &str) -> Option<Token<'static>> {
-    let bytes: &'static [u8] = Box::leak(fixture(name)?.into_boxed_slice());
+fn record_token(name: &str) -> Token<'static> {
+    let bytes: &'static [u8] = Box::leak(fixture(name).into_boxed_slice());
     let (rec, used) = parse_record(bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
     let len = bytes.len();
     assert_eq!(used, len, "{name}");
@@ -67,7 +57,7 @@ fn record_token(name: &str) -> Option<Token<'static>> {
     assert!(rec.header.millis < 1000, "{name}");
     assert_eq!(rec.partial, None, "{name}");
     assert_eq!(rec.tokens.len(), 1, "{name}: {:?}", rec.tokens);
-    rec.tokens.into_iter().next()
+    rec.tokens.into_iter().next().unwrap()
 }
 
 // generate.c: subject32_*, process32_*, process64_* all use these.
@@ -99,7 +89,7 @@ fn generator_subject(id: u8, addr: IpAddr) -> Subject {
 
 #[test]
 fn every_fixture_parses() {
-    let Some(dir) = fixture_dir() else { return };
+    let dir = fixture_dir();
     let mut seen = 0;
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
@@ -204,12 +194,9 @@ fn subject_and_process_tokens() {
     ];
     for (name, want) in cases {
         let got = if name.contains("_record") {
-            let Some(t) = record_token(name) else { return };
-            t
+            record_token(name)
         } else {
-            let Some((t, used, len)) = token(name) else {
-                return;
-            };
+            let (t, used, len) = token(name);
             assert_eq!(used, len, "{name}");
             t
         };
@@ -221,9 +208,7 @@ fn subject_and_process_tokens() {
 fn header_trailer_and_file_tokens() {
     // header32: length 0x12345678, AUE_OPEN (3), modifier 0x4567, time
     // { 0x12345 s, 0x67890 us } (written as milliseconds: 424).
-    let Some((tok, used, len)) = token("header32_token") else {
-        return;
-    };
+    let (tok, used, len) = token("header32_token");
     assert_eq!(used, len);
     assert_eq!(
         tok,
@@ -238,9 +223,7 @@ fn header_trailer_and_file_tokens() {
             millis: 0x67890 / 1000,
         })
     );
-    let Some((tok, _, _)) = token("trailer_token") else {
-        return;
-    };
+    let (tok, _, _) = token("trailer_token");
     assert_eq!(
         tok,
         Token::Trailer {
@@ -252,33 +235,22 @@ fn header_trailer_and_file_tokens() {
         millis: 424,
         name: b"test",
     };
-    assert_eq!(token("file_token").unwrap().0, file);
-    assert_eq!(record_token("file_record").unwrap(), file);
+    assert_eq!(token("file_token").0, file);
+    assert_eq!(record_token("file_record"), file);
 }
 
 #[test]
 fn text_like_and_argument_tokens() {
-    let Some((path, _, _)) = token("path_token") else {
-        return;
-    };
+    let (path, _, _) = token("path_token");
     assert_eq!(path, Token::Path(b"/test/this/is/a/test"));
     assert_eq!(
-        record_token("path_record").unwrap(),
+        record_token("path_record"),
         Token::Path(b"/test/this/is/a/test")
     );
-    assert_eq!(
-        token("text_token").unwrap().0,
-        Token::Text(b"This is a test.")
-    );
-    assert_eq!(
-        record_token("text_record").unwrap(),
-        Token::Text(b"This is a test.")
-    );
+    assert_eq!(token("text_token").0, Token::Text(b"This is a test."));
+    assert_eq!(record_token("text_record"), Token::Text(b"This is a test."));
 
-    for t in [
-        token("arg32_token").unwrap().0,
-        record_token("arg32_record").unwrap(),
-    ] {
+    for t in [token("arg32_token").0, record_token("arg32_record")] {
         let Token::Arg(a) = t else { panic!("{t:?}") };
         assert_eq!(
             (a.number, a.value, a.text),
@@ -286,10 +258,7 @@ fn text_like_and_argument_tokens() {
         );
     }
     // return32: au_errno_to_bsm(EINVAL) = 22, value 0x12345678.
-    for t in [
-        token("return32_token").unwrap().0,
-        record_token("return32_record").unwrap(),
-    ] {
+    for t in [token("return32_token").0, record_token("return32_record")] {
         let Token::Return(r) = t else { panic!("{t:?}") };
         assert_eq!((r.status, r.value), (22, 0x1234_5678));
     }
@@ -303,39 +272,34 @@ fn tokens_kept_as_other() {
             t => panic!("{t:?}"),
         }
     }
-    let Some((seq, _, _)) = token("seq_token") else {
-        return;
-    };
+    let (seq, _, _) = token("seq_token");
     // seq 0x12345678
     assert_eq!(other(seq), (0x2f, vec![0x12, 0x34, 0x56, 0x78]));
     assert_eq!(
-        other(record_token("seq_record").unwrap()).1,
+        other(record_token("seq_record")).1,
         [0x12, 0x34, 0x56, 0x78]
     );
     // ipc: AT_IPC_MSG (1), id 0x12345678
     assert_eq!(
-        other(token("ipc_token").unwrap().0),
+        other(token("ipc_token").0),
         (0x22, vec![1, 0x12, 0x34, 0x56, 0x78])
     );
     // opaque: 4 bytes aa bb cc dd
     assert_eq!(
-        other(token("opaque_token").unwrap().0),
+        other(token("opaque_token").0),
         (0x29, vec![0, 4, 0xaa, 0xbb, 0xcc, 0xdd])
     );
     // in_addr 192.168.100.15
     assert_eq!(
-        other(token("in_addr_token").unwrap().0),
+        other(token("in_addr_token").0),
         (0x2a, vec![192, 168, 100, 15])
     );
     // iport: the generator passes htons(80) and the encoder swaps again
     // (the files were made on a little-endian host): bytes 50 00.
-    assert_eq!(
-        other(token("iport_token").unwrap().0),
-        (0x2c, vec![0x50, 0x00])
-    );
+    assert_eq!(other(token("iport_token").0), (0x2c, vec![0x50, 0x00]));
     // ip: a 20-byte IPv4 header, v4, len 20, id 0x5478, ttl 64, ICMP,
     // 192.168.100.155 -> 192.168.110.48
-    let (id, ip) = other(token("ip_token").unwrap().0);
+    let (id, ip) = other(token("ip_token").0);
     assert_eq!((id, ip.len()), (0x2b, 20));
     assert_eq!(ip[0] >> 4, 4);
     assert_eq!(&ip[2..6], [0x00, 0x14, 0x54, 0x78]);
@@ -343,19 +307,19 @@ fn tokens_kept_as_other() {
     assert_eq!(&ip[12..20], [192, 168, 100, 155, 192, 168, 110, 48]);
     // zonename "testzone"
     assert_eq!(
-        other(token("zonename_token").unwrap().0),
+        other(token("zonename_token").0),
         (0x60, b"\0\x09testzone\0".to_vec())
     );
     // socket_ex: BSM PF_INET (2), BSM SOCK_STREAM (2), IPv4, 127.0.0.1:0 both ends
     assert_eq!(
-        other(token("socketex_token").unwrap().0),
+        other(token("socketex_token").0),
         (
             0x7f,
             vec![0, 2, 0, 2, 0, 4, 0, 0, 127, 0, 0, 1, 0, 0, 127, 0, 0, 1]
         )
     );
     // arg_uuid: n 4, the UUID big-endian, "test_arg_uuid_token"
-    let (id, body) = other(token("arg_uuid_token").unwrap().0);
+    let (id, body) = other(token("arg_uuid_token").0);
     assert_eq!((id, body[0]), (0x84, 4));
     assert_eq!(
         body[1..17],
@@ -365,7 +329,7 @@ fn tokens_kept_as_other() {
         ]
     );
     assert_eq!(&body[19..], b"test_arg_uuid_token\0");
-    let (id, body) = other(token("ret_uuid_token").unwrap().0);
+    let (id, body) = other(token("ret_uuid_token").0);
     assert_eq!((id, body[0]), (0x85, 5));
     assert_eq!(body[1..5], [0x77, 0xb3, 0x36, 0x43]);
     assert_eq!(&body[19..], b"test_ret_uuid_token\0");
@@ -380,18 +344,16 @@ fn tokens_kept_as_other() {
         "arg_uuid_record",
         "ret_uuid_record",
     ] {
-        record_token(name).unwrap();
+        record_token(name);
     }
 }
 
 #[test]
 fn data_token() {
-    let Some((t, _, _)) = token("data_token") else {
-        return;
-    };
+    let (t, _, _) = token("data_token");
     // AUP_STRING, AUR_CHAR, count sizeof("SomeData") + 1 = 10: the string,
     // its NUL and one byte beyond it.
-    for t in [t, record_token("data_record").unwrap()] {
+    for t in [t, record_token("data_record")] {
         let Token::Data(d) = t else { panic!("{t:?}") };
         assert_eq!((d.how_to_print, d.unit_type, d.unit_count), (4, 0, 10));
         assert_eq!(d.bytes.len(), 10);
@@ -438,9 +400,7 @@ fn errno_records() {
     ];
     assert_eq!(cases.len(), 32);
     for (name, bsm) in cases {
-        let Some(t) = record_token(&format!("{name}_record")) else {
-            return;
-        };
+        let t = record_token(&format!("{name}_record"));
         let Token::Return(r) = t else {
             panic!("{name}: {t:?}")
         };
@@ -508,9 +468,7 @@ const LONG_ARGS: [&str; 50] = [
 
 #[test]
 fn execve_long_args_trail() {
-    let Some(bytes) = fixture("execve-long-args.trail") else {
-        return;
-    };
+    let bytes = fixture("execve-long-args.trail");
     let (rec, used) = parse_record(&bytes).unwrap();
     assert_eq!((used, rec.len, bytes.len()), (714, 714, 714));
     assert_eq!(rec.partial, None);
@@ -1092,12 +1050,8 @@ fn mixed_stream() -> Vec<u8> {
     s.extend(spawn_record(0));
     s.extend(b"noise\x14\x00");
     s.extend(kcc_execve(2, 0));
-    if let Some(trail) = fixture("execve-long-args.trail") {
-        s.extend(trail);
-    }
-    if let Some(r) = fixture("subject32ex_record") {
-        s.extend(r);
-    }
+    s.extend(fixture("execve-long-args.trail"));
+    s.extend(fixture("subject32ex_record"));
     s.extend(spawn_record(1));
     s
 }
@@ -1110,12 +1064,8 @@ fn byte_at_a_time_equals_all_at_once() {
     let mut want = drain(&mut whole);
     whole.finish();
     want.extend(drain(&mut whole));
-    // Four synthetic records, plus the fixtures when ../shared is there.
-    let fixtures = ["execve-long-args.trail", "subject32ex_record"]
-        .iter()
-        .filter(|f| fixture(f).is_some())
-        .count();
-    assert!(want.len() >= 4 + fixtures, "{}", want.len());
+    // Four synthetic records and the two vendored fixtures.
+    assert!(want.len() >= 6, "{}", want.len());
 
     let mut bytewise = RecordReader::new();
     let mut got = Vec::new();
@@ -1232,28 +1182,19 @@ fn standalone_trail_replay_reports_kcc() {
     bytes.extend(kcc_execve(2, 0xffff_ffff));
     bytes.extend(kcc_execve(0, 0));
     std::fs::write(&trail, &bytes).unwrap();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kerberos_cache_access"))
-        .args(["--standalone", "--snapshot-interval", "0", "--source"])
-        .arg(format!("bsm:{}", trail.display()))
-        .arg("--state-dir")
-        .arg(dir.path().join("state"))
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
     // A finite source: the process must end by itself.
-    let Some(status) = support::wait_exit(&mut child, std::time::Duration::from_secs(20)) else {
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("standalone bsm replay did not exit once the trail was drained");
-    };
-    assert!(status.success(), "{status:?}");
-    let mut stdout = String::new();
-    std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut stdout).unwrap();
-    let rows: Vec<serde_json::Value> = stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let run = support::standalone::run(
+        &[
+            "--snapshot-interval",
+            "0",
+            "--source",
+            &format!("bsm:{}", trail.display()),
+        ],
+        &dir.path().join("state"),
+        support::bounds::RUN_LIMIT,
+    );
+    assert!(run.status.success(), "{:?}: {}", run.status, run.stderr);
+    let rows = run.rows();
     assert_eq!(rows.len(), 2, "{rows:?}");
     for row in &rows {
         assert_eq!(row["source"], "bsm");
@@ -1408,7 +1349,7 @@ fn real_trails_are_found_between_garbage_and_fake_headers() {
 
 #[test]
 fn reference_records_are_found_between_garbage() {
-    let Some(dir) = fixture_dir() else { return };
+    let dir = fixture_dir();
     let mut stream = Vec::new();
     let mut want = Vec::new();
     let mut names: Vec<PathBuf> = std::fs::read_dir(&dir)
@@ -1439,41 +1380,12 @@ fn garbage_limit() -> Duration {
     Duration::from_secs(GARBAGE_CAP / (2 << 20) + 30)
 }
 
-/// `--standalone --source SOURCE`, own state dir, stderr to a file; the
+/// `--standalone --source SOURCE`, own state dir; the
 /// exit code, stdout and stderr once it has ended by itself.
 fn standalone_until_exit(source: &str, dir: &Path) -> (Option<i32>, String, String) {
-    let stderr_path = dir.join("stderr");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kerberos_cache_access"))
-        .args([
-            "--standalone",
-            "--snapshot-interval",
-            "0",
-            "--source",
-            source,
-        ])
-        .arg("--state-dir")
-        .arg(dir.join("state"))
-        .env_remove("RUST_LOG")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::fs::File::create(&stderr_path).unwrap())
-        .spawn()
-        .unwrap();
-    let mut stdout = child.stdout.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut out = String::new();
-        std::io::Read::read_to_string(&mut stdout, &mut out).unwrap();
-        out
-    });
-    let limit = garbage_limit();
-    let status = support::wait_exit(&mut child, limit);
-    let stderr = std::fs::read_to_string(&stderr_path).unwrap_or_default();
-    let Some(status) = status else {
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("{source}: still running after {limit:?}:\n{stderr}");
-    };
-    (status.code(), reader.join().unwrap(), stderr)
+    let args = ["--snapshot-interval", "0", "--source", source];
+    let run = support::standalone::run(&args, &dir.join("state"), garbage_limit());
+    (run.status.code(), run.stdout, run.stderr)
 }
 
 fn last_line(stderr: &str) -> &str {

@@ -10,7 +10,7 @@ use proptest::prelude::*;
 
 /// Counts this thread's allocations while armed (other test threads do not
 /// interfere).
-#[path = "common/counting_alloc.rs"]
+#[path = "support/counting_alloc.rs"]
 mod counting_alloc;
 use counting_alloc::allocations_during;
 

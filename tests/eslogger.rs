@@ -9,12 +9,12 @@ mod support;
 use kerberos_cache_access::engine::Engine;
 use kerberos_cache_access::event::SourceKind;
 use kerberos_cache_access::sources::eslogger::{
-    parse_line, EsEvent, EsExec, Eslogger, Field, ESLOGGER_ARGS, MAX_LINE,
+    parse_line, EsEvent, EsExec, Eslogger, Field, EARLY_EXIT_WINDOW, ESLOGGER_ARGS, MAX_LINE,
+    TERM_GRACE,
 };
 use kerberos_cache_access::sources::Source;
 use kerberos_cache_access::status::State;
-use kerberos_cache_access::store::{RowFilter, StoreConfig};
-use kerberos_cache_access::users::FixedUsers;
+use kerberos_cache_access::store::RowFilter;
 use serde_json::{json, Value};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -22,34 +22,21 @@ use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use support::procs::wait_for;
 
 // --- helpers ---------------------------------------------------------------
 
-fn fixtures() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/eslogger");
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        eprintln!("skipped: no eslogger fixtures at {}", dir.display());
-        None
-    }
-}
-
-fn fixture_lines(name: &str) -> Option<Vec<Vec<u8>>> {
-    let text = std::fs::read(fixtures()?.join(name)).unwrap();
-    Some(
-        text.split(|&b| b == b'\n')
-            .filter(|l| !l.is_empty())
-            .map(<[u8]>::to_vec)
-            .collect(),
-    )
+/// A vendored Mac Monitor eslogger file (BSD-3-Clause), one entry per line.
+fn fixture_lines(name: &str) -> Vec<Vec<u8>> {
+    let text = std::fs::read(support::fixtures::vendored(&format!("eslogger/{name}"))).unwrap();
+    text.split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(<[u8]>::to_vec)
+        .collect()
 }
 
 fn engine() -> Arc<Engine> {
-    Arc::new(Engine::new(
-        StoreConfig::default(),
-        Box::new(FixedUsers(vec![(501, "alice".into())])),
-    ))
+    support::engines::with_alice()
 }
 
 /// A message as eslogger prints it: one line, every slash escaped.
@@ -212,19 +199,6 @@ fn pids_in(file: &Path) -> Vec<u32> {
         .collect()
 }
 
-fn wait_for<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
-    let end = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f() {
-            return Some(v);
-        }
-        if Instant::now() >= end {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
 /// Runs a source on its own thread; the handle gives the source back.
 fn start(
     mut source: Eslogger,
@@ -242,9 +216,7 @@ fn start(
 
 #[test]
 fn mac_monitor_exit_fixture() {
-    let Some(lines) = fixture_lines("macmonitor-synthetic-exit.jsonl") else {
-        return;
-    };
+    let lines = fixture_lines("macmonitor-synthetic-exit.jsonl");
     assert_eq!(lines.len(), 1);
     match parse_line(&lines[0]).unwrap() {
         Some(EsEvent::Exit {
@@ -264,9 +236,7 @@ fn mac_monitor_exit_fixture() {
 
 #[test]
 fn mac_monitor_lineage_fixture() {
-    let Some(lines) = fixture_lines("macmonitor-synthetic-lineage.jsonl") else {
-        return;
-    };
+    let lines = fixture_lines("macmonitor-synthetic-lineage.jsonl");
     assert_eq!(lines.len(), 10);
     let events: Vec<EsEvent> = lines
         .iter()
@@ -365,9 +335,7 @@ fn mac_monitor_lineage_fixture() {
 
 #[test]
 fn lineage_fixture_names_parents_through_the_cache() {
-    let Some(lines) = fixture_lines("macmonitor-synthetic-lineage.jsonl") else {
-        return;
-    };
+    let lines = fixture_lines("macmonitor-synthetic-lineage.jsonl");
     let dir = tempfile::tempdir().unwrap();
     let engine = engine();
     let stop = AtomicBool::new(false);
@@ -632,7 +600,7 @@ fn an_early_failure_becomes_the_reason() {
         .unwrap()
         .to_string();
     assert!(
-        started.elapsed() < Duration::from_secs(1),
+        started.elapsed() < EARLY_EXIT_WINDOW,
         "no need to wait out the window"
     );
     assert!(
@@ -713,7 +681,8 @@ fn live_lines_become_rows_and_stop_reaps_the_process() {
     let stopping = Instant::now();
     stop.store(true, Ordering::Relaxed);
     let source = runner.join().unwrap();
-    assert!(stopping.elapsed() < Duration::from_millis(1500));
+    // It left on SIGTERM: no wait for the SIGKILL.
+    assert!(stopping.elapsed() < TERM_GRACE, "{:?}", stopping.elapsed());
     assert_eq!(source.child_pid(), None);
     assert!(!alive(pid), "eslogger stand-in {pid} survived");
 }
@@ -736,11 +705,8 @@ fn stop_kills_a_process_that_ignores_sigterm() {
     stop.store(true, Ordering::Relaxed);
     runner.join().unwrap();
     let took = stopping.elapsed();
-    assert!(
-        took >= Duration::from_secs(2),
-        "SIGKILL came after {took:?}"
-    );
-    assert!(took < Duration::from_secs(4), "{took:?}");
+    assert!(took >= TERM_GRACE, "SIGKILL came after {took:?}");
+    assert!(took < TERM_GRACE + support::bounds::SLACK, "{took:?}");
     assert!(!alive(pid));
 }
 
@@ -834,32 +800,20 @@ fn standalone_replay_prints_rows_and_exits_when_drained() {
         format!("{}\n{}\n", line(&fork_v10(1)), line(&kcc_v10(2))),
     )
     .unwrap();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kerberos_cache_access"))
-        .arg("--standalone")
-        .arg("--snapshot-interval")
-        .arg("0")
-        .arg("--source")
-        .arg(format!("eslogger:{}", file.display()))
-        .arg("--state-dir")
-        .arg(dir.path().join("state"))
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
     // A finite source: the process must end by itself.
-    let Some(status) = support::wait_exit(&mut child, std::time::Duration::from_secs(20)) else {
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("standalone replay did not exit once its file was drained");
-    };
-    assert!(status.success(), "{status:?}");
-    let mut out = String::new();
-    std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut out).unwrap();
-    let rows: Vec<Value> = out
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    assert_eq!(rows.len(), 1, "{out}");
+    let run = support::standalone::run(
+        &[
+            "--snapshot-interval",
+            "0",
+            "--source",
+            &format!("eslogger:{}", file.display()),
+        ],
+        &dir.path().join("state"),
+        support::bounds::RUN_LIMIT,
+    );
+    assert!(run.status.success(), "{:?}: {}", run.status, run.stderr);
+    let rows = run.rows();
+    assert_eq!(rows.len(), 1, "{}", run.stdout);
     assert_eq!(rows[0]["source"], "eslogger");
     assert_eq!(rows[0]["indicator"], "credential_cache_copy");
     assert_eq!(rows[0]["signing_id"], "com.apple.kcc");

@@ -15,11 +15,11 @@ use kerberos_cache_access::store::{RowFilter, StoreConfig};
 use kerberos_cache_access::users::FixedUsers;
 use serde_json::json;
 
-#[path = "common/counting_alloc.rs"]
+#[path = "support/counting_alloc.rs"]
 mod counting_alloc;
 use counting_alloc::allocations_during;
 
-#[path = "common/eslogger_lines.rs"]
+#[path = "support/eslogger_lines.rs"]
 mod eslogger_lines;
 use eslogger_lines::{exec_message, exit_message, fork_message, kerberos_message, line};
 

@@ -15,7 +15,7 @@ use serde_json::json;
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 
-#[path = "common/eslogger_lines.rs"]
+#[path = "support/eslogger_lines.rs"]
 mod eslogger_lines;
 use eslogger_lines::{exec_as, exit_message, fork_message, kerberos_message, line};
 
@@ -150,20 +150,20 @@ fn odd_lines() -> Vec<Vec<u8>> {
 }
 
 fn fixture_lines() -> Vec<Vec<u8>> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/eslogger");
     let mut lines = Vec::new();
     for name in [
         "macmonitor-synthetic-lineage.jsonl",
         "macmonitor-synthetic-exit.jsonl",
     ] {
-        match std::fs::read(dir.join(name)) {
-            Ok(text) => lines.extend(
-                text.split(|&b| b == b'\n')
-                    .filter(|l| !l.is_empty())
-                    .map(<[u8]>::to_vec),
-            ),
-            Err(_) => println!("SKIPPED: no {name} under ../shared (the corpus still runs)"),
-        }
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/data/eslogger")
+            .join(name);
+        let text = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        lines.extend(
+            text.split(|&b| b == b'\n')
+                .filter(|l| !l.is_empty())
+                .map(<[u8]>::to_vec),
+        );
     }
     lines
 }

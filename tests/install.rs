@@ -6,6 +6,8 @@
 //! so the uninstall's `--cleanup-audit` can be checked without touching the
 //! host's audit configuration.
 
+mod support;
+
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -18,15 +20,10 @@ fn repo(rel: &str) -> PathBuf {
 }
 
 /// install.sh chowns to root, as it must for osqueryd to load the file.
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
-
 macro_rules! need_root {
     () => {
-        if !is_root() {
-            println!("SKIPPED: install.sh makes root-owned files; run the tests as root");
+        if !support::fixtures::is_root() {
+            support::fixtures::skip("install.sh makes root-owned files; run the tests as root");
             return;
         }
     };
@@ -407,7 +404,7 @@ fn autoload_checker_refuses_what_osqueryd_refuses() {
 fn deb_installs_registers_removes_and_purges_like_install_sh() {
     need_root!();
     if !have("dpkg-deb") || !have("dpkg") {
-        println!("SKIPPED: no dpkg/dpkg-deb on this host");
+        support::fixtures::skip("no dpkg/dpkg-deb on this host");
         return;
     }
     let root = Root::new();

@@ -15,22 +15,18 @@ mod support;
 use kerberos_cache_access::osquery::client::PluginRows;
 use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use support::procs::wait_until;
 use support::{request, socket_dir, spawn_extension, Extension, FakeOsqueryd, LaunchOptions};
 
 const NAME: &str = "kerberos_cache_access";
 const TABLE: &str = "kerberos_cache_access";
 const KILLS: usize = 50;
-
-fn is_root() -> bool {
-    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
-}
 
 /// A small xorshift, seeded from the clock (printed, to replay a failure).
 struct Rng(u64);
@@ -69,9 +65,7 @@ struct KccKit {
 impl KccKit {
     fn new(tag: &str) -> KccKit {
         let dir = tempfile::tempdir().unwrap();
-        let kcc = dir.path().join("kcc");
-        std::fs::copy("/bin/sh", &kcc).unwrap();
-        std::fs::set_permissions(&kcc, std::fs::Permissions::from_mode(0o755)).unwrap();
+        support::procs::copy_exe("/bin/sh", &dir.path().join("kcc"));
         std::fs::write(dir.path().join("copy_cred_cache"), "sleep 1\n").unwrap();
         let nonce = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -228,8 +222,8 @@ struct Seen {
 
 #[test]
 fn kill_9_at_random_points_loses_no_recorded_row() {
-    if !is_root() {
-        eprintln!("SKIPPED: the journal kill -9 test needs root (the proc connector does)");
+    // The proc connector needs root.
+    if !support::fixtures::root_or_skip() {
         return;
     }
     let started = Instant::now();
@@ -259,6 +253,13 @@ fn kill_9_at_random_points_loses_no_recorded_row() {
             if !last && now >= kill_at {
                 break;
             }
+            // The last cycle waits for rows it can read: not for ever.
+            assert!(
+                now < spawned + support::bounds::RUN_LIMIT,
+                "cycle {cycle}: no rows read within {:?}; stderr:\n{}",
+                support::bounds::RUN_LIMIT,
+                ext.stderr()
+            );
             let Some(id) = uuid else {
                 let until = if last {
                     now + Duration::from_secs(10)
@@ -319,7 +320,7 @@ fn kill_9_at_random_points_loses_no_recorded_row() {
         }
         if last {
             ext.signal("TERM");
-            let status = ext.wait_exit(Duration::from_secs(10));
+            let status = ext.wait_exit(support::bounds::osquery_exit());
             assert!(
                 status.is_some_and(|s| s.success()),
                 "{status:?}\n{}",
@@ -378,25 +379,14 @@ fn collect_stdout(child: &mut Child) -> Arc<Mutex<String>> {
     out
 }
 
-fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + timeout;
-    while Instant::now() < end {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    f()
-}
-
 fn stderr_of(path: &PathBuf) -> String {
     std::fs::read_to_string(path).unwrap_or_default()
 }
 
 #[test]
 fn a_second_instance_keeps_rows_in_memory_then_takes_the_journal_over() {
-    if !is_root() {
-        eprintln!("SKIPPED: the journal takeover test needs root (the proc connector does)");
+    // The proc connector needs root.
+    if !support::fixtures::root_or_skip() {
         return;
     }
     let sock_dir = socket_dir();

@@ -5,8 +5,8 @@
 //! Needs root; CI runs as root.
 #![cfg(target_os = "linux")]
 
-#[path = "common/audit_ext.rs"]
-mod audit_ext;
+mod support;
+use support::audit_ext;
 
 use audit_ext::{args_of, AuditGuard, Extension, Kcc};
 use std::process::Command;

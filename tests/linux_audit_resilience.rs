@@ -5,8 +5,8 @@
 //! and rules byte for byte), and repairs it if a test fails half-way.
 #![cfg(target_os = "linux")]
 
-#[path = "common/audit_ext.rs"]
-mod audit_ext;
+mod support;
+use support::audit_ext;
 
 use audit_ext::{marker, run_bin, AuditGuard, AuditSnapshot, Extension, Kcc};
 use kerberos_cache_access::sources::linux_audit::control::{
@@ -335,14 +335,14 @@ fn auditd_starts_normally_and_its_rule_load_does_not_blind_us() {
         return;
     };
     let (Some(auditd_bin), Some(_)) = (tool("auditd"), tool("auditctl")) else {
-        eprintln!("SKIPPED: auditd_starts_normally: auditd/auditctl not installed");
+        support::fixtures::skip("auditd/auditctl not installed");
         return;
     };
     if guard.before.daemon_running() {
-        eprintln!(
-            "SKIPPED: auditd_starts_normally: an audit daemon (pid {}) already runs",
+        support::fixtures::skip(format_args!(
+            "an audit daemon (pid {}) already runs",
             guard.before.pid
-        );
+        ));
         return;
     }
     let (tmp, dir) = state_dir();
@@ -508,7 +508,7 @@ fn a_daemon_that_never_registers_gets_the_receiver_role_back() {
         return;
     };
     if guard.before.daemon_running() {
-        eprintln!("SKIPPED: a_daemon_that_never_registers: an audit daemon already runs");
+        support::fixtures::skip("an audit daemon already runs");
         return;
     }
     let (_tmp, dir) = state_dir();

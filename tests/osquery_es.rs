@@ -26,8 +26,7 @@ use kerberos_cache_access::sources::osquery_es::{
 };
 use kerberos_cache_access::sources::Source;
 use kerberos_cache_access::status::{SourceStatus, State};
-use kerberos_cache_access::store::{RowFilter, StoreConfig};
-use kerberos_cache_access::users::FixedUsers;
+use kerberos_cache_access::store::RowFilter;
 use std::collections::BTreeMap;
 use std::os::unix::net::UnixListener;
 use std::path::Path;
@@ -141,10 +140,7 @@ fn can_healthy(fake: &FakeOsqueryd) {
 }
 
 fn engine() -> Arc<Engine> {
-    Arc::new(Engine::new(
-        StoreConfig::default(),
-        Box::new(FixedUsers(vec![(501, "alice".into())])),
-    ))
+    support::engines::with_alice()
 }
 
 struct Running {

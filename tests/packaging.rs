@@ -3,6 +3,8 @@
 //! framework stubs against the checker's allowed libraries, the PPPC example,
 //! and the command line's description of the sources.
 
+mod support;
+
 use kerberos_cache_access::event::SourceKind;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -263,6 +265,6 @@ fn pppc_example_is_a_property_list_with_marked_placeholders() {
             assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "3")
         }
         Ok(out) => panic!("{}", String::from_utf8_lossy(&out.stderr)),
-        Err(_) => println!("SKIPPED: no python3 to parse the property list"),
+        Err(_) => support::fixtures::skip("no python3 to parse the property list"),
     }
 }

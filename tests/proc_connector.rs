@@ -3,13 +3,10 @@
 //! counted. Needs root (CI runs as root); skipped with a message otherwise.
 #![cfg(target_os = "linux")]
 
-use kerberos_cache_access::engine::Engine;
 use kerberos_cache_access::event::SourceKind;
-use kerberos_cache_access::sources::proc_connector::ProcConnector;
+use kerberos_cache_access::sources::proc_connector::{ProcConnector, SUBSCRIBE_TIMEOUT};
 use kerberos_cache_access::sources::Source;
-use kerberos_cache_access::store::{RowFilter, StoreConfig};
-use kerberos_cache_access::users::FixedUsers;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use kerberos_cache_access::store::RowFilter;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -18,34 +15,16 @@ use std::time::{Duration, Instant};
 /// Set in the environment of the child that `child_open` runs in.
 const CHILD_ENV: &str = "KCA_PROC_CONNECTOR_CHILD";
 
-fn is_root() -> bool {
-    // /proc/self belongs to the effective uid.
-    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
-}
-
-fn wait_for<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
-    let end = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f() {
-            return Some(v);
-        }
-        if Instant::now() >= end {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
+mod support;
+use support::fixtures::{root_or_skip, skip};
+use support::procs::{copy_exe, wait_for};
 
 #[test]
 fn kcc_copy_cred_cache_becomes_a_row_and_execs_are_counted() {
-    if !is_root() {
-        eprintln!("skipped: the proc connector test needs root");
+    if !root_or_skip() {
         return;
     }
-    let engine = Arc::new(Engine::new(
-        StoreConfig::default(),
-        Box::new(FixedUsers::default()),
-    ));
+    let engine = support::engines::bare();
     let stop = Arc::new(AtomicBool::new(false));
     let mut source = ProcConnector::open().expect("open the proc connector as root");
     assert_eq!(source.kind(), SourceKind::ProcConnector);
@@ -57,9 +36,7 @@ fn kcc_copy_cred_cache_becomes_a_row_and_execs_are_counted() {
     // A long-lived "kcc": a copy of sh, so /proc/<pid>/exe ends in kcc.
     let dir = tempfile::tempdir().unwrap();
     let dir_path = dir.path().canonicalize().unwrap();
-    let kcc = dir_path.join("kcc");
-    std::fs::copy("/bin/sh", &kcc).unwrap();
-    std::fs::set_permissions(&kcc, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let kcc = copy_exe("/bin/sh", &dir_path.join("kcc"));
     let mut child = Command::new(&kcc)
         .args(["-c", "sleep 5; :", "copy_cred_cache"])
         .current_dir(&dir_path)
@@ -177,8 +154,7 @@ fn open_in_child(wrapper: &[&str]) -> Option<String> {
 
 #[test]
 fn namespaces_the_kernel_does_not_serve_are_refused_quickly() {
-    if !is_root() {
-        eprintln!("skipped: creating namespaces needs root");
+    if !root_or_skip() {
         return;
     }
     let cases: [(&[&str], &str); 3] = [
@@ -198,19 +174,18 @@ fn namespaces_the_kernel_does_not_serve_are_refused_quickly() {
     for (wrapper, want) in cases {
         let started = Instant::now();
         let Some(line) = open_in_child(wrapper) else {
-            eprintln!("skipped {wrapper:?}: could not run it here");
+            skip(format_args!("{wrapper:?}: could not run it here"));
             continue;
         };
         assert!(line.starts_with(want), "{wrapper:?}: {line}");
         // Refused up front, not after the subscription timeout.
-        assert!(started.elapsed() < Duration::from_secs(2), "{wrapper:?}");
+        assert!(started.elapsed() < SUBSCRIBE_TIMEOUT, "{wrapper:?}");
     }
 }
 
 #[test]
 fn unprivileged_use_is_explained() {
-    if !is_root() {
-        eprintln!("skipped: dropping privileges needs root");
+    if !root_or_skip() {
         return;
     }
     let wrapper = [
@@ -220,7 +195,7 @@ fn unprivileged_use_is_explained() {
         "--clear-groups",
     ];
     let Some(line) = open_in_child(&wrapper) else {
-        eprintln!("skipped: could not run the test binary as nobody");
+        skip("could not run the test binary as nobody");
         return;
     };
     // Linux 6.6 lets anyone subscribe; older kernels want CAP_NET_ADMIN.
@@ -254,14 +229,10 @@ fn child_open() {
 #[test]
 #[ignore = "a measurement, not a check"]
 fn measure_argv_recovery() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
+    if !root_or_skip() {
         return;
     }
-    let engine = Arc::new(Engine::new(
-        StoreConfig::default(),
-        Box::new(FixedUsers::default()),
-    ));
+    let engine = support::engines::bare();
     let stop = Arc::new(AtomicBool::new(false));
     let mut source = ProcConnector::open().unwrap();
     let runner = {

@@ -9,7 +9,7 @@
 mod support;
 
 use kerberos_cache_access::schema::STATUS_COLUMNS;
-use kerberos_cache_access::standalone::{EXIT_OK, EXIT_REPLAY_FAILED, SHUTDOWN_BOUND};
+use kerberos_cache_access::standalone::{EXIT_OK, EXIT_REPLAY_FAILED};
 use serde_json::{json, Value};
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
@@ -19,13 +19,11 @@ use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 use support::{request, socket_dir, spawn_extension, FakeOsqueryd, LaunchOptions};
 
-/// Added to the code's own bound: a debug build on a loaded 2-core CI box.
-const SLACK: Duration = Duration::from_secs(3);
-/// For runs that end by themselves (a replay drained, a bad input refused).
-const RUN_LIMIT: Duration = Duration::from_secs(30);
+use support::bounds::RUN_LIMIT;
 
+/// A `--standalone` run's exit after a signal.
 fn shutdown_deadline() -> Duration {
-    SHUTDOWN_BOUND + SLACK
+    support::bounds::standalone_exit()
 }
 
 /// A `--standalone` run with its own state directory and stderr file.
@@ -341,15 +339,10 @@ fn a_capture_with_garbage_replays_the_good_lines_and_exits_0() {
     assert!(err.contains("(finished); dropped 3"), "{err}");
 }
 
-/// The openbsm fixture from ../shared, when present: a real trail exits 0.
+/// OpenBSM's reference trail (vendored): a real trail exits 0.
 #[test]
 fn a_real_bsm_trail_exits_0() {
-    let trail = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/fixtures/openbsm/execve-long-args.trail");
-    if !trail.is_file() {
-        eprintln!("SKIPPED: {} not present", trail.display());
-        return;
-    }
+    let trail = support::fixtures::vendored("bsm/openbsm/execve-long-args.trail");
     let (code, _, err) = replay(&format!("bsm:{}", trail.display()));
     assert_eq!(code, Some(EXIT_OK), "{err}");
 }
@@ -603,7 +596,8 @@ fn under_osqueryd_a_failed_replay_is_a_failed_source() {
 
     ext.signal("TERM");
     let t = Instant::now();
-    let status = ext.wait_exit(shutdown_deadline());
+    // osqueryd mode: its own shutdown bound, not standalone's.
+    let status = ext.wait_exit(support::bounds::osquery_exit());
     eprintln!(
         "extension with a FIFO replay: {status:?} {:?} after SIGTERM",
         t.elapsed()
@@ -628,7 +622,7 @@ fn a_signal_ends_the_wait_for_osqueryd() {
     assert!(matches!(ext.child.try_wait(), Ok(None)), "{}", ext.stderr());
     ext.signal("TERM");
     let t = Instant::now();
-    let status = ext.wait_exit(shutdown_deadline());
+    let status = ext.wait_exit(support::bounds::osquery_exit());
     eprintln!(
         "waiting for osqueryd: {status:?} {:?} after SIGTERM",
         t.elapsed()
@@ -645,16 +639,12 @@ fn a_signal_ends_the_wait_for_osqueryd() {
 #[cfg(target_os = "linux")]
 #[test]
 fn a_signal_with_stdout_not_read_still_restores_the_audit_state() {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("SKIPPED: needs root");
+    // Root, the audit test lock, and the audit state to compare at the end.
+    let Some(guard) = support::audit_ext::AuditGuard::take("stdout not read") else {
         return;
-    }
-    let _lock = audit_lock();
-    let before = audit_state();
+    };
     let dir = tempfile::tempdir().unwrap();
-    let kcc = dir.path().join("kcc");
-    std::fs::copy("/bin/true", &kcc).unwrap();
+    let kcc = support::procs::copy_exe("/bin/true", &dir.path().join("kcc"));
     let mut run = Run::start("linux_audit", Stdio::piped(), false);
     let t = Instant::now();
     while !run.stderr().contains("source linux_audit") {
@@ -662,7 +652,7 @@ fn a_signal_with_stdout_not_read_still_restores_the_audit_state() {
         std::thread::sleep(Duration::from_millis(20));
     }
     if run.stderr().contains("source linux_audit unavailable") {
-        eprintln!("SKIPPED: audit cannot run here: {}", run.stderr());
+        support::fixtures::skip(format_args!("audit cannot run here: {}", run.stderr()));
         return;
     }
     // About 1 KB a row: well past a 64 KiB pipe.
@@ -678,41 +668,12 @@ fn a_signal_with_stdout_not_read_still_restores_the_audit_state() {
     // A live run: no replay was cut short.
     assert_eq!(status.code(), Some(EXIT_OK), "{err}");
     assert!(err.contains("stdout is not being read"), "{err}");
-    assert_eq!(audit_state(), before, "audit state not restored:\n{err}");
-    assert!(!rows(&run.stdout()).is_empty());
-}
-
-/// The audit flags and rules a restore must put back (as in
-/// tests/linux_audit_e2e.rs).
-#[cfg(target_os = "linux")]
-fn audit_state() -> String {
-    use kerberos_cache_access::sources::linux_audit::control;
-    match control::read_state() {
-        Ok(st) => format!(
-            "enabled={} failure={} pid={} rate_limit={} backlog_limit={} wait={} rules={:?}",
-            st.status.enabled,
-            st.status.failure,
-            st.status.pid,
-            st.status.rate_limit,
-            st.status.backlog_limit,
-            st.status.backlog_wait_time,
-            st.rules
-        ),
-        Err(e) => format!("unreadable: {e}"),
-    }
-}
-
-/// The lock every test process that changes the audit state takes.
-#[cfg(target_os = "linux")]
-fn audit_lock() -> File {
-    use std::os::fd::AsRawFd;
-    let file = File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open("/tmp/kerberos_cache_access-audit-tests.lock")
-        .unwrap();
-    // SAFETY: a valid open fd; LOCK_EX blocks until the other holder is done.
-    assert_eq!(unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) }, 0);
-    file
+    guard.finish();
+    // Rows of our own kcc (other processes may run one at the same time).
+    let ours = kcc.to_str().unwrap();
+    let mine = rows(&run.stdout())
+        .into_iter()
+        .filter(|r| r["path"] == ours)
+        .count();
+    assert!(mine > 0, "no row for {ours}:\n{err}");
 }

@@ -5,9 +5,8 @@
 
 #![cfg(target_os = "linux")]
 
-#[path = "common/audit_ext.rs"]
-mod audit_ext;
 mod support;
+use support::audit_ext;
 
 use audit_ext::{AuditGuard, Extension};
 use std::os::unix::fs::PermissionsExt;
@@ -36,12 +35,7 @@ fn tools(names: &[&str]) -> (tempfile::TempDir, Vec<PathBuf>) {
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let paths = names
         .iter()
-        .map(|n| {
-            let p = dir.path().join(n);
-            std::fs::copy("/bin/true", &p).unwrap();
-            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
-            p
-        })
+        .map(|n| support::procs::copy_exe("/bin/true", &dir.path().join(n)))
         .collect();
     (dir, paths)
 }
@@ -114,7 +108,10 @@ fn a_benign_named_flood_by_nobody_does_not_evict_a_detection() {
         .find(|r| r["source"] == "linux_audit")
         .unwrap();
     if audit["state"] != "active" {
-        println!("SKIPPED: linux_audit cannot run here: {}", audit["reason"]);
+        support::fixtures::skip(format_args!(
+            "linux_audit cannot run here: {}",
+            audit["reason"]
+        ));
         return;
     }
 

@@ -4,42 +4,19 @@
 //! and, on Linux, for the process snapshot (whose loginuid is read from
 //! /proc).
 
+mod support;
+
 use serde_json::{json, Value};
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 const UNSET: i64 = 4_294_967_295;
 
-/// Runs `--standalone` with its own state directory until it exits (at most
-/// 30 s) and returns the rows it printed.
+/// Runs `--standalone` with its own state directory until it exits and
+/// returns the rows it printed.
 fn standalone(args: &[&str], state: &Path) -> Vec<Value> {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kerberos_cache_access"))
-        .arg("--standalone")
-        .args(["--state-dir", state.to_str().unwrap()])
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            assert!(status.success(), "{status:?}");
-            break;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("--standalone {args:?} did not exit");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let mut out = String::new();
-    std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut out).unwrap();
-    out.lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    let run = support::standalone::run(args, state, support::bounds::RUN_LIMIT);
+    assert!(run.status.success(), "{:?}: {}", run.status, run.stderr);
+    run.rows()
 }
 
 /// An eslogger exec of kcc copy_cred_cache (message version 10, array audit
@@ -114,28 +91,15 @@ fn eslogger_rows_show_an_unset_auid_as_null() {
 #[cfg(target_os = "linux")]
 #[test]
 fn snapshot_rows_show_an_unset_loginuid_as_null() {
-    use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
     // A shell under the name kcc, waiting, with copy_cred_cache among its
     // arguments: what the snapshot keeps.
-    let kcc = dir.path().join("kcc");
-    std::fs::copy("/bin/sh", &kcc).unwrap();
-    std::fs::set_permissions(&kcc, std::fs::Permissions::from_mode(0o755)).unwrap();
-    // A thread of this test process that forks while the copy is still open
-    // for writing makes exec fail with ETXTBSY for a moment: retry.
-    let mut tries = 0;
-    let mut child = loop {
-        match Command::new(&kcc)
-            .args(["-c", "sleep 30; :", "copy_cred_cache"])
-            .spawn()
-        {
-            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && tries < 50 => {
-                tries += 1;
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            other => break other.unwrap(),
-        }
-    };
+    let kcc = support::procs::copy_exe("/bin/sh", &dir.path().join("kcc"));
+    let mut child = support::procs::spawn_retrying(std::process::Command::new(&kcc).args([
+        "-c",
+        "sleep 30; :",
+        "copy_cred_cache",
+    ]));
     let pid = i64::from(child.id());
     let loginuid: i64 = std::fs::read_to_string(format!("/proc/{pid}/loginuid"))
         .map(|s| s.trim().parse().unwrap())

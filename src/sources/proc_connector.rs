@@ -40,7 +40,7 @@ const STATUS_EVERY: Duration = Duration::from_secs(1);
 const WARN_EVERY: Duration = Duration::from_secs(10);
 /// The kernel acknowledges a subscription at once; silence means it ignored
 /// us (no CONFIG_PROC_EVENTS, or a namespace it does not serve).
-const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(3);
+pub const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(3);
 /// Recently kept execs, to drop the second copy of one image (see
 /// `Recent`).
 const RECENT: usize = 64;

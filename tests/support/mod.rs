@@ -10,6 +10,14 @@
 
 #![allow(dead_code)] // each test binary uses a different part of this module
 
+#[cfg(target_os = "linux")]
+pub mod audit_ext;
+pub mod bounds;
+pub mod engines;
+pub mod fixtures;
+pub mod procs;
+pub mod standalone;
+
 use anyhow::{Context, Result};
 use kerberos_cache_access::osquery::client::{
     ExtensionInfo, ManagerClient, PluginRows, Registry, Status,

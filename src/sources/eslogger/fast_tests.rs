@@ -6,7 +6,7 @@ use super::*;
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
-#[path = "../../../tests/common/eslogger_lines.rs"]
+#[path = "../../../tests/support/eslogger_lines.rs"]
 mod lines;
 use lines::{exec_message, exit_message, fork_message, kerberos_message, line};
 

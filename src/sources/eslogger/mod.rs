@@ -54,9 +54,9 @@ pub const MAX_LINE: usize = 16 << 20;
 /// How long `live` watches a new eslogger for an early exit. When it cannot
 /// create its ES client (not root, no Full Disk Access, macOS < 13), it exits
 /// within milliseconds.
-const EARLY_EXIT_WINDOW: Duration = Duration::from_millis(1500);
+pub const EARLY_EXIT_WINDOW: Duration = Duration::from_millis(1500);
 /// Time between SIGTERM and SIGKILL when stopping eslogger.
-const TERM_GRACE: Duration = Duration::from_secs(2);
+pub const TERM_GRACE: Duration = Duration::from_secs(2);
 const BACKOFF_FIRST: Duration = Duration::from_secs(1);
 const BACKOFF_MAX: Duration = Duration::from_secs(60);
 /// A child that ran this long was healthy: the next failure restarts after

@@ -23,16 +23,7 @@ pub const LOCK_PATH: &str = "/tmp/kerberos_cache_access-audit-tests.lock";
 /// Kernel audit state is global: one test at a time within a binary.
 static AUDIT: Mutex<()> = Mutex::new(());
 
-pub fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(1).map(|u| u == "0"))
-        })
-        .unwrap_or(false)
-}
+pub use super::fixtures::is_root;
 
 /// The test lock: a mutex against the other tests of this binary, an flock
 /// against other test processes.
@@ -111,11 +102,12 @@ impl AuditGuard {
     /// None (test skipped, with a `SKIPPED:` line) when not root.
     pub fn take(test: &str) -> Option<AuditGuard> {
         if !is_root() {
-            eprintln!("SKIPPED: {test}: needs root");
+            let _ = test;
+            super::fixtures::skip("needs root");
             return None;
         }
         if let Err(e) = control::read_state() {
-            eprintln!("SKIPPED: {test}: audit netlink unavailable: {e}");
+            super::fixtures::skip(format_args!("audit netlink unavailable: {e}"));
             return None;
         }
         let lock = audit_lock();
@@ -237,7 +229,7 @@ impl Extension {
             Duration::from_secs(15),
         ) {
             Some(line) if line.contains("unavailable") => {
-                eprintln!("SKIPPED: audit cannot run here: {line}");
+                super::fixtures::skip(format_args!("audit cannot run here: {line}"));
                 None
             }
             Some(_) => Some(ext),
@@ -373,31 +365,21 @@ pub struct Kcc {
 impl Kcc {
     pub fn new() -> Kcc {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("kcc");
-        std::fs::copy("/bin/true", &path).unwrap();
+        let path = super::procs::copy_exe("/bin/true", &dir.path().join("kcc"));
         Kcc { dir, path }
     }
 
     /// Runs `kcc copy_cred_cache <marker>`; returns its pid.
     pub fn run(&self, marker: &str) -> u32 {
-        for attempt in 0.. {
-            match Command::new(&self.path)
-                .args(["copy_cred_cache", marker])
-                .spawn()
-            {
-                Ok(mut child) => {
-                    let pid = child.id();
-                    assert!(child.wait().unwrap().success());
-                    return pid;
-                }
-                // A write fd to the fresh copy may linger in a concurrent fork.
-                Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && attempt < 50 => {
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-                Err(e) => panic!("running kcc: {e}"),
-            }
-        }
-        unreachable!()
+        self.run_args(&["copy_cred_cache", marker])
+    }
+
+    /// Runs kcc with `args` to its end; returns its pid.
+    pub fn run_args(&self, args: &[&str]) -> u32 {
+        let mut child = super::procs::spawn_retrying(Command::new(&self.path).args(args));
+        let pid = child.id();
+        assert!(child.wait().unwrap().success());
+        pid
     }
 }
 

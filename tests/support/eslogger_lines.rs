@@ -1,7 +1,7 @@
 //! eslogger lines for tests and benches, all built from the real macOS 13
 //! exec message vendored in tests/data/eslogger (compacted to one line, every
 //! `/` escaped as eslogger writes it). Include with
-//! `#[path = "…/common/eslogger_lines.rs"] mod eslogger_lines;`.
+//! `#[path = "…/support/eslogger_lines.rs"] mod eslogger_lines;`.
 #![allow(dead_code)]
 
 use serde_json::{json, Value};

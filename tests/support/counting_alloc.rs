@@ -1,7 +1,7 @@
 //! A counting global allocator for tests that assert "no allocation": it
 //! counts the allocations made by the calling thread while armed, so the
 //! harness's other threads do not interfere. Include with
-//! `#[path = "common/counting_alloc.rs"] mod counting_alloc;`.
+//! `#[path = "support/counting_alloc.rs"] mod counting_alloc;`.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
