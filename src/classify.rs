@@ -1490,6 +1490,30 @@ pub fn classify_with<'a, A: AsRef<[u8]>>(
     found.relevant().then(|| found.into_classification())
 }
 
+/// The engine's classification of a kept exec: with what the source knew
+/// of its identity and, only when the file's identity alone can tell (no
+/// signing id, no known name), with `image()`'s verdict on whether the file
+/// is the host's kcc. The classification is built once; the argv is walked a
+/// second time only for that file check.
+pub fn classify_checking_image<'a, A: AsRef<[u8]>>(
+    path: &'a [u8],
+    argv: &'a [A],
+    identity: &Identity<'a>,
+    image: impl FnOnce() -> Option<bool>,
+) -> Option<Classification> {
+    let mut found = analyze(path, argv, identity);
+    if found.needs_identity && identity.signing_id.is_empty() && identity.kcc_image.is_none() {
+        if let Some(is_kcc) = image() {
+            let checked = Identity {
+                kcc_image: Some(is_kcc),
+                ..*identity
+            };
+            found = analyze(path, argv, &checked);
+        }
+    }
+    found.relevant().then(|| found.into_classification())
+}
+
 /// The cheap reject, for sources that see every exec on the host: whether
 /// this exec must go on to the engine. True when it carries `KRB5CCNAME`
 /// (the engine links it to earlier thefts) or [`classify_with`] keeps it;

@@ -4,8 +4,10 @@
 //! store. Everything a source needs from the rest of the program goes through
 //! here, so sources stay independent of osquery and of each other.
 
+/// What a source knows of an exec's identity, for [`Engine::wants`].
+pub use crate::classify::Identity;
 use crate::classify::{
-    cache_name, classify, classify_with, Classification, Identity, Indicator, KeytabCorrelator,
+    cache_name, classify_checking_image, needs_engine, Classification, Indicator, KeytabCorrelator,
 };
 use crate::event::{ExecEvent, SourceKind};
 use crate::exec_path;
@@ -125,6 +127,18 @@ impl Engine {
         *self.observer.lock().unwrap_or_else(|e| e.into_inner()) = Some(Observer { tx, give_up });
     }
 
+    /// The hot path's cheap reject, for sources that see every exec on the
+    /// host: whether this exec must go on to [`Engine::ingest`]. A false
+    /// answer is final (not Kerberos-related); it does not allocate. Sources
+    /// call this instead of the classifier, so only the engine classifies.
+    pub fn wants<'a, A: AsRef<[u8]>>(
+        path: &'a [u8],
+        argv: &'a [A],
+        identity: &Identity<'a>,
+    ) -> bool {
+        needs_engine(path, argv, identity)
+    }
+
     /// Classifies one event and stores it if it is Kerberos-related. Returns
     /// the new row, or `None` if the event was dropped as unrelated or was
     /// already stored.
@@ -133,49 +147,25 @@ impl Engine {
         if event.incomplete {
             counters.incomplete.fetch_add(1, Ordering::Relaxed);
         }
-        // The cheap verdict first (what the sources filter on), then the full
-        // one with what we know of the executable's identity.
-        let pre = classify(&event.path, &event.argv);
         let signing_id = event.code.signing_id.as_str();
         let krb5ccname = event.krb5ccname.as_deref().filter(|c| !c.is_empty());
-        if pre.is_none() && signing_id.is_empty() && krb5ccname.is_none() {
-            return None;
-        }
+        let identity = Identity {
+            signing_id,
+            kcc_image: None,
+            uid: event.uid,
+            euid: event.euid,
+            krb5ccname,
+        };
         // A file-content check only for execs that only the file's identity
         // can tell (an unknown name running kcc's commands) and whose source
         // gave no signing id; through the dynamic loader, of the program it
         // runs. Execs kept for a cache name or a replay are not looked at.
-        let verdict = match &pre {
-            Some(p) if p.needs_identity && signing_id.is_empty() => {
-                let (program, _, _) = exec_path::through_loader(&event.path, &event.argv);
-                self.kcc_image.check(program)
-            }
-            _ => None,
-        };
-        let ids_matter = pre.as_ref().is_some_and(|p| p.ids_matter)
-            && (event.uid.is_some() || event.euid.is_some());
-        // With nothing more known, the cheap verdict is already the full one
-        // (`classify` is `classify_with` an unknown identity).
-        let mut class = match pre {
-            Some(p)
-                if signing_id.is_empty()
-                    && verdict.is_none()
-                    && !ids_matter
-                    && krb5ccname.is_none() =>
-            {
-                Some(p)
-            }
-            _ => {
-                let identity = Identity {
-                    signing_id,
-                    kcc_image: verdict.as_ref().map(|v| v.is_kcc),
-                    uid: event.uid,
-                    euid: event.euid,
-                    krb5ccname,
-                };
-                classify_with(&event.path, &event.argv, &identity)
-            }
-        };
+        let mut verdict = None;
+        let mut class = classify_checking_image(&event.path, &event.argv, &identity, || {
+            let (program, _, _) = exec_path::through_loader(&event.path, &event.argv);
+            verdict = self.kcc_image.check(program);
+            verdict.as_ref().map(|v| v.is_kcc)
+        });
         if let Some(cc) = krb5ccname {
             let flagged = class
                 .as_ref()
