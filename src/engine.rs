@@ -14,7 +14,6 @@ use crate::exec_path;
 use crate::identity::KccImage;
 use crate::journal::Journal;
 use crate::row::Row;
-use crate::sources::snapshot::Snapshot;
 use crate::status::{Counters, StatusBoard};
 use crate::store::{Store, StoreConfig};
 use crate::ticket_replay::{self, ReplayLimiter};
@@ -23,12 +22,12 @@ use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// The snapshot runs at most this often on behalf of queries, so a join that
-/// calls generate once per outer row does not rescan the process table each
-/// time.
-const MIN_QUERY_SNAPSHOT_GAP: Duration = Duration::from_secs(1);
+/// A scan a source registers to run before each query (see
+/// [`Engine::set_on_demand`]).
+pub type OnDemand = Box<OnDemandFn>;
+type OnDemandFn = dyn Fn(&Engine) + Send + Sync;
 
 pub fn unix_now() -> i64 {
     SystemTime::now()
@@ -62,17 +61,12 @@ impl Observer {
     }
 }
 
-struct SnapshotSlot {
-    snapshot: Snapshot,
-    last_scan: Option<Instant>,
-}
-
 pub struct Engine {
     store: Store,
     status: StatusBoard,
     users: Box<dyn UserNames>,
     observer: Mutex<Option<Observer>>,
-    snapshot: Mutex<Option<SnapshotSlot>>,
+    on_demand: Mutex<Option<Arc<OnDemandFn>>>,
     kcc_image: KccImage,
     keytabs: Mutex<KeytabCorrelator>,
     replays: Mutex<ReplayLimiter>,
@@ -87,7 +81,7 @@ impl Engine {
             status: StatusBoard::default(),
             users,
             observer: Mutex::new(None),
-            snapshot: Mutex::new(None),
+            on_demand: Mutex::new(None),
             kcc_image: KccImage::from_host(),
             keytabs: Mutex::new(KeytabCorrelator::default()),
             replays: Mutex::new(ReplayLimiter::default()),
@@ -230,41 +224,24 @@ impl Engine {
         Some(row)
     }
 
-    /// Hands the process snapshot to the engine, which runs it on demand.
-    pub fn install_snapshot(&self, snapshot: Snapshot) {
-        *self.snapshot.lock().unwrap_or_else(|e| e.into_inner()) = Some(SnapshotSlot {
-            snapshot,
-            last_scan: None,
-        });
-    }
-
-    pub fn has_snapshot(&self) -> bool {
-        self.snapshot
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .is_some()
-    }
-
-    /// Runs the snapshot now (if installed). With `min_gap`, skips it when the
-    /// last scan is more recent than that.
-    pub fn scan_snapshot(&self, min_gap: Option<Duration>) {
-        let mut slot = self.snapshot.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(slot) = slot.as_mut() else {
-            return;
-        };
-        if let (Some(gap), Some(last)) = (min_gap, slot.last_scan) {
-            if last.elapsed() < gap {
-                return;
-            }
-        }
-        slot.snapshot.scan(self);
-        slot.last_scan = Some(Instant::now());
+    /// Registers the scan to run before each query reads the store (the
+    /// process snapshot's, so a query sees what is running now). The source
+    /// that registers it decides how often it really scans.
+    pub fn set_on_demand(&self, scan: OnDemand) {
+        *self.on_demand.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::from(scan));
     }
 
     /// Called before a query reads the store: adds live matching processes
     /// and applies retention.
     pub fn refresh_for_query(&self) {
-        self.scan_snapshot(Some(MIN_QUERY_SNAPSHOT_GAP));
+        let scan = self
+            .on_demand
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if let Some(scan) = scan {
+            scan(self);
+        }
         self.store.expire(unix_now());
     }
 

@@ -2,7 +2,7 @@
 //!
 //! A source turns whatever the platform offers into [`ExecEvent`]s and hands
 //! them to [`Engine::ingest`]. Streaming sources run on their own thread;
-//! the snapshot is also run by the engine on demand (before each query).
+//! the snapshot also registers a scan the engine runs before each query.
 //!
 //! [`ExecEvent`]: crate::event::ExecEvent
 
@@ -37,6 +37,10 @@ pub trait Source: Send {
     fn is_finite(&self) -> bool {
         false
     }
+    /// Runs on the starting thread before `run`, so what it does is in
+    /// place when [`start`] returns (the snapshot scans once and registers
+    /// its on-demand scan with the engine).
+    fn prepare(&mut self, _engine: &Engine) {}
 }
 
 /// One item of `--source`: a source name and its optional argument
@@ -338,6 +342,10 @@ fn open(
         SourceKind::ProcConnector => proc_connector::ProcConnector::open()
             .map(|s| Box::new(s) as Box<dyn Source>)
             .map_err(StartFailure::Unavailable),
+        SourceKind::Snapshot => Ok(Box::new(snapshot::SnapshotSource::system(
+            options.snapshot_interval,
+        ))),
+        #[allow(unreachable_patterns)]
         other => Err(StartFailure::Unavailable(format!(
             "source {other} is not available in this build"
         ))),
@@ -367,10 +375,6 @@ pub fn start(
         };
         let mut previous: Option<SourceKind> = None;
         for spec in candidates {
-            if spec.kind == SourceKind::Snapshot {
-                slots.extend(start_snapshot(engine, &options, stop)?);
-                break;
-            }
             match open(spec, &options) {
                 Ok(source) => {
                     if let Some(prev) = previous {
@@ -410,6 +414,7 @@ fn spawn(
 ) -> Result<Slot> {
     let kind = source.kind();
     let finite = source.is_finite();
+    source.prepare(engine);
     let engine = Arc::clone(engine);
     let stop = Arc::clone(stop);
     let handle = std::thread::Builder::new()
@@ -438,54 +443,6 @@ fn spawn(
         handle: Some(handle),
         outcome: None,
     })
-}
-
-fn start_snapshot(
-    engine: &Arc<Engine>,
-    options: &Options,
-    stop: &Arc<AtomicBool>,
-) -> Result<Option<Slot>> {
-    let table = Box::new(snapshot::system::SystemProcesses::new());
-    engine.install_snapshot(snapshot::Snapshot::new(table));
-    engine.status().set(
-        SourceKind::Snapshot,
-        State::Active,
-        snapshot_reason(options.snapshot_interval),
-    );
-    engine.scan_snapshot(None);
-    if options.snapshot_interval.is_zero() {
-        return Ok(None);
-    }
-    let engine = Arc::clone(engine);
-    let stop = Arc::clone(stop);
-    let every = options.snapshot_interval;
-    let handle = std::thread::Builder::new()
-        .name("snapshot".into())
-        .spawn(move || {
-            while sleep_unless_stopped(every, &stop) {
-                engine.scan_snapshot(Some(every / 2));
-            }
-            Outcome::Done
-        })?;
-    Ok(Some(Slot {
-        kind: SourceKind::Snapshot,
-        finite: false,
-        awaited: false,
-        handle: Some(handle),
-        outcome: None,
-    }))
-}
-
-fn snapshot_reason(interval: Duration) -> String {
-    let base = "live process list: sees processes running at scan time, not short-lived execs";
-    if interval.is_zero() {
-        format!("{base}; scans at start and before each query")
-    } else {
-        format!(
-            "{base}; scans every {}s and before each query",
-            interval.as_secs()
-        )
-    }
 }
 
 /// Sleeps for `total` in small steps; false as soon as `stop` is set.
