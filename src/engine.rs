@@ -9,6 +9,7 @@ pub use crate::classify::Identity;
 use crate::classify::{
     cache_name, classify_checking_image, needs_engine, Classification, Indicator, KeytabCorrelator,
 };
+pub use crate::event::unix_now;
 use crate::event::{ExecEvent, SourceKind};
 use crate::exec_path;
 use crate::identity::KccImage;
@@ -22,18 +23,12 @@ use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 /// A scan a source registers to run before each query (see
 /// [`Engine::set_on_demand`]).
 pub type OnDemand = Box<OnDemandFn>;
 type OnDemandFn = dyn Fn(&Engine) + Send + Sync;
-
-pub fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-}
 
 /// Where new rows are copied to (the standalone printer).
 struct Observer {

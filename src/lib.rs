@@ -16,6 +16,7 @@ pub mod event;
 pub mod exec_path;
 pub mod identity;
 pub mod journal;
+pub mod journaling;
 pub mod osquery;
 #[cfg(target_os = "linux")]
 pub mod procfs;
