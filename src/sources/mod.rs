@@ -41,6 +41,11 @@ pub trait Source: Send {
     /// place when [`start`] returns (the snapshot scans once and registers
     /// its on-demand scan with the engine).
     fn prepare(&mut self, _engine: &Engine) {}
+    /// Whether `run` has work of its own after `prepare`; false starts no
+    /// thread (the snapshot with no interval only scans on demand).
+    fn needs_thread(&self) -> bool {
+        true
+    }
 }
 
 /// One item of `--source`: a source name and its optional argument
@@ -380,7 +385,7 @@ pub fn start(
                     if let Some(prev) = previous {
                         log::warn!("source {prev} cannot run; falling back to {}", spec.kind);
                     }
-                    slots.push(spawn(engine, source, stop)?);
+                    slots.extend(spawn(engine, source, stop)?);
                     break;
                 }
                 Err(StartFailure::Unavailable(why)) => {
@@ -407,14 +412,18 @@ pub fn start(
 }
 
 /// Runs a streaming source on its own thread; an error marks it failed.
+/// `None` when the source needs no thread.
 fn spawn(
     engine: &Arc<Engine>,
     mut source: Box<dyn Source>,
     stop: &Arc<AtomicBool>,
-) -> Result<Slot> {
+) -> Result<Option<Slot>> {
     let kind = source.kind();
     let finite = source.is_finite();
     source.prepare(engine);
+    if !source.needs_thread() {
+        return Ok(None);
+    }
     let engine = Arc::clone(engine);
     let stop = Arc::clone(stop);
     let handle = std::thread::Builder::new()
@@ -436,13 +445,13 @@ fn spawn(
                 }
             },
         })?;
-    Ok(Slot {
+    Ok(Some(Slot {
         kind,
         finite,
         awaited: matches!(kind, SourceKind::LinuxAudit | SourceKind::Eslogger) && !finite,
         handle: Some(handle),
         outcome: None,
-    })
+    }))
 }
 
 /// Sleeps for `total` in small steps; false as soon as `stop` is set.

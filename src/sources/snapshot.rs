@@ -243,6 +243,10 @@ impl Source for SnapshotSource {
         self.scanner.scan(engine, None);
     }
 
+    fn needs_thread(&self) -> bool {
+        !self.interval.is_zero()
+    }
+
     fn run(&mut self, engine: &Engine, stop: &AtomicBool) -> anyhow::Result<()> {
         if self.interval.is_zero() {
             return Ok(());
@@ -851,6 +855,7 @@ mod tests {
         assert_eq!(engine.store().select(&RowFilter::default()).len(), 1);
         let stop = AtomicBool::new(false);
         // Interval zero: no scanning thread of its own.
+        assert!(!source.needs_thread());
         source.run(&engine, &stop).unwrap();
         assert_eq!(
             engine.status().get(SourceKind::Snapshot).unwrap().state,
