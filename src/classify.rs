@@ -63,6 +63,7 @@
 //! an RC4 enctype is spelled out), so only the file's identity can tell.
 
 use crate::ccname::{self, Ids};
+pub use crate::exec_path::basename;
 use crate::{exec_path, ticket_tools};
 use std::collections::VecDeque;
 
@@ -693,15 +694,6 @@ const KTUTIL_ADD: Spec = Spec {
 
 // ---------------------------------------------------------------------------
 // Small helpers
-
-/// The last path component of `path` (the whole slice if it has no '/').
-#[inline]
-pub fn basename(path: &[u8]) -> &[u8] {
-    match path.iter().rposition(|&b| b == b'/') {
-        Some(i) => path.get(i + 1..).unwrap_or_default(),
-        None => path,
-    }
-}
 
 /// The entry of `table` equal to `name`, ignoring ASCII case (macOS volumes are
 /// case-insensitive by default, so /usr/bin/KCC runs kcc).
