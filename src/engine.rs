@@ -128,6 +128,12 @@ impl Engine {
         needs_engine(path, argv, identity)
     }
 
+    /// Whether a process name is a Kerberos tool's: the process snapshot's
+    /// cheap filter on the process list, before it reads a process in full.
+    pub fn is_tool_name(name: &[u8]) -> bool {
+        crate::classify::is_tool_name(name)
+    }
+
     /// Classifies one event and stores it if it is Kerberos-related. Returns
     /// the new row, or `None` if the event was dropped as unrelated or was
     /// already stored.

@@ -64,7 +64,6 @@
 //! the system calls.
 
 use super::{sleep_unless_stopped, Source};
-use crate::classify;
 use crate::engine::Engine;
 use crate::event::{ExecEvent, SourceKind};
 use crate::status::State;
@@ -129,7 +128,7 @@ impl Snapshot {
     pub fn scan(&mut self, engine: &Engine) {
         let board = engine.status();
         let counters = engine.counters(SourceKind::Snapshot);
-        let list = match self.table.list(&classify::is_tool_name) {
+        let list = match self.table.list(&Engine::is_tool_name) {
             Ok(list) => list,
             Err(e) => {
                 board.set(
@@ -301,7 +300,7 @@ fn completes_to_wanted<'a>(
     full: impl IntoIterator<Item = &'a [u8]>,
 ) -> bool {
     full.into_iter()
-        .map(classify::basename)
+        .map(crate::exec_path::basename)
         .any(|b| b.len() > cut.len() && b.starts_with(cut) && wanted(b))
 }
 
@@ -1019,7 +1018,7 @@ mod tests {
         let marker = format!("/tmp/kca-snapshot-{}.ccache", std::process::id());
         let kcc = Running::start("kcc", &["copy_cred_cache", &marker], false);
         let mut table = system::SystemProcesses::new();
-        let list = table.list(&classify::is_tool_name).unwrap();
+        let list = table.list(&crate::classify::is_tool_name).unwrap();
         let listed = list.iter().find(|p| p.pid == kcc.pid()).unwrap();
         assert_eq!(listed.name, b"kcc");
         let d = table.details(&[kcc.pid()]);
@@ -1060,7 +1059,7 @@ mod tests {
             assert_eq!(p.name, &long.as_bytes()[..15]);
         }
         // Not a tool: the real filter does not take them.
-        let tools = table.list(&classify::is_tool_name).unwrap();
+        let tools = table.list(&crate::classify::is_tool_name).unwrap();
         assert!(!tools
             .iter()
             .any(|p| p.pid == binary.pid() || p.pid == script.pid()));
@@ -1093,7 +1092,7 @@ mod tests {
         let pid = kcc.pid();
         drop(kcc);
         let mut table = system::SystemProcesses::new();
-        let list = table.list(&classify::is_tool_name).unwrap();
+        let list = table.list(&crate::classify::is_tool_name).unwrap();
         assert!(!list.iter().any(|p| p.pid == pid));
         assert!(table.details(&[pid]).is_empty());
     }
