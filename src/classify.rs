@@ -63,6 +63,7 @@
 //! an RC4 enctype is spelled out), so only the file's identity can tell.
 
 use crate::ccname::{self, Ids};
+pub use crate::exec_path::basename;
 use crate::{exec_path, ticket_tools};
 use std::collections::VecDeque;
 
@@ -668,15 +669,6 @@ const KTUTIL_ADD: Spec = Spec {
 
 // ---------------------------------------------------------------------------
 // Small helpers
-
-/// The last path component of `path` (the whole slice if it has no '/').
-#[inline]
-pub fn basename(path: &[u8]) -> &[u8] {
-    match path.iter().rposition(|&b| b == b'/') {
-        Some(i) => path.get(i + 1..).unwrap_or_default(),
-        None => path,
-    }
-}
 
 /// The entry of `table` equal to `name`, ignoring ASCII case (macOS volumes are
 /// case-insensitive by default, so /usr/bin/KCC runs kcc).
@@ -1460,6 +1452,30 @@ pub fn classify_with<'a, A: AsRef<[u8]>>(
     identity: &Identity<'a>,
 ) -> Option<Classification> {
     let found = analyze(path, argv, identity);
+    found.relevant().then(|| found.into_classification())
+}
+
+/// The engine's classification of a kept exec: with what the source knew
+/// of its identity and, only when the file's identity alone can tell (no
+/// signing id, no known name), with `image()`'s verdict on whether the file
+/// is the host's kcc. The classification is built once; the argv is walked a
+/// second time only for that file check.
+pub fn classify_checking_image<'a, A: AsRef<[u8]>>(
+    path: &'a [u8],
+    argv: &'a [A],
+    identity: &Identity<'a>,
+    image: impl FnOnce() -> Option<bool>,
+) -> Option<Classification> {
+    let mut found = analyze(path, argv, identity);
+    if found.needs_identity && identity.signing_id.is_empty() && identity.kcc_image.is_none() {
+        if let Some(is_kcc) = image() {
+            let checked = Identity {
+                kcc_image: Some(is_kcc),
+                ..*identity
+            };
+            found = analyze(path, argv, &checked);
+        }
+    }
     found.relevant().then(|| found.into_classification())
 }
 

@@ -1,7 +1,10 @@
 //! Command line: osqueryd's autoload flags plus our own, and the two modes.
 
 use crate::engine::Engine;
+use crate::journal::Journal;
+use crate::journaling;
 use crate::sources;
+use crate::status::State;
 use crate::store::StoreConfig;
 use crate::users::SystemUsers;
 use clap::Parser;
@@ -196,7 +199,7 @@ pub fn run(args: &Args) -> anyhow::Result<i32> {
     ));
     // Rows of earlier runs are back before any source or query runs; the
     // journal is fsynced once more when this returns.
-    let _journal = crate::journal::start(args, &engine);
+    let _journal = start_journal(args, &engine);
     let stop = Arc::new(AtomicBool::new(false));
     install_signal_handlers(&stop)?;
     let options = sources::Options {
@@ -215,6 +218,28 @@ pub fn run(args: &Args) -> anyhow::Result<i32> {
             &stop,
         )?)
     }
+}
+
+/// Starts the journal the command line asks for: reads it into the engine's
+/// store, makes the engine journal every new row, and reports the store's
+/// state. `None` when rows are kept in memory by design (`--standalone`
+/// without `--state-dir`, or a replay source).
+fn start_journal(args: &Args, engine: &Arc<Engine>) -> Option<journaling::Running> {
+    if !args.journal_wanted() {
+        let why = if args.replays() {
+            "a replayed file is never journaled"
+        } else {
+            "--standalone without --state-dir"
+        };
+        engine
+            .status()
+            .set_store(State::Active, format!("in memory only ({why})"));
+        return None;
+    }
+    Some(journaling::Running::start(
+        engine,
+        Journal::new(args.state_dir_path()),
+    ))
 }
 
 /// `--cleanup-audit`: 0 when the host's audit configuration is back (or

@@ -4,16 +4,18 @@
 //! store. Everything a source needs from the rest of the program goes through
 //! here, so sources stay independent of osquery and of each other.
 
+/// What a source knows of an exec's identity, for [`Engine::wants`].
+pub use crate::classify::Identity;
 use crate::classify::{
-    cache_name, classify, classify_with, Classification, Identity, Indicator, IndicatorSet,
+    cache_name, classify_checking_image, needs_engine, Classification, Indicator, IndicatorSet,
     KeytabCorrelator,
 };
+pub use crate::event::unix_now;
 use crate::event::{ExecEvent, SourceKind};
 use crate::exec_path;
 use crate::identity::KccImage;
 use crate::journal::Journal;
 use crate::row::Row;
-use crate::sources::snapshot::Snapshot;
 use crate::status::{Counters, StatusBoard};
 use crate::store::{Store, StoreConfig};
 use crate::ticket_replay::{self, ReplayLimiter};
@@ -22,18 +24,12 @@ use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-/// The snapshot runs at most this often on behalf of queries, so a join that
-/// calls generate once per outer row does not rescan the process table each
-/// time.
-const MIN_QUERY_SNAPSHOT_GAP: Duration = Duration::from_secs(1);
-
-pub fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-}
+/// A scan a source registers to run before each query (see
+/// [`Engine::set_on_demand`]).
+pub type OnDemand = Box<OnDemandFn>;
+type OnDemandFn = dyn Fn(&Engine) + Send + Sync;
 
 /// Where new rows are copied to (the standalone printer).
 struct Observer {
@@ -61,17 +57,12 @@ impl Observer {
     }
 }
 
-struct SnapshotSlot {
-    snapshot: Snapshot,
-    last_scan: Option<Instant>,
-}
-
 pub struct Engine {
     store: Store,
     status: StatusBoard,
     users: Box<dyn UserNames>,
     observer: Mutex<Option<Observer>>,
-    snapshot: Mutex<Option<SnapshotSlot>>,
+    on_demand: Mutex<Option<Arc<OnDemandFn>>>,
     kcc_image: KccImage,
     keytabs: Mutex<KeytabCorrelator>,
     replays: Mutex<ReplayLimiter>,
@@ -86,7 +77,7 @@ impl Engine {
             status: StatusBoard::default(),
             users,
             observer: Mutex::new(None),
-            snapshot: Mutex::new(None),
+            on_demand: Mutex::new(None),
             kcc_image: KccImage::from_host(),
             keytabs: Mutex::new(KeytabCorrelator::default()),
             replays: Mutex::new(ReplayLimiter::default()),
@@ -126,6 +117,24 @@ impl Engine {
         *self.observer.lock().unwrap_or_else(|e| e.into_inner()) = Some(Observer { tx, give_up });
     }
 
+    /// The hot path's cheap reject, for sources that see every exec on the
+    /// host: whether this exec must go on to [`Engine::ingest`]. A false
+    /// answer is final (not Kerberos-related); it does not allocate. Sources
+    /// call this instead of the classifier, so only the engine classifies.
+    pub fn wants<'a, A: AsRef<[u8]>>(
+        path: &'a [u8],
+        argv: &'a [A],
+        identity: &Identity<'a>,
+    ) -> bool {
+        needs_engine(path, argv, identity)
+    }
+
+    /// Whether a process name is a Kerberos tool's: the process snapshot's
+    /// cheap filter on the process list, before it reads a process in full.
+    pub fn is_tool_name(name: &[u8]) -> bool {
+        crate::classify::is_tool_name(name)
+    }
+
     /// Classifies one event and stores it if it is Kerberos-related. Returns
     /// the new row, or `None` if the event was dropped as unrelated or was
     /// already stored.
@@ -134,49 +143,25 @@ impl Engine {
         if event.incomplete {
             counters.incomplete.fetch_add(1, Ordering::Relaxed);
         }
-        // The cheap verdict first (what the sources filter on), then the full
-        // one with what we know of the executable's identity.
-        let pre = classify(&event.path, &event.argv);
         let signing_id = event.code.signing_id.as_str();
         let krb5ccname = event.krb5ccname.as_deref().filter(|c| !c.is_empty());
-        if pre.is_none() && signing_id.is_empty() && krb5ccname.is_none() {
-            return None;
-        }
+        let identity = Identity {
+            signing_id,
+            kcc_image: None,
+            uid: event.uid,
+            euid: event.euid,
+            krb5ccname,
+        };
         // A file-content check only for execs that only the file's identity
         // can tell (an unknown name running kcc's commands) and whose source
         // gave no signing id; through the dynamic loader, of the program it
         // runs. Execs kept for a cache name or a replay are not looked at.
-        let verdict = match &pre {
-            Some(p) if p.needs_identity && signing_id.is_empty() => {
-                let (program, _, _) = exec_path::through_loader(&event.path, &event.argv);
-                self.kcc_image.check(program)
-            }
-            _ => None,
-        };
-        let ids_matter = pre.as_ref().is_some_and(|p| p.ids_matter)
-            && (event.uid.is_some() || event.euid.is_some());
-        // With nothing more known, the cheap verdict is already the full one
-        // (`classify` is `classify_with` an unknown identity).
-        let mut class = match pre {
-            Some(p)
-                if signing_id.is_empty()
-                    && verdict.is_none()
-                    && !ids_matter
-                    && krb5ccname.is_none() =>
-            {
-                Some(p)
-            }
-            _ => {
-                let identity = Identity {
-                    signing_id,
-                    kcc_image: verdict.as_ref().map(|v| v.is_kcc),
-                    uid: event.uid,
-                    euid: event.euid,
-                    krb5ccname,
-                };
-                classify_with(&event.path, &event.argv, &identity)
-            }
-        };
+        let mut verdict = None;
+        let mut class = classify_checking_image(&event.path, &event.argv, &identity, || {
+            let (program, _, _) = exec_path::through_loader(&event.path, &event.argv);
+            verdict = self.kcc_image.check(program);
+            verdict.as_ref().map(|v| v.is_kcc)
+        });
         if let Some(cc) = krb5ccname {
             let flagged = class
                 .as_ref()
@@ -241,41 +226,24 @@ impl Engine {
         Some(row)
     }
 
-    /// Hands the process snapshot to the engine, which runs it on demand.
-    pub fn install_snapshot(&self, snapshot: Snapshot) {
-        *self.snapshot.lock().unwrap_or_else(|e| e.into_inner()) = Some(SnapshotSlot {
-            snapshot,
-            last_scan: None,
-        });
-    }
-
-    pub fn has_snapshot(&self) -> bool {
-        self.snapshot
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .is_some()
-    }
-
-    /// Runs the snapshot now (if installed). With `min_gap`, skips it when the
-    /// last scan is more recent than that.
-    pub fn scan_snapshot(&self, min_gap: Option<Duration>) {
-        let mut slot = self.snapshot.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(slot) = slot.as_mut() else {
-            return;
-        };
-        if let (Some(gap), Some(last)) = (min_gap, slot.last_scan) {
-            if last.elapsed() < gap {
-                return;
-            }
-        }
-        slot.snapshot.scan(self);
-        slot.last_scan = Some(Instant::now());
+    /// Registers the scan to run before each query reads the store (the
+    /// process snapshot's, so a query sees what is running now). The source
+    /// that registers it decides how often it really scans.
+    pub fn set_on_demand(&self, scan: OnDemand) {
+        *self.on_demand.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::from(scan));
     }
 
     /// Called before a query reads the store: adds live matching processes
     /// and applies retention.
     pub fn refresh_for_query(&self) {
-        self.scan_snapshot(Some(MIN_QUERY_SNAPSHOT_GAP));
+        let scan = self
+            .on_demand
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if let Some(scan) = scan {
+            scan(self);
+        }
         self.store.expire(unix_now());
     }
 

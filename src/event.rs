@@ -144,6 +144,13 @@ pub struct ExecEvent {
     pub krb5ccname: Option<Vec<u8>>,
 }
 
+/// Now, in unix seconds (0 before 1970).
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
 #[cfg(test)]
 mod auid_tests {
     use super::*;

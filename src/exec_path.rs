@@ -7,8 +7,6 @@
 //! classifier uses these helpers to look through such paths. They only look
 //! at bytes: no stat, no allocation, so they can run on every exec.
 
-use crate::classify::basename;
-
 /// A glibc or musl dynamic loader, by file name: `ld-linux-x86-64.so.2`,
 /// `ld-linux-aarch64.so.1`, `ld-2.31.so`, `ld.so`, `ld64.so.2`,
 /// `ld-musl-x86_64.so.1`.
@@ -177,6 +175,15 @@ pub fn program_name<'a>(path: &'a [u8], argv0: &'a [u8]) -> &'a [u8] {
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// The last path component of `path` (the whole slice if it has no '/').
+#[inline]
+pub fn basename(path: &[u8]) -> &[u8] {
+    match path.iter().rposition(|&b| b == b'/') {
+        Some(i) => path.get(i + 1..).unwrap_or_default(),
+        None => path,
+    }
 }
 
 #[cfg(test)]

@@ -26,8 +26,7 @@
 //! more than the store (twice its rows, or twice its size at the last
 //! rewrite) the live rows are rewritten to a new file, renamed over it.
 
-use crate::cli::Args;
-use crate::engine::{unix_now, Engine};
+use crate::event::unix_now;
 use crate::row::Row;
 use crate::state::{lock_holder, StateDir};
 use crate::status::State;
@@ -38,7 +37,6 @@ use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// The journal's file name in the state directory.
@@ -1155,99 +1153,6 @@ impl Journal {
                 format!("{why}: rows are kept in memory only and are lost on restart"),
             ),
             Mode::NotOpened => (State::Failed, "journal not opened yet".into()),
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------
-// Running it
-
-/// The journal of a running program and its background thread (fsync,
-/// compaction, takeover). Dropping it stops the thread and fsyncs.
-pub struct Running {
-    journal: Arc<Journal>,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-/// Starts the journal the command line asks for: reads it into the engine's
-/// store, makes the engine journal every new row, and reports the store's
-/// state. `None` when rows are kept in memory by design (`--standalone`
-/// without `--state-dir`, or a replay source).
-pub fn start(args: &Args, engine: &Arc<Engine>) -> Option<Running> {
-    if !args.journal_wanted() {
-        let why = if args.replays() {
-            "a replayed file is never journaled"
-        } else {
-            "--standalone without --state-dir"
-        };
-        engine
-            .status()
-            .set_store(State::Active, format!("in memory only ({why})"));
-        return None;
-    }
-    Some(Running::start(engine, Journal::new(args.state_dir_path())))
-}
-
-fn publish(engine: &Engine, journal: &Journal, last: &mut Option<(State, String)>) {
-    let now = journal.health();
-    if last.as_ref() != Some(&now) {
-        engine.status().set_store(now.0, now.1.clone());
-        *last = Some(now);
-    }
-}
-
-impl Running {
-    pub fn start(engine: &Arc<Engine>, journal: Journal) -> Running {
-        let journal = Arc::new(journal);
-        journal.attach(engine.store());
-        engine.set_journal(Arc::clone(&journal));
-        let mut last = None;
-        publish(engine, &journal, &mut last);
-        let stop = Arc::new(AtomicBool::new(false));
-        let thread = {
-            let (engine, journal, stop) =
-                (Arc::clone(engine), Arc::clone(&journal), Arc::clone(&stop));
-            std::thread::Builder::new()
-                .name("journal".into())
-                .spawn(move || {
-                    while !stop.load(Ordering::Relaxed) {
-                        std::thread::park_timeout(SYNC_INTERVAL);
-                        journal.tick(engine.store());
-                        publish(&engine, &journal, &mut last);
-                    }
-                })
-        };
-        let thread = match thread {
-            Ok(t) => Some(t),
-            Err(e) => {
-                log::error!("journal: cannot start its thread ({e}); fsync only at exit");
-                None
-            }
-        };
-        Running {
-            journal,
-            stop,
-            thread,
-        }
-    }
-
-    pub fn journal(&self) -> &Arc<Journal> {
-        &self.journal
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            t.thread().unpark();
-            if t.join().is_err() {
-                log::error!("journal thread panicked");
-            }
-        }
-        if let Err(e) = self.journal.sync() {
-            log::error!("journal: final fsync failed: {e}");
         }
     }
 }

@@ -17,6 +17,7 @@ pub mod exec_path;
 pub(crate) mod hash;
 pub mod identity;
 pub mod journal;
+pub mod journaling;
 pub mod osquery;
 #[cfg(target_os = "linux")]
 pub mod procfs;

@@ -2,7 +2,7 @@
 //!
 //! A source turns whatever the platform offers into [`ExecEvent`]s and hands
 //! them to [`Engine::ingest`]. Streaming sources run on their own thread;
-//! the snapshot is also run by the engine on demand (before each query).
+//! the snapshot also registers a scan the engine runs before each query.
 //!
 //! [`ExecEvent`]: crate::event::ExecEvent
 
@@ -39,6 +39,15 @@ pub trait Source: Send {
     /// Whether `run` returns by itself once its input is exhausted.
     fn is_finite(&self) -> bool {
         false
+    }
+    /// Runs on the starting thread before `run`, so what it does is in
+    /// place when [`start`] returns (the snapshot scans once and registers
+    /// its on-demand scan with the engine).
+    fn prepare(&mut self, _engine: &Engine) {}
+    /// Whether `run` has work of its own after `prepare`; false starts no
+    /// thread (the snapshot with no interval only scans on demand).
+    fn needs_thread(&self) -> bool {
+        true
     }
 }
 
@@ -343,6 +352,10 @@ fn open(spec: &SourceSpec, options: &Options) -> Result<Box<dyn Source>, StartFa
         SourceKind::ProcConnector => proc_connector::ProcConnector::open()
             .map(|s| Box::new(s) as Box<dyn Source>)
             .map_err(|e| StartFailure::Unavailable(e.to_string())),
+        SourceKind::Snapshot => Ok(Box::new(snapshot::SnapshotSource::system(
+            options.snapshot_interval,
+        ))),
+        #[allow(unreachable_patterns)]
         other => Err(StartFailure::Unavailable(format!(
             "source {other} is not available in this build"
         ))),
@@ -372,16 +385,12 @@ pub fn start(
         };
         let mut previous: Option<SourceKind> = None;
         for spec in candidates {
-            if spec.kind == SourceKind::Snapshot {
-                slots.extend(start_snapshot(engine, &options, stop)?);
-                break;
-            }
             match open(spec, &options) {
                 Ok(source) => {
                     if let Some(prev) = previous {
                         log::warn!("source {prev} cannot run; falling back to {}", spec.kind);
                     }
-                    slots.push(spawn(engine, source, stop)?);
+                    slots.extend(spawn(engine, source, stop)?);
                     break;
                 }
                 Err(StartFailure::Unavailable(why)) => {
@@ -408,13 +417,18 @@ pub fn start(
 }
 
 /// Runs a streaming source on its own thread; an error marks it failed.
+/// `None` when the source needs no thread.
 fn spawn(
     engine: &Arc<Engine>,
     mut source: Box<dyn Source>,
     stop: &Arc<AtomicBool>,
-) -> Result<Slot, SourceError> {
+) -> Result<Option<Slot>, SourceError> {
     let kind = source.kind();
     let finite = source.is_finite();
+    source.prepare(engine);
+    if !source.needs_thread() {
+        return Ok(None);
+    }
     let engine = Arc::clone(engine);
     let stop = Arc::clone(stop);
     let handle = std::thread::Builder::new()
@@ -437,62 +451,13 @@ fn spawn(
             },
         })
         .map_err(SourceError::Thread)?;
-    Ok(Slot {
+    Ok(Some(Slot {
         kind,
         finite,
         awaited: matches!(kind, SourceKind::LinuxAudit | SourceKind::Eslogger) && !finite,
         handle: Some(handle),
         outcome: None,
-    })
-}
-
-fn start_snapshot(
-    engine: &Arc<Engine>,
-    options: &Options,
-    stop: &Arc<AtomicBool>,
-) -> Result<Option<Slot>, SourceError> {
-    let table = Box::new(snapshot::system::SystemProcesses::new());
-    engine.install_snapshot(snapshot::Snapshot::new(table));
-    engine.status().set(
-        SourceKind::Snapshot,
-        State::Active,
-        snapshot_reason(options.snapshot_interval),
-    );
-    engine.scan_snapshot(None);
-    if options.snapshot_interval.is_zero() {
-        return Ok(None);
-    }
-    let engine = Arc::clone(engine);
-    let stop = Arc::clone(stop);
-    let every = options.snapshot_interval;
-    let handle = std::thread::Builder::new()
-        .name("snapshot".into())
-        .spawn(move || {
-            while sleep_unless_stopped(every, &stop) {
-                engine.scan_snapshot(Some(every / 2));
-            }
-            Outcome::Done
-        })
-        .map_err(SourceError::Thread)?;
-    Ok(Some(Slot {
-        kind: SourceKind::Snapshot,
-        finite: false,
-        awaited: false,
-        handle: Some(handle),
-        outcome: None,
     }))
-}
-
-fn snapshot_reason(interval: Duration) -> String {
-    let base = "live process list: sees processes running at scan time, not short-lived execs";
-    if interval.is_zero() {
-        format!("{base}; scans at start and before each query")
-    } else {
-        format!(
-            "{base}; scans every {}s and before each query",
-            interval.as_secs()
-        )
-    }
 }
 
 /// Sleeps for `total` in small steps; false as soon as `stop` is set.
@@ -610,7 +575,7 @@ mod tests {
         let outcome = |e: SourceError| {
             let slot = spawn(&engine, Box::new(Ends(Some(e))), &stop).unwrap();
             let running = Running {
-                slots: vec![slot],
+                slots: slot.into_iter().collect(),
                 stop: Arc::new(AtomicBool::new(false)),
             };
             running.join().pop().and_then(|(_, _, o)| o)

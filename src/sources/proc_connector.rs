@@ -10,8 +10,7 @@
 //! The hot path reads only `cmdline` and `exe` (the classifier needs both);
 //! ids, cwd, parent and start time are read only for execs it keeps.
 
-use crate::classify::classify;
-use crate::engine::Engine;
+use crate::engine::{Engine, Identity};
 use crate::event::{ExecEvent, SourceKind};
 use crate::procfs::{clock_ticks, parse_stat, proc_path, read_into};
 use crate::sources::{Source, SourceError};
@@ -179,7 +178,7 @@ impl ProcConnector {
             Vec::new()
         };
         let path = exe.as_deref().unwrap_or_default();
-        let keep = classify(path, &argv).is_some();
+        let keep = Engine::wants(path, &argv, &Identity::UNKNOWN);
         if argv_read && !keep {
             counters.saw(time);
             return;

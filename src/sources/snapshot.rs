@@ -63,11 +63,14 @@
 //! `proc_listallpids` and one `proc_pidinfo` call per process, a third of
 //! the system calls.
 
-use crate::classify;
+use super::{sleep_unless_stopped, Source};
 use crate::engine::Engine;
 use crate::event::{ExecEvent, SourceKind};
 use crate::status::State;
 use std::collections::HashSet;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// One entry of the cheap process listing.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -128,7 +131,7 @@ impl Snapshot {
     pub fn scan(&mut self, engine: &Engine) {
         let board = engine.status();
         let counters = engine.counters(SourceKind::Snapshot);
-        let list = match self.table.list(&classify::is_tool_name) {
+        let list = match self.table.list(&Engine::is_tool_name) {
             Ok(list) => list,
             Err(e) => {
                 board.set(
@@ -171,6 +174,108 @@ impl Snapshot {
     }
 }
 
+/// The snapshot runs at most this often on behalf of queries, so a join that
+/// calls generate once per outer row does not rescan the process table each
+/// time.
+const MIN_QUERY_SNAPSHOT_GAP: Duration = Duration::from_secs(1);
+
+/// The snapshot and when it last ran, shared by the source's own thread and
+/// the scan the engine runs before each query.
+struct Scanner {
+    state: Mutex<(Snapshot, Option<Instant>)>,
+}
+
+impl Scanner {
+    /// Runs the snapshot now; with `min_gap`, skips it when the last scan is
+    /// more recent than that.
+    fn scan(&self, engine: &Engine, min_gap: Option<Duration>) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let (snapshot, last_scan) = &mut *state;
+        if let (Some(gap), Some(last)) = (min_gap, *last_scan) {
+            if last.elapsed() < gap {
+                return;
+            }
+        }
+        snapshot.scan(engine);
+        *last_scan = Some(Instant::now());
+    }
+}
+
+/// The snapshot as a source: it scans once when started, then every
+/// `interval` (zero: never by itself), and before each query through the
+/// engine's on-demand hook.
+pub struct SnapshotSource {
+    scanner: Arc<Scanner>,
+    interval: Duration,
+}
+
+impl SnapshotSource {
+    pub fn new(table: Box<dyn ProcessTable>, interval: Duration) -> SnapshotSource {
+        SnapshotSource {
+            scanner: Arc::new(Scanner {
+                state: Mutex::new((Snapshot::new(table), None)),
+            }),
+            interval,
+        }
+    }
+
+    /// Over this host's process table.
+    pub fn system(interval: Duration) -> SnapshotSource {
+        SnapshotSource::new(Box::new(system::SystemProcesses::new()), interval)
+    }
+}
+
+impl Source for SnapshotSource {
+    fn kind(&self) -> SourceKind {
+        SourceKind::Snapshot
+    }
+
+    /// Scans once, so the first query already sees what was running at
+    /// start, and registers the scan the engine runs before each query.
+    fn prepare(&mut self, engine: &Engine) {
+        engine.status().set(
+            SourceKind::Snapshot,
+            State::Active,
+            snapshot_reason(self.interval),
+        );
+        let scanner = Arc::clone(&self.scanner);
+        engine.set_on_demand(Box::new(move |engine| {
+            scanner.scan(engine, Some(MIN_QUERY_SNAPSHOT_GAP));
+        }));
+        self.scanner.scan(engine, None);
+    }
+
+    fn needs_thread(&self) -> bool {
+        !self.interval.is_zero()
+    }
+
+    fn run(
+        &mut self,
+        engine: &Engine,
+        stop: &AtomicBool,
+    ) -> Result<(), crate::sources::SourceError> {
+        if self.interval.is_zero() {
+            return Ok(());
+        }
+        while sleep_unless_stopped(self.interval, stop) {
+            self.scanner.scan(engine, Some(self.interval / 2));
+        }
+        Ok(())
+    }
+}
+
+fn snapshot_reason(interval: Duration) -> String {
+    let base = "live process list: sees processes running at scan time, not short-lived execs";
+    if interval.is_zero() {
+        format!("{base}; scans at start and before each query")
+    } else {
+        format!(
+            "{base}; scans every {}s and before each query",
+            interval.as_secs()
+        )
+    }
+}
+
 fn to_event(d: ProcDetail, parent: Option<&ProcDetail>) -> ExecEvent {
     ExecEvent {
         time: d.start_time,
@@ -202,7 +307,7 @@ fn completes_to_wanted<'a>(
     full: impl IntoIterator<Item = &'a [u8]>,
 ) -> bool {
     full.into_iter()
-        .map(classify::basename)
+        .map(crate::exec_path::basename)
         .any(|b| b.len() > cut.len() && b.starts_with(cut) && wanted(b))
 }
 
@@ -433,7 +538,7 @@ pub mod system {
                     room += room / 4 + 64;
                     self.pids.resize(room, 0);
                     let bytes = c_int::try_from(room * size_of::<libc::pid_t>()).map_err(|_| {
-                        crate::sources::SourceError::Failed(format!("too many processes"))
+                        crate::sources::SourceError::Failed("too many processes".into())
                     })?;
                     // SAFETY: the buffer holds `bytes` bytes of pid_t.
                     let got = unsafe {
@@ -450,9 +555,9 @@ pub mod system {
                         return Ok(());
                     }
                 }
-                Err(crate::sources::SourceError::Failed(format!(
-                    "proc_listallpids: the list kept growing"
-                )))
+                Err(crate::sources::SourceError::Failed(
+                    "proc_listallpids: the list kept growing".into(),
+                ))
             }
         }
 
@@ -763,6 +868,35 @@ mod tests {
     }
 
     #[test]
+    fn as_a_source_it_scans_when_started_and_before_queries() {
+        let fake = Fake::default();
+        fake.add(11, 1, "kcc", &["kcc", "copy_cred_cache", "/tmp/a.ccache"]);
+        let engine = engine();
+        let mut source = SnapshotSource::new(Box::new(fake.clone()), Duration::ZERO);
+        source.prepare(&engine);
+        assert_eq!(engine.store().select(&RowFilter::default()).len(), 1);
+        let stop = AtomicBool::new(false);
+        // Interval zero: no scanning thread of its own.
+        assert!(!source.needs_thread());
+        source.run(&engine, &stop).unwrap();
+        assert_eq!(
+            engine.status().get(SourceKind::Snapshot).unwrap().state,
+            State::Active
+        );
+
+        fake.add(12, 1, "kcc", &["kcc", "copy_cred_cache", "/tmp/b.ccache"]);
+        std::thread::sleep(MIN_QUERY_SNAPSHOT_GAP + Duration::from_millis(200));
+        engine.refresh_for_query();
+        let pids: Vec<i64> = engine
+            .store()
+            .select(&RowFilter::default())
+            .iter()
+            .map(|r| r.pid)
+            .collect();
+        assert!(pids.contains(&12), "{pids:?}");
+    }
+
+    #[test]
     fn exited_candidates_are_counted_as_dropped() {
         let fake = Fake::default();
         fake.add(11, 1, "kcc", &["kcc", "list"]);
@@ -907,7 +1041,7 @@ mod tests {
         let marker = format!("/tmp/kca-snapshot-{}.ccache", std::process::id());
         let kcc = Running::start("kcc", &["copy_cred_cache", &marker], false);
         let mut table = system::SystemProcesses::new();
-        let list = table.list(&classify::is_tool_name).unwrap();
+        let list = table.list(&crate::classify::is_tool_name).unwrap();
         let listed = list.iter().find(|p| p.pid == kcc.pid()).unwrap();
         assert_eq!(listed.name, b"kcc");
         let d = table.details(&[kcc.pid()]);
@@ -948,7 +1082,7 @@ mod tests {
             assert_eq!(p.name, &long.as_bytes()[..15]);
         }
         // Not a tool: the real filter does not take them.
-        let tools = table.list(&classify::is_tool_name).unwrap();
+        let tools = table.list(&crate::classify::is_tool_name).unwrap();
         assert!(!tools
             .iter()
             .any(|p| p.pid == binary.pid() || p.pid == script.pid()));
@@ -981,7 +1115,7 @@ mod tests {
         let pid = kcc.pid();
         drop(kcc);
         let mut table = system::SystemProcesses::new();
-        let list = table.list(&classify::is_tool_name).unwrap();
+        let list = table.list(&crate::classify::is_tool_name).unwrap();
         assert!(!list.iter().any(|p| p.pid == pid));
         assert!(table.details(&[pid]).is_empty());
     }

@@ -24,8 +24,7 @@ pub mod auditpipe;
 pub mod events;
 pub mod parse;
 
-use crate::classify::classify;
-use crate::engine::Engine;
+use crate::engine::{Engine, Identity};
 use crate::event::SourceKind;
 use crate::sources::exec_cache::ExecCache;
 use crate::sources::replay::{self, ReplayFile};
@@ -267,7 +266,7 @@ impl Bsm {
                 Some(BsmEvent::Exec(exec)) => {
                     let path = exec.path.unwrap_or_default();
                     let ppid = exec.ppid.or_else(|| self.forks.get(&exec.pid).copied());
-                    if classify(path, &exec.argv).is_none() {
+                    if !Engine::wants(path, &exec.argv, &Identity::UNKNOWN) {
                         counters.saw(exec.time.0);
                     } else {
                         let mut event = events::to_exec_event(&exec, ppid);

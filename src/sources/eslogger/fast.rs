@@ -52,7 +52,7 @@
 //! drift, a non-string argument, an event object that is not exactly one of
 //! `exec`, `fork`, `exit`, and a message version newer than the parser knows.
 //! The source uses the result only to reject: an exec goes on to the full
-//! parse and the engine unless [`crate::classify::needs_engine`] says no.
+//! parse and the engine unless [`crate::engine::Engine::wants`] says no.
 //! Tests check it against the full parse over the classifier corpus and the
 //! fixtures, and under random mutations (`fast::tests`,
 //! `tests/eslogger_fast.rs`).

@@ -20,8 +20,7 @@
 //! skip it; `process` the live eslogger child; `parents` the parent tracking.
 //! This file drives replay and live reading and hands lines to them.
 
-use crate::classify::{needs_engine, Identity};
-use crate::engine::{unix_now, Engine};
+use crate::engine::{unix_now, Engine, Identity};
 use crate::event::{CodeIdentity, ExecEvent, SourceKind};
 use crate::sources::exec_cache::ExecCache;
 use crate::sources::replay::{self, ReplayFile};
@@ -468,7 +467,7 @@ impl Eslogger {
                 krb5ccname: f.krb5ccname(),
                 ..Identity::UNKNOWN
             };
-            if needs_engine(&f.path, f.args(), &identity) {
+            if Engine::wants(&f.path, f.args(), &identity) {
                 return false;
             }
         }
@@ -553,7 +552,7 @@ impl Eslogger {
             krb5ccname: ex.krb5ccname.as_deref().map(str::as_bytes),
             ..Identity::UNKNOWN
         };
-        if !needs_engine(ex.path.as_bytes(), args, &identity) {
+        if !Engine::wants(ex.path.as_bytes(), args, &identity) {
             counters.saw(ex.time);
             self.cache.record(ex.pid, ex.path.as_bytes(), args);
             return;

@@ -20,8 +20,7 @@ pub mod persist;
 pub mod record;
 pub mod restore;
 
-use crate::classify::classify;
-use crate::engine::Engine;
+use crate::engine::{Engine, Identity};
 use crate::event::{ExecEvent, SourceKind};
 use crate::sources::exec_cache::{self, ExecCache};
 use crate::sources::{AuditError, Source, SourceError};
@@ -426,7 +425,7 @@ pub fn deliver(
     let exe = ex.exe().unwrap_or_default();
     let argv = ex.argv();
     // An event missing its SYSCALL has no pid (0): never cache or look it up.
-    if classify(exe, argv).is_none() {
+    if !Engine::wants(exe, argv, &Identity::UNKNOWN) {
         counters.saw(ex.header.sec);
         if ex.pid > 0 {
             cache.record(ex.pid, exe, argv);

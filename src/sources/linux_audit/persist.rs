@@ -12,7 +12,7 @@
 //! The file lives in the root-only state directory: anyone who could write
 //! it could make us delete audit rules of their choosing. Even so, a rule it
 //! names is only deleted if it is one of our exec rules (see
-//! [`Record::is_ours`]).
+//! `restore::is_exec_rule_of`).
 
 #[cfg(test)]
 use super::control::MACHINE_ARCHES;
@@ -96,12 +96,6 @@ impl Record {
             Some(now) if !self.boot_id.is_empty() => now == self.boot_id,
             _ => true,
         }
-    }
-
-    /// Whether `raw` is one of our exec rules (any arch of this machine,
-    /// this record's key): the only rules a record may make us delete.
-    pub fn is_ours(&self, raw: &[u8]) -> bool {
-        super::restore::is_exec_rule_of(raw, &self.key)
     }
 }
 
@@ -295,17 +289,6 @@ mod tests {
                 other => panic!("{other:?}"),
             }
         }
-    }
-
-    #[test]
-    fn only_our_exec_rules_count_as_ours() {
-        let r = sample();
-        for arch in MACHINE_ARCHES {
-            assert!(r.is_ours(&super::super::control::exec_rule(arch, &r.key)));
-            assert!(!r.is_ours(&super::super::control::exec_rule(arch, "someone_else")));
-        }
-        assert!(!r.is_ours(&[0; 10]));
-        assert!(!r.is_ours(&[0; 2000]));
     }
 
     #[test]

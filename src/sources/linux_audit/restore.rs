@@ -182,8 +182,10 @@ pub fn recover(dir: &StateDir, key: &str) -> Result<Recovery, AuditError> {
         found_pid: record.found.pid,
     };
     let count = record.changes.len();
+    // Only our exec rules (any arch of this machine, the record's key) may
+    // be deleted on a record's word.
     let (left, errors) = undo_changes(&mut ctl, record.changes.clone(), &ctx, &|raw| {
-        record.is_ours(raw)
+        is_exec_rule_of(raw, &record.key)
     });
     if left.is_empty() {
         persist::remove(dir).map_err(AuditError::RemoveRecord)?;
@@ -238,4 +240,20 @@ fn revert(
         what: what.to_string(),
         err,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_our_exec_rules_count_as_ours() {
+        let key = "kerberos_cache_access";
+        for arch in MACHINE_ARCHES {
+            assert!(is_exec_rule_of(&exec_rule(arch, key), key));
+            assert!(!is_exec_rule_of(&exec_rule(arch, "someone_else"), key));
+        }
+        assert!(!is_exec_rule_of(&[0; 10], key));
+        assert!(!is_exec_rule_of(&[0; 2000], key));
+    }
 }
