@@ -16,6 +16,7 @@ pub mod event;
 pub mod exec_path;
 pub(crate) mod hash;
 pub mod identity;
+pub mod indicator;
 pub mod journal;
 pub mod journaling;
 pub mod osquery;

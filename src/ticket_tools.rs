@@ -8,7 +8,8 @@
 //! a `#!` script's exec is its interpreter's). The table is the one place to
 //! add a tool; docs/indicators.md lists the references.
 
-use crate::classify::{basename, Indicator};
+use crate::exec_path::basename;
+use crate::indicator::Indicator;
 
 /// How a table entry's name may be spelled.
 #[derive(Debug, Clone, Copy)]
