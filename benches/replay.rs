@@ -48,6 +48,7 @@ use std::io::{BufWriter, Read, Write};
 use std::path::Path;
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
+use support::bsm::Writer;
 
 const BIN: &str = env!("CARGO_BIN_EXE_kerberos_cache_access");
 const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data");
@@ -393,69 +394,20 @@ fn write_bsm(path: &Path, count: u64) -> (u64, u64) {
     (copies * per_copy, copies * one.len() as u64)
 }
 
-/// Big-endian BSM tokens, in xnu's layouts (the same as tests/bsm_fixtures.rs).
-#[derive(Default)]
-struct BsmWriter {
-    buf: Vec<u8>,
-}
-
-impl BsmWriter {
-    fn u8(&mut self, v: u8) -> &mut Self {
-        self.buf.push(v);
-        self
-    }
-    fn u16(&mut self, v: u16) -> &mut Self {
-        self.buf.extend_from_slice(&v.to_be_bytes());
-        self
-    }
-    fn u32(&mut self, v: u32) -> &mut Self {
-        self.buf.extend_from_slice(&v.to_be_bytes());
-        self
-    }
-    fn raw(&mut self, b: &[u8]) -> &mut Self {
-        self.buf.extend_from_slice(b);
-        self
-    }
-    fn strings(&mut self, id: u8, strings: &[String]) -> &mut Self {
-        self.u8(id)
-            .u32(u32::try_from(strings.len()).expect("count"));
-        for s in strings {
-            self.raw(s.as_bytes()).u8(0);
-        }
-        self
-    }
-    fn path(&mut self, p: &str) -> &mut Self {
-        let len = u16::try_from(p.len() + 1).expect("path length");
-        self.u8(0x23).u16(len).raw(p.as_bytes()).u8(0)
-    }
-    /// One execve record: header32, exec args and env, the path as given
-    /// and resolved, attr32, subject32_ex, return32, trailer.
-    fn execve(pid: u32, sec: u32, argv: &[String], env: &[String], path: &str) -> Vec<u8> {
-        let mut w = BsmWriter::default();
-        w.u8(0x14)
-            .u32(0)
-            .u8(11)
-            .u16(AUE_EXECVE)
-            .u16(0)
-            .u32(sec)
-            .u32(0);
-        w.strings(0x3c, argv)
-            .strings(0x3d, env)
-            .path(path)
-            .path(path);
-        w.u8(0x3e).u32(0o100_755).u32(0).u32(0).u32(0x0100_0004);
-        w.raw(&0x00ab_cdefu64.to_be_bytes()).u32(0);
-        w.u8(0x7a);
-        for id in [501, 501, 20, 501, 20] {
-            w.u32(id);
-        }
-        w.u32(pid).u32(100_019).u32(0).u32(4).raw(&[127, 0, 0, 1]);
-        w.u8(0x27).u8(0).u32(0);
-        let len = u32::try_from(w.buf.len() + 7).expect("record length");
-        w.u8(0x13).u16(0xb105).u32(len);
-        w.buf[1..5].copy_from_slice(&len.to_be_bytes());
-        w.buf
-    }
+/// One execve record as macOS's auditpipe gives it with the `argv` and
+/// `arge` policies: header32, exec args and env, the path as given and
+/// resolved, attr32, subject32_ex, return32, trailer.
+fn bsm_execve(pid: u32, sec: u32, argv: &[&str], env: &[&str], path: &str) -> Vec<u8> {
+    let argc = u32::try_from(argv.len()).expect("argc");
+    Writer::header32(AUE_EXECVE, sec, 0)
+        .exec_args(argc, argv)
+        .exec_env(env)
+        .path(path)
+        .path(path)
+        .attr32(0o100_755, 0, 0)
+        .subject32_ex([501, 501, 20, 501, 20], pid, 100_019)
+        .return32(0, 0)
+        .finish()
 }
 
 /// COUNT execve records of the real message's command (`/bin/date` with its
@@ -474,6 +426,8 @@ fn write_bsm_exec(path: &Path, count: u64) -> u64 {
     };
     let argv = strings(&msg["event"]["exec"]["args"]);
     let env = strings(&msg["event"]["exec"]["env"]);
+    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+    let env: Vec<&str> = env.iter().map(String::as_str).collect();
     let exe = msg["event"]["exec"]["target"]["executable"]["path"]
         .as_str()
         .unwrap_or("/bin/date")
@@ -482,7 +436,7 @@ fn write_bsm_exec(path: &Path, count: u64) -> u64 {
     let mut bytes = 0u64;
     for i in 0..count {
         let pid = 100_000 + u32::try_from(i % 4_000_000).unwrap_or(0);
-        let rec = BsmWriter::execve(pid, 1_683_469_544 + (i / 1000) as u32, &argv, &env, &exe);
+        let rec = bsm_execve(pid, 1_683_469_544 + (i / 1000) as u32, &argv, &env, &exe);
         out.write_all(&rec).expect("write input");
         bytes += rec.len() as u64;
     }

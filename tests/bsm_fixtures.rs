@@ -21,6 +21,7 @@ use proptest::prelude::*;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+use support::bsm::Writer;
 
 /// OpenBSM's reference records, vendored (BSD licence beside them).
 fn fixture_dir() -> PathBuf {
@@ -547,121 +548,6 @@ fn execve_long_args_trail() {
 
 // ---------------------------------------------------------------------------
 // Synthetic macOS-shaped records.
-
-/// Builds records token by token, in the layouts of the research notes.
-#[derive(Default)]
-struct Writer {
-    buf: Vec<u8>,
-}
-
-impl Writer {
-    fn header32(event: u16, sec: u32, msec: u32) -> Writer {
-        let mut w = Writer::default();
-        w.u8(0x14)
-            .u32(0)
-            .u8(11)
-            .u16(event)
-            .u16(0)
-            .u32(sec)
-            .u32(msec);
-        w
-    }
-    fn u8(&mut self, v: u8) -> &mut Self {
-        self.buf.push(v);
-        self
-    }
-    fn u16(&mut self, v: u16) -> &mut Self {
-        self.buf.extend_from_slice(&v.to_be_bytes());
-        self
-    }
-    fn u32(&mut self, v: u32) -> &mut Self {
-        self.buf.extend_from_slice(&v.to_be_bytes());
-        self
-    }
-    fn u64(&mut self, v: u64) -> &mut Self {
-        self.buf.extend_from_slice(&v.to_be_bytes());
-        self
-    }
-    fn raw(&mut self, b: &[u8]) -> &mut Self {
-        self.buf.extend_from_slice(b);
-        self
-    }
-    /// u16 length including the NUL, the bytes, the NUL.
-    fn counted_str(&mut self, s: &str) -> &mut Self {
-        self.u16(u16::try_from(s.len() + 1).unwrap())
-            .raw(s.as_bytes())
-            .u8(0)
-    }
-    fn strings(&mut self, id: u8, count: u32, strings: &[&str]) -> &mut Self {
-        self.u8(id).u32(count);
-        for s in strings {
-            self.raw(s.as_bytes()).u8(0);
-        }
-        self
-    }
-    fn exec_args(&mut self, count: u32, args: &[&str]) -> &mut Self {
-        self.strings(0x3c, count, args)
-    }
-    fn exec_env(&mut self, env: &[&str]) -> &mut Self {
-        self.strings(0x3d, u32::try_from(env.len()).unwrap(), env)
-    }
-    fn path(&mut self, p: &str) -> &mut Self {
-        self.u8(0x23).counted_str(p)
-    }
-    fn text(&mut self, t: &str) -> &mut Self {
-        self.u8(0x28).counted_str(t)
-    }
-    fn attr32(&mut self, mode: u32, uid: u32, gid: u32) -> &mut Self {
-        self.u8(0x3e)
-            .u32(mode)
-            .u32(uid)
-            .u32(gid)
-            .u32(0x0100_0004)
-            .u64(0x00ab_cdef)
-            .u32(0x0100_0004)
-    }
-    fn arg32(&mut self, n: u8, value: u32, text: &str) -> &mut Self {
-        self.u8(0x2d).u8(n).u32(value).counted_str(text)
-    }
-    fn cdhash_data(&mut self, cdhash: &[u8; 20]) -> &mut Self {
-        self.u8(0x21).u8(3).u8(0).u8(20).raw(cdhash)
-    }
-    fn subject32(&mut self, ids: [u32; 5], pid: u32, sid: u32) -> &mut Self {
-        self.u8(0x24);
-        for v in ids {
-            self.u32(v);
-        }
-        self.u32(pid).u32(sid).u32(0).raw(&[0, 0, 0, 0])
-    }
-    fn subject32_ex(&mut self, ids: [u32; 5], pid: u32, sid: u32) -> &mut Self {
-        self.u8(0x7a);
-        for v in ids {
-            self.u32(v);
-        }
-        self.u32(pid).u32(sid).u32(0).u32(4).raw(&[10, 1, 2, 3])
-    }
-    fn return32(&mut self, status: u8, value: u32) -> &mut Self {
-        self.u8(0x27).u8(status).u32(value)
-    }
-    fn identity(
-        &mut self,
-        signer: u32,
-        signing_id: &str,
-        team_id: &str,
-        cdhash: &[u8],
-    ) -> &mut Self {
-        self.u8(0xed).u32(signer).counted_str(signing_id).u8(0);
-        self.counted_str(team_id).u8(0);
-        self.u16(u16::try_from(cdhash.len()).unwrap()).raw(cdhash)
-    }
-    /// Adds the trailer and sets both byte counts.
-    fn finish(&mut self) -> Vec<u8> {
-        let len = u32::try_from(self.buf.len() + 7).unwrap();
-        self.u8(0x13).u16(0xb105).u32(len);
-        self.buf[1..5].copy_from_slice(&len.to_be_bytes());
-        std::mem::take(&mut self.buf)
-    }
-}
 
 const USER: [u32; 5] = [501, 501, 20, 501, 20];
 const NEW_CDHASH: [u8; 20] = [

@@ -13,6 +13,7 @@
 #[cfg(target_os = "linux")]
 pub mod audit_ext;
 pub mod bounds;
+pub mod bsm;
 pub mod engines;
 pub mod fixtures;
 pub mod procs;
