@@ -14,6 +14,7 @@
 mod arch;
 pub mod assemble;
 pub mod control;
+mod kernel;
 pub mod netlink;
 pub mod owner;
 pub mod persist;

@@ -15,7 +15,7 @@
 //! `restore::is_exec_rule_of`).
 
 #[cfg(test)]
-use super::control::MACHINE_ARCHES;
+use super::arch::MACHINE_ARCHES;
 use crate::state::StateDir;
 use serde::{Deserialize, Serialize};
 use std::io;
@@ -235,7 +235,7 @@ mod tests {
         if let Some(arch) = MACHINE_ARCHES.first() {
             r.changes.push(Change::AddedRule {
                 arch: arch.name.to_string(),
-                raw: super::super::control::exec_rule(arch, "kerberos_cache_access"),
+                raw: super::super::kernel::exec_rule(arch, "kerberos_cache_access"),
             });
         }
         r.changes.push(Change::TookPid);

@@ -5,9 +5,10 @@
 //! value we set, and not while an audit daemon that started after us
 //! relies on it.
 
-use super::control::{
-    exec_rule, process_alive, read_state, set_status, AuditStatus, MACHINE_ARCHES,
-    STATUS_BACKLOG_LIMIT, STATUS_BACKLOG_WAIT_TIME, STATUS_ENABLED, STATUS_PID,
+use super::arch::MACHINE_ARCHES;
+use super::kernel::{
+    exec_rule, process_alive, read_state, set_status, AuditStatus, STATUS_BACKLOG_LIMIT,
+    STATUS_BACKLOG_WAIT_TIME, STATUS_ENABLED, STATUS_PID,
 };
 use super::netlink::ControlSocket;
 use super::persist::{self, Change, Loaded};
