@@ -293,15 +293,22 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_renamed_kcc_is_recognised_by_its_content() {
+    /// An engine whose reference kcc is a temporary file, and a copy of it
+    /// named `fontd` in the same directory (kept alive by the returned dir).
+    fn engine_with_kcc_reference() -> (tempfile::TempDir, Engine) {
         let dir = tempfile::tempdir().unwrap();
         let kcc = dir.path().join("kcc");
         std::fs::write(&kcc, b"the host's kcc").unwrap();
-        let copy = dir.path().join("fontd");
-        std::fs::copy(&kcc, &copy).unwrap();
+        std::fs::copy(&kcc, dir.path().join("fontd")).unwrap();
         let engine = Engine::new(StoreConfig::default(), Box::new(FixedUsers::default()))
             .with_kcc_references(&[kcc.as_path()]);
+        (dir, engine)
+    }
+
+    #[test]
+    fn a_renamed_kcc_is_recognised_by_its_content() {
+        let (dir, engine) = engine_with_kcc_reference();
+        let copy = dir.path().join("fontd");
         let c = engine.counters(SourceKind::LinuxAudit);
         let path = copy.to_str().unwrap();
         let row = engine
@@ -402,13 +409,8 @@ mod tests {
 
     #[test]
     fn the_program_behind_the_loader_is_checked_by_content() {
-        let dir = tempfile::tempdir().unwrap();
-        let kcc = dir.path().join("kcc");
-        std::fs::write(&kcc, b"the host's kcc").unwrap();
+        let (dir, engine) = engine_with_kcc_reference();
         let copy = dir.path().join("fontd");
-        std::fs::copy(&kcc, &copy).unwrap();
-        let engine = Engine::new(StoreConfig::default(), Box::new(FixedUsers::default()))
-            .with_kcc_references(&[kcc.as_path()]);
         let c = engine.counters(SourceKind::LinuxAudit);
         let program = copy.to_str().unwrap();
         let e = exec(
