@@ -21,13 +21,13 @@
 
 /// The process's real and effective uid.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Ids {
+pub(crate) struct Ids {
     pub uid: i64,
     pub euid: i64,
 }
 
 impl Ids {
-    pub fn new(uid: Option<i64>, euid: Option<i64>) -> Option<Ids> {
+    pub(crate) fn new(uid: Option<i64>, euid: Option<i64>) -> Option<Ids> {
         match (uid, euid) {
             (Some(uid), Some(euid)) => Some(Ids { uid, euid }),
             (Some(id), None) | (None, Some(id)) => Some(Ids { uid: id, euid: id }),
@@ -35,30 +35,30 @@ impl Ids {
         }
     }
 
-    pub fn is_root(self) -> bool {
+    pub(crate) fn is_root(self) -> bool {
         self.uid == 0 || self.euid == 0
     }
 
     /// Whether `owner` is neither the process's uid nor its euid.
-    pub fn other_than(self, owner: i64) -> bool {
+    pub(crate) fn other_than(self, owner: i64) -> bool {
         owner != self.uid && owner != self.euid
     }
 }
 
 /// What [`scan`] found.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Scan<'a> {
+pub(crate) struct Scan<'a> {
     /// The first cache name, as the token that holds it.
     pub first: Option<&'a [u8]>,
     /// Some name carries an owner's uid.
-    pub has_uid: bool,
+    pub(crate) has_uid: bool,
     /// Some name's uid is neither the process's uid nor its euid (only
     /// decided when the ids are known).
     pub other_user: bool,
 }
 
 impl Scan<'_> {
-    pub fn found(&self) -> bool {
+    pub(crate) fn found(&self) -> bool {
         self.first.is_some()
     }
 }
@@ -108,7 +108,7 @@ struct Hit {
 
 /// The cache names in `args`, in one pass; `ids` decides `other_user`.
 #[inline]
-pub fn scan<A: AsRef<[u8]>>(args: &[A], ids: Option<Ids>) -> Scan<'_> {
+pub(crate) fn scan<A: AsRef<[u8]>>(args: &[A], ids: Option<Ids>) -> Scan<'_> {
     let mut out = Scan::default();
     for arg in args {
         let a = arg.as_ref();
@@ -384,7 +384,7 @@ fn typed(a: &[u8], i: usize) -> Option<Hit> {
 
 /// The file a cache name refers to: a bare path, or the rest of a `FILE:`
 /// or `DIR:` name; `None` for caches that are not files (`API:`, `KCM:`, …).
-pub fn cache_path(name: &[u8]) -> Option<&[u8]> {
+pub(crate) fn cache_path(name: &[u8]) -> Option<&[u8]> {
     if let Some(p) = name
         .strip_prefix(b"FILE:")
         .or_else(|| name.strip_prefix(b"DIR:"))
@@ -404,7 +404,7 @@ pub fn cache_path(name: &[u8]) -> Option<&[u8]> {
 /// Why a `KRB5CCNAME` looks like a replayed ticket: it names another user's
 /// cache by the uid in it, or a cache in a directory anyone can write to.
 /// (A link to an earlier copy is the engine's to find.)
-pub fn replay_suspect(name: &[u8], ids: Option<Ids>) -> bool {
+pub(crate) fn replay_suspect(name: &[u8], ids: Option<Ids>) -> bool {
     if ids.is_some() && scan(&[name], ids).other_user {
         return true;
     }

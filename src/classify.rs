@@ -63,18 +63,17 @@
 //! an RC4 enctype is spelled out), so only the file's identity can tell.
 
 use crate::ccname::{self, Ids};
-pub use crate::exec_path::basename;
-pub use crate::indicator::{
-    Indicator, IndicatorSet, CREDENTIAL_CACHE_COPY, CREDENTIAL_CACHE_COPY_TECHNIQUE,
-};
+pub(crate) use crate::exec_path::basename;
+pub use crate::indicator::IndicatorSet;
+pub use crate::indicator::{Indicator, CREDENTIAL_CACHE_COPY, CREDENTIAL_CACHE_COPY_TECHNIQUE};
 use crate::{exec_path, ticket_tools};
 use std::collections::VecDeque;
 
 /// `source_ccache` when copy_cred_cache reads the process's default cache
 /// (`KRB5CCNAME`, else `API:` on macOS).
-pub const DEFAULT_CCACHE: &str = "default";
+pub(crate) const DEFAULT_CCACHE: &str = "default";
 /// `action` of a kinit that authenticates with a keytab.
-pub const ACTION_KINIT_KEYTAB: &str = "kinit_keytab";
+pub(crate) const ACTION_KINIT_KEYTAB: &str = "kinit_keytab";
 
 /// What the source or the engine knows about the exec beyond its path and
 /// argv: the executable's code identity, the process's ids, and the one
@@ -127,7 +126,7 @@ pub struct Classification {
     /// The arguments name a cache by its owner's uid (`krb5cc_<uid>`): the
     /// process's ids decide whether it is another user's, so the engine
     /// should call [`classify_with`] with them.
-    pub ids_matter: bool,
+    pub(crate) ids_matter: bool,
 }
 
 impl Classification {
@@ -183,7 +182,7 @@ const SIGNING_IDS: &[(&str, &str)] = &[("com.apple.kcc", "kcc")];
 const CACHE_KEYWORDS: &[&str] = &["copy_cred_cache", "dump-credentials"];
 
 /// Whether `arg` is one of the credential-cache keywords, in any case.
-pub fn is_cache_keyword(arg: &[u8]) -> bool {
+pub(crate) fn is_cache_keyword(arg: &[u8]) -> bool {
     CACHE_KEYWORDS
         .iter()
         .any(|k| arg.eq_ignore_ascii_case(k.as_bytes()))
@@ -620,7 +619,7 @@ fn ends_with_rc4_name(arg: &[u8]) -> bool {
 
 /// Prefixes a bare name with FILE:, as krb5_cc_resolve and krb5_kt_resolve do
 /// with a name that has no type (the `ccache` column's form).
-pub fn cache_name(arg: &[u8]) -> String {
+pub(crate) fn cache_name(arg: &[u8]) -> String {
     if arg.is_empty() {
         return String::new();
     }
@@ -1320,7 +1319,7 @@ pub fn classify_with<'a, A: AsRef<[u8]>>(
 /// signing id, no known name), with `image()`'s verdict on whether the file
 /// is the host's kcc. The classification is built once; the argv is walked a
 /// second time only for that file check.
-pub fn classify_checking_image<'a, A: AsRef<[u8]>>(
+pub(crate) fn classify_checking_image<'a, A: AsRef<[u8]>>(
     path: &'a [u8],
     argv: &'a [A],
     identity: &Identity<'a>,
@@ -1378,7 +1377,7 @@ struct Forged {
 /// seconds after its last `--hex` add. A kinit seen before its ktutil (events
 /// out of order) is not matched.
 #[derive(Debug)]
-pub struct KeytabCorrelator {
+pub(crate) struct KeytabCorrelator {
     window: i64,
     capacity: usize,
     forged: VecDeque<Forged>,
@@ -1394,10 +1393,21 @@ impl Default for KeytabCorrelator {
 }
 
 impl KeytabCorrelator {
-    pub const DEFAULT_WINDOW_SECS: i64 = 3600;
-    pub const DEFAULT_CAPACITY: usize = 256;
+    /// Keytabs currently remembered.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.forged.len()
+    }
 
-    pub fn new(window_secs: i64, capacity: usize) -> KeytabCorrelator {
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.forged.is_empty()
+    }
+
+    pub(crate) const DEFAULT_WINDOW_SECS: i64 = 3600;
+    pub(crate) const DEFAULT_CAPACITY: usize = 256;
+
+    pub(crate) fn new(window_secs: i64, capacity: usize) -> KeytabCorrelator {
         KeytabCorrelator {
             window: window_secs.max(0),
             capacity: capacity.max(1),
@@ -1405,19 +1415,10 @@ impl KeytabCorrelator {
         }
     }
 
-    /// Keytabs currently remembered.
-    pub fn len(&self) -> usize {
-        self.forged.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.forged.is_empty()
-    }
-
     /// Feeds one classified exec (of `uid`, at unix `time`). Returns
     /// [`Indicator::ForgedKeytabUse`] for a kinit whose keytab was forged
     /// within the window; add it with [`Classification::add`].
-    pub fn observe(
+    pub(crate) fn observe(
         &mut self,
         class: &Classification,
         uid: Option<i64>,

@@ -15,10 +15,10 @@ use std::time::Duration;
 
 /// Exit code for anything that stopped the run other than a replay: could
 /// not start, osqueryd refused or dropped us.
-pub const EXIT_ERROR: i32 = 1;
+pub(crate) const EXIT_ERROR: i32 = 1;
 /// Exit code for a bad command line (clap's own convention, kept for a bad
 /// `--source` list too).
-pub const EXIT_USAGE: i32 = 2;
+pub(crate) const EXIT_USAGE: i32 = 2;
 
 const EXIT_CODES_HELP: &str = "\
 Exit codes:
@@ -30,7 +30,7 @@ Exit codes:
      or before its rows were printed (the reason is the last line on stderr)";
 
 /// Where osqueryd listens by default on Linux and macOS.
-pub const DEFAULT_SOCKET: &str = "/var/osquery/osquery.em";
+pub(crate) const DEFAULT_SOCKET: &str = "/var/osquery/osquery.em";
 
 /// osqueryd autoloads an extension as
 /// `PATH [--verbose] --socket P --timeout N --interval N`; those flags are
@@ -61,7 +61,7 @@ pub struct Args {
 
     /// Accepted for compatibility with osqueryd builds that pass it.
     #[arg(long, hide = true)]
-    pub noverbose: bool,
+    pub(crate) noverbose: bool,
 
     /// Run without osqueryd and print each new row as one JSON object per line.
     #[arg(long)]
@@ -85,7 +85,7 @@ pub struct Args {
     /// Seconds between process snapshots; 0 scans only at start (and, under
     /// osqueryd, before each query).
     #[arg(long, value_name = "SECONDS", default_value_t = 10)]
-    pub snapshot_interval: u64,
+    pub(crate) snapshot_interval: u64,
 
     /// Directory for state that outlives the process (row journal, audit
     /// state found at start, instance locks). Default: /var/lib/kerberos_cache_access
@@ -107,11 +107,11 @@ pub struct Args {
 
 /// Default store byte budget: far below the RSS an agent may use, far above
 /// what 10,000 ordinary rows need (about 2 KB each).
-pub const DEFAULT_MAX_BYTES: usize = 32 << 20;
+pub(crate) const DEFAULT_MAX_BYTES: usize = 32 << 20;
 
 impl Args {
     /// The state directory to use: `--state-dir`, or the platform default.
-    pub fn state_dir_path(&self) -> PathBuf {
+    pub(crate) fn state_dir_path(&self) -> PathBuf {
         self.state_dir
             .clone()
             .unwrap_or_else(crate::state::default_path)
@@ -119,7 +119,7 @@ impl Args {
 
     /// Whether rows are journaled: always under osqueryd, and in
     /// `--standalone` only with an explicit `--state-dir`.
-    pub fn journal_wanted(&self) -> bool {
+    pub(crate) fn journal_wanted(&self) -> bool {
         (!self.standalone || self.state_dir.is_some()) && !self.replays()
     }
 
@@ -134,7 +134,7 @@ impl Args {
     }
 
     /// What the osquery binding needs from the command line.
-    pub fn osquery_settings(&self) -> crate::osquery::Settings {
+    pub(crate) fn osquery_settings(&self) -> crate::osquery::Settings {
         crate::osquery::Settings {
             socket: self.socket.clone(),
             timeout: Duration::from_secs(self.timeout),
@@ -142,7 +142,7 @@ impl Args {
         }
     }
 
-    pub fn store_config(&self) -> StoreConfig {
+    pub(crate) fn store_config(&self) -> StoreConfig {
         StoreConfig {
             max_rows: self.max_rows.max(1),
             max_bytes: self.max_bytes.max(1),

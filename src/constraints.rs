@@ -78,7 +78,7 @@ pub enum Op {
 }
 
 impl Op {
-    pub fn from_code(code: i64) -> Op {
+    pub(crate) fn from_code(code: i64) -> Op {
         match code {
             2 => Op::Eq,
             4 => Op::Gt,
@@ -241,7 +241,7 @@ impl QueryContext {
 
     /// Which of `columns` the query uses; all of them when osqueryd did not
     /// say. `SELECT count(*)` uses none.
-    pub fn used_mask(&self, columns: &[Column]) -> Vec<bool> {
+    pub(crate) fn used_mask(&self, columns: &[Column]) -> Vec<bool> {
         match &self.cols_used {
             None => vec![true; columns.len()],
             Some(used) => columns

@@ -28,7 +28,7 @@ use std::time::Duration;
 
 /// A scan a source registers to run before each query (see
 /// [`Engine::set_on_demand`]).
-pub type OnDemand = Box<OnDemandFn>;
+pub(crate) type OnDemand = Box<OnDemandFn>;
 type OnDemandFn = dyn Fn(&Engine) + Send + Sync;
 
 /// Where new rows are copied to (the standalone printer).
@@ -86,8 +86,9 @@ impl Engine {
     }
 
     /// Uses these files as "the host's kcc" for recognising renamed copies
-    /// by content (tests; hosts with kcc elsewhere).
-    pub fn with_kcc_references(mut self, paths: &[&std::path::Path]) -> Engine {
+    /// by content.
+    #[cfg(test)]
+    pub(crate) fn with_kcc_references(mut self, paths: &[&std::path::Path]) -> Engine {
         self.kcc_image = KccImage::from_paths(paths);
         self
     }
@@ -102,7 +103,7 @@ impl Engine {
 
     /// Journals every row added from now on (set once, before the sources
     /// start).
-    pub fn set_journal(&self, journal: Arc<Journal>) {
+    pub(crate) fn set_journal(&self, journal: Arc<Journal>) {
         if self.journal.set(journal).is_err() {
             log::warn!("engine: a journal was already set; keeping the first");
         }
@@ -113,7 +114,7 @@ impl Engine {
     /// the sources down (a live source then drops and counts in the kernel)
     /// instead of queueing rows without limit; once `give_up` is set (the
     /// printer is stopping) a full channel no longer blocks.
-    pub fn observe(&self, tx: SyncSender<Arc<Row>>, give_up: Arc<AtomicBool>) {
+    pub(crate) fn observe(&self, tx: SyncSender<Arc<Row>>, give_up: Arc<AtomicBool>) {
         *self.observer.lock().unwrap_or_else(|e| e.into_inner()) = Some(Observer { tx, give_up });
     }
 
@@ -229,13 +230,13 @@ impl Engine {
     /// Registers the scan to run before each query reads the store (the
     /// process snapshot's, so a query sees what is running now). The source
     /// that registers it decides how often it really scans.
-    pub fn set_on_demand(&self, scan: OnDemand) {
+    pub(crate) fn set_on_demand(&self, scan: OnDemand) {
         *self.on_demand.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::from(scan));
     }
 
     /// Called before a query reads the store: adds live matching processes
     /// and applies retention.
-    pub fn refresh_for_query(&self) {
+    pub(crate) fn refresh_for_query(&self) {
         let scan = self
             .on_demand
             .lock()

@@ -27,7 +27,7 @@ impl SourceKind {
     ];
 
     /// Every name, in [`SourceKind::ALL`] order.
-    pub const NAMES: [&'static str; SourceKind::ALL.len()] = {
+    pub(crate) const NAMES: [&'static str; SourceKind::ALL.len()] = {
         let mut names = [""; SourceKind::ALL.len()];
         let mut i = 0;
         while i < names.len() {
@@ -99,11 +99,11 @@ pub struct CodeIdentity {
 
 /// The audit user id of a process that never logged in: `(uid_t)-1`, as
 /// Linux's loginuid and audit records and macOS's `AU_DEFAUDITID` write it.
-pub const AUID_UNSET: i64 = 4_294_967_295;
+pub(crate) const AUID_UNSET: i64 = 4_294_967_295;
 
 /// An audit user id as rows show it: `None` (NULL) when it was never set,
 /// in its unsigned or signed spelling, as the schema promises for unknown ids.
-pub fn known_auid(auid: Option<i64>) -> Option<i64> {
+pub(crate) fn known_auid(auid: Option<i64>) -> Option<i64> {
     auid.filter(|&a| a != AUID_UNSET && a != -1)
 }
 

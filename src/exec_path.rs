@@ -11,7 +11,7 @@
 /// `ld-linux-aarch64.so.1`, `ld-2.31.so`, `ld.so`, `ld64.so.2`,
 /// `ld-musl-x86_64.so.1`.
 #[inline]
-pub fn is_loader(name: &[u8]) -> bool {
+pub(crate) fn is_loader(name: &[u8]) -> bool {
     if !name.starts_with(b"ld") {
         return false;
     }
@@ -60,7 +60,7 @@ const MAX_LOADER_DEPTH: usize = 4;
 /// The loader takes any argument it does not know as the program, as this
 /// does. Returns whether a loader was looked through.
 #[inline]
-pub fn through_loader<'a, A: AsRef<[u8]>>(
+pub(crate) fn through_loader<'a, A: AsRef<[u8]>>(
     path: &'a [u8],
     argv: &'a [A],
 ) -> (&'a [u8], &'a [A], bool) {
@@ -112,7 +112,7 @@ pub fn through_loader<'a, A: AsRef<[u8]>>(
 /// for a path longer than PATH_MAX and `(null)` or `?` when it has none;
 /// other sources may give nothing.
 #[inline]
-pub fn is_usable(path: &[u8]) -> bool {
+pub(crate) fn is_usable(path: &[u8]) -> bool {
     !(path.is_empty()
         || path == b"(null)"
         || path == b"?"
@@ -125,7 +125,7 @@ const DELETED: &[u8] = b" (deleted)";
 /// (`/memfd:NAME (deleted)`), a deleted file (`… (deleted)`), tmpfs shared
 /// memory (`/dev/shm/…`), or a file descriptor (`/proc/self/fd/N`,
 /// `/proc/PID/fd/N`, `/dev/fd/N`), as fexecve and loaders use.
-pub fn is_fileless(path: &[u8]) -> bool {
+pub(crate) fn is_fileless(path: &[u8]) -> bool {
     if path.ends_with(DELETED) || basename(path).starts_with(b"memfd:") {
         return true;
     }
@@ -153,7 +153,7 @@ pub fn is_fileless(path: &[u8]) -> bool {
 /// without a memfd's `memfd:` prefix or the ` (deleted)` suffix, or argv\[0\]'s
 /// when the path is unusable (see [`is_usable`]).
 #[inline]
-pub fn program_name<'a>(path: &'a [u8], argv0: &'a [u8]) -> &'a [u8] {
+pub(crate) fn program_name<'a>(path: &'a [u8], argv0: &'a [u8]) -> &'a [u8] {
     if !is_usable(path) {
         return basename(argv0);
     }
@@ -179,7 +179,7 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 
 /// The last path component of `path` (the whole slice if it has no '/').
 #[inline]
-pub fn basename(path: &[u8]) -> &[u8] {
+pub(crate) fn basename(path: &[u8]) -> &[u8] {
     match path.iter().rposition(|&b| b == b'/') {
         Some(i) => path.get(i + 1..).unwrap_or_default(),
         None => path,

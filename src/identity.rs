@@ -16,7 +16,7 @@ use std::sync::Mutex;
 
 /// Where the host's kcc lives: macOS ships it in /usr/bin; Heimdal builds
 /// elsewhere may install it under these names too.
-pub const DEFAULT_REFERENCES: &[&str] = &["/usr/bin/kcc", "/usr/local/bin/kcc"];
+pub(crate) const DEFAULT_REFERENCES: &[&str] = &["/usr/bin/kcc", "/usr/local/bin/kcc"];
 
 /// Files larger than this are not hashed (kcc is ~100–300 KiB).
 const MAX_HASHED: u64 = 64 * 1024 * 1024;
@@ -33,13 +33,13 @@ type FileKey = (u64, u64, i64, i64, u64);
 
 /// The verdict for one executable.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Verdict {
-    pub is_kcc: bool,
+pub(crate) struct Verdict {
+    pub(crate) is_kcc: bool,
     /// Set when the file was hashed (same size as the reference).
     pub sha256: Option<String>,
 }
 
-pub struct KccImage {
+pub(crate) struct KccImage {
     references: Vec<Reference>,
     cache: Mutex<HashMap<FileKey, Verdict>>,
 }
@@ -67,7 +67,7 @@ fn os_path(bytes: &[u8]) -> &Path {
 impl KccImage {
     /// Reads the reference binaries that exist on this host. None exist on
     /// most Linux hosts: then nothing is ever called a renamed kcc by content.
-    pub fn from_paths(paths: &[&Path]) -> KccImage {
+    pub(crate) fn from_paths(paths: &[&Path]) -> KccImage {
         let mut references: Vec<Reference> = Vec::new();
         for path in paths {
             let Ok(meta) = std::fs::metadata(path) else {
@@ -91,19 +91,20 @@ impl KccImage {
         }
     }
 
-    pub fn from_host() -> KccImage {
+    pub(crate) fn from_host() -> KccImage {
         let paths: Vec<&Path> = DEFAULT_REFERENCES.iter().map(Path::new).collect();
         KccImage::from_paths(&paths)
     }
 
-    pub fn has_reference(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn has_reference(&self) -> bool {
         !self.references.is_empty()
     }
 
     /// Whether `path` is byte-for-byte one of the host's kcc binaries. None
     /// when there is no reference or the file cannot be read (it may have
     /// been deleted after the exec).
-    pub fn check(&self, path: &[u8]) -> Option<Verdict> {
+    pub(crate) fn check(&self, path: &[u8]) -> Option<Verdict> {
         if self.references.is_empty() || path.is_empty() {
             return None;
         }
@@ -139,10 +140,6 @@ impl KccImage {
         }
         cache.insert(key, verdict.clone());
         Some(verdict)
-    }
-
-    pub fn references(&self) -> Vec<PathBuf> {
-        self.references.iter().map(|r| r.path.clone()).collect()
     }
 }
 

@@ -94,7 +94,7 @@ impl IndicatorSet {
     /// The set an `indicator` column value names (a row's text, perhaps
     /// read back from the journal); names this build does not know are left
     /// out.
-    pub fn from_names(names: &str) -> IndicatorSet {
+    pub(crate) fn from_names(names: &str) -> IndicatorSet {
         let mut set = IndicatorSet::default();
         for i in names.split(',').filter_map(Indicator::from_name) {
             set.insert(i);
@@ -133,7 +133,7 @@ impl IndicatorSet {
     }
 
     /// The `technique` column: every id once, in first-seen order.
-    pub fn techniques(self) -> String {
+    pub(crate) fn techniques(self) -> String {
         let mut out = String::new();
         for t in self.iter().flat_map(|i| i.technique().split(',')) {
             if !out.split(',').any(|seen| seen == t) {

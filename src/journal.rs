@@ -40,9 +40,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 /// The journal's file name in the state directory.
-pub const JOURNAL_FILE: &str = "rows.journal";
+pub(crate) const JOURNAL_FILE: &str = "rows.journal";
 /// Held (flock) by the one instance that writes the journal.
-pub const LOCK_FILE: &str = "rows.journal.lock";
+pub(crate) const LOCK_FILE: &str = "rows.journal.lock";
 /// A compaction writes here, then renames over [`JOURNAL_FILE`].
 const TMP_FILE: &str = ".rows.journal.tmp";
 /// A damaged journal is renamed to `rows.journal.corrupt-<unix time>`.
@@ -56,7 +56,7 @@ pub const HEADER_LEN: usize = 16;
 const RECORD_HEADER_LEN: usize = 12;
 /// Larger payloads are refused when written and taken as damage when read,
 /// so a reader never sizes a buffer from a wild length.
-pub const MAX_PAYLOAD: usize = 64 << 20;
+pub(crate) const MAX_PAYLOAD: usize = 64 << 20;
 
 /// How often dirty data is fsynced: the power-loss window is this plus one
 /// fsync.
@@ -80,7 +80,7 @@ pub fn header() -> [u8; HEADER_LEN] {
 }
 
 /// Appends one record to `buf`.
-pub fn encode_record_into(buf: &mut Vec<u8>, arrived: i64, row: &Row) -> io::Result<()> {
+pub(crate) fn encode_record_into(buf: &mut Vec<u8>, arrived: i64, row: &Row) -> io::Result<()> {
     let start = buf.len();
     buf.extend_from_slice(&[0; RECORD_HEADER_LEN]);
     buf.extend_from_slice(&arrived.to_le_bytes());
@@ -150,12 +150,12 @@ pub struct ReadReport {
     /// Records whose payload failed its checksum, skipped.
     pub corrupt: u64,
     /// Records that passed their checksum but hold no row this build reads.
-    pub undecodable: u64,
+    pub(crate) undecodable: u64,
     /// Bytes after a record length that failed its checksum: its length, so
     /// everything after it, cannot be trusted.
-    pub lost_bytes: u64,
+    pub(crate) lost_bytes: u64,
     /// Why the file is not a journal we can read (header, version, I/O).
-    pub unusable: Option<String>,
+    pub(crate) unusable: Option<String>,
 }
 
 impl ReadReport {
@@ -166,7 +166,7 @@ impl ReadReport {
     }
 
     /// The problems, in words; empty when there were none.
-    pub fn problems(&self) -> Vec<String> {
+    pub(crate) fn problems(&self) -> Vec<String> {
         let mut out = Vec::new();
         if let Some(why) = &self.unusable {
             out.push(why.clone());
@@ -198,7 +198,7 @@ impl ReadReport {
 
 /// Reads records from a journal of `len` bytes. Never panics and never
 /// allocates more than the input holds, whatever the bytes.
-pub struct Decoder<R> {
+pub(crate) struct Decoder<R> {
     input: R,
     len: u64,
     offset: u64,
@@ -209,7 +209,7 @@ pub struct Decoder<R> {
 }
 
 impl<R: Read> Decoder<R> {
-    pub fn new(input: R, len: u64) -> Decoder<R> {
+    pub(crate) fn new(input: R, len: u64) -> Decoder<R> {
         Decoder {
             input,
             len,
@@ -221,11 +221,7 @@ impl<R: Read> Decoder<R> {
         }
     }
 
-    pub fn report(&self) -> &ReadReport {
-        &self.report
-    }
-
-    pub fn into_report(self) -> ReadReport {
+    pub(crate) fn into_report(self) -> ReadReport {
         self.report
     }
 
@@ -330,7 +326,7 @@ impl<R: Read> Decoder<R> {
     }
 
     /// The next record that reads whole; `None` at the end (see `report`).
-    pub fn next_record(&mut self) -> Option<Record> {
+    pub(crate) fn next_record(&mut self) -> Option<Record> {
         if !self.started {
             self.started = true;
             self.read_header();
@@ -421,9 +417,9 @@ pub fn decode(bytes: &[u8]) -> (Vec<Record>, ReadReport) {
 /// rewrite plus `slack_bytes`. The slack keeps small journals from being
 /// rewritten often.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
-    pub slack_records: u64,
-    pub slack_bytes: u64,
+pub(crate) struct Limits {
+    pub(crate) slack_records: u64,
+    pub(crate) slack_bytes: u64,
 }
 
 impl Default for Limits {
@@ -685,7 +681,7 @@ impl Journal {
         Journal::with_limits(state_dir, Limits::default())
     }
 
-    pub fn with_limits(state_dir: impl Into<PathBuf>, limits: Limits) -> Journal {
+    pub(crate) fn with_limits(state_dir: impl Into<PathBuf>, limits: Limits) -> Journal {
         Journal {
             dir_path: state_dir.into(),
             limits,

@@ -13,7 +13,7 @@ use std::thread::JoinHandle;
 
 /// The journal of a running program and its background thread (fsync,
 /// compaction, takeover). Dropping it stops the thread and fsyncs.
-pub struct Running {
+pub(crate) struct Running {
     journal: Arc<Journal>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
@@ -28,7 +28,7 @@ fn publish(engine: &Engine, journal: &Journal, last: &mut Option<(State, String)
 }
 
 impl Running {
-    pub fn start(engine: &Arc<Engine>, journal: Journal) -> Running {
+    pub(crate) fn start(engine: &Arc<Engine>, journal: Journal) -> Running {
         let journal = Arc::new(journal);
         journal.attach(engine.store());
         engine.set_journal(Arc::clone(&journal));
@@ -60,10 +60,6 @@ impl Running {
             stop,
             thread,
         }
-    }
-
-    pub fn journal(&self) -> &Arc<Journal> {
-        &self.journal
     }
 }
 

@@ -7,31 +7,33 @@
 //! [`row::Row`]s kept in the [`store`], and the [`table`]s serve them to
 //! osqueryd (through the [`osquery`] binding) or to `--standalone`.
 
-pub mod ccname;
+#![warn(unreachable_pub)]
+
+mod ccname;
 pub mod classify;
 pub mod cli;
 pub mod constraints;
 pub mod engine;
 pub mod event;
-pub mod exec_path;
+mod exec_path;
 pub(crate) mod hash;
-pub mod identity;
-pub mod indicator;
+mod identity;
+mod indicator;
 pub mod journal;
-pub mod journaling;
+mod journaling;
 pub mod osquery;
 #[cfg(target_os = "linux")]
-pub mod procfs;
+mod procfs;
 pub mod row;
 pub mod schema;
 pub mod sources;
 pub mod standalone;
-pub mod state;
+mod state;
 pub mod status;
 pub mod store;
 pub(crate) mod sys;
 pub mod table;
-pub mod text;
-pub mod ticket_replay;
-pub mod ticket_tools;
+mod text;
+mod ticket_replay;
+mod ticket_tools;
 pub mod users;

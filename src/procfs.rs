@@ -11,13 +11,13 @@ use std::io::Read;
 
 /// The longest `comm` the kernel keeps (TASK_COMM_LEN - 1): a longer
 /// executable name is cut to its first 15 bytes.
-pub const COMM_MAX: usize = 15;
+pub(crate) const COMM_MAX: usize = 15;
 
 /// `PF_KTHREAD` in the flags of `/proc/<pid>/stat` (include/linux/sched.h).
 const PF_KTHREAD: u64 = 0x0020_0000;
 
 /// Clock ticks per second of /proc's process times (USER_HZ).
-pub fn clock_ticks() -> u64 {
+pub(crate) fn clock_ticks() -> u64 {
     // SAFETY: sysconf only reads a configuration value.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
     u64::try_from(hz).ok().filter(|&h| h > 0).unwrap_or(100)
@@ -29,14 +29,14 @@ pub fn clock_ticks() -> u64 {
 /// kernel reports now, which shifts with every wall-clock step, and the start
 /// time is part of a row's time and id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Boot {
+pub(crate) struct Boot {
     /// Boot time, unix seconds (`btime` of /proc/stat).
-    pub btime: i64,
-    pub ticks_per_sec: u64,
+    pub(crate) btime: i64,
+    pub(crate) ticks_per_sec: u64,
 }
 
 impl Boot {
-    pub fn read() -> Option<Boot> {
+    pub(crate) fn read() -> Option<Boot> {
         let stat = std::fs::read("/proc/stat").ok()?;
         Some(Boot {
             btime: parse_btime(&stat)?,
@@ -45,13 +45,13 @@ impl Boot {
     }
 
     /// Unix seconds of a start time in ticks since boot (stat field 22).
-    pub fn start_secs(&self, start_ticks: u64) -> i64 {
+    pub(crate) fn start_secs(&self, start_ticks: u64) -> i64 {
         let secs = i64::try_from(start_ticks / self.ticks_per_sec.max(1)).unwrap_or(i64::MAX);
         self.btime.saturating_add(secs)
     }
 
     /// The start time of `pid`, if it is still there.
-    pub fn start_of(&self, pid: i64) -> Option<i64> {
+    pub(crate) fn start_of(&self, pid: i64) -> Option<i64> {
         let mut path = String::new();
         let mut buf = Vec::new();
         read_into(proc_path(&mut path, pid, "stat"), &mut buf)
@@ -62,7 +62,7 @@ impl Boot {
 }
 
 /// `btime` (boot time, unix seconds) from the text of /proc/stat.
-pub fn parse_btime(stat: &[u8]) -> Option<i64> {
+pub(crate) fn parse_btime(stat: &[u8]) -> Option<i64> {
     let line = stat
         .split(|&b| b == b'\n')
         .find_map(|l| l.strip_prefix(b"btime "))?;
@@ -71,31 +71,31 @@ pub fn parse_btime(stat: &[u8]) -> Option<i64> {
 
 /// The fields of `/proc/<pid>/stat` we use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Stat {
+pub(crate) struct Stat {
     pub ppid: i64,
     /// Kernel `PF_*` flags (field 9).
     pub flags: u64,
     /// Start time, clock ticks since boot (field 22).
-    pub start_ticks: u64,
+    pub(crate) start_ticks: u64,
 }
 
 impl Stat {
     /// A kernel thread: its flags say so, or it is kthreadd or its child
     /// (for kernels whose flags we would misread).
-    pub fn is_kernel_thread(&self, pid: i64) -> bool {
+    pub(crate) fn is_kernel_thread(&self, pid: i64) -> bool {
         self.flags & PF_KTHREAD != 0 || pid == 2 || self.ppid == 2
     }
 }
 
 /// Parses `/proc/<pid>/stat`.
-pub fn parse_stat(text: &[u8]) -> Option<Stat> {
+pub(crate) fn parse_stat(text: &[u8]) -> Option<Stat> {
     split_stat(text).map(|(_, stat)| stat)
 }
 
 /// Parses `/proc/<pid>/stat` and returns its command name (field 2) too.
 /// The name may hold spaces and parentheses, so it runs from the first '('
 /// to the last ')', and the other fields are counted from there.
-pub fn split_stat(text: &[u8]) -> Option<(&[u8], Stat)> {
+pub(crate) fn split_stat(text: &[u8]) -> Option<(&[u8], Stat)> {
     let open = text.iter().position(|&b| b == b'(')?;
     let close = text.iter().rposition(|&b| b == b')')?;
     let comm = text.get(open + 1..close)?;
@@ -118,7 +118,7 @@ pub fn split_stat(text: &[u8]) -> Option<(&[u8], Stat)> {
 }
 
 /// `/proc/<pid>/<leaf>` written into a reused buffer.
-pub fn proc_path<'a>(buf: &'a mut String, pid: i64, leaf: &str) -> &'a str {
+pub(crate) fn proc_path<'a>(buf: &'a mut String, pid: i64, leaf: &str) -> &'a str {
     buf.clear();
     // Writing to a String cannot fail.
     let _ = write!(buf, "/proc/{pid}/{leaf}");
@@ -126,7 +126,7 @@ pub fn proc_path<'a>(buf: &'a mut String, pid: i64, leaf: &str) -> &'a str {
 }
 
 /// Reads a whole file into `buf`; false if it cannot be opened or read.
-pub fn read_into(path: &str, buf: &mut Vec<u8>) -> bool {
+pub(crate) fn read_into(path: &str, buf: &mut Vec<u8>) -> bool {
     buf.clear();
     match std::fs::File::open(path) {
         Ok(mut f) => f.read_to_end(buf).is_ok(),
@@ -144,7 +144,7 @@ fn parse_u64(text: &[u8]) -> Option<u64> {
 
 /// The pids in `/proc` (processes, not threads: those live under
 /// `/proc/<pid>/task`), read with `readdir` so no entry allocates.
-pub struct Pids {
+pub(crate) struct Pids {
     dir: std::ptr::NonNull<libc::DIR>,
 }
 
@@ -153,7 +153,7 @@ pub struct Pids {
 unsafe impl Send for Pids {}
 
 impl Pids {
-    pub fn open() -> std::io::Result<Pids> {
+    pub(crate) fn open() -> std::io::Result<Pids> {
         // SAFETY: the path is a valid NUL-terminated string.
         let dir = unsafe { libc::opendir(c"/proc".as_ptr()) };
         std::ptr::NonNull::new(dir)
@@ -168,7 +168,7 @@ impl Pids {
     /// relative to the open `/proc` directory: the kernel resolves
     /// `<pid>/comm` without walking `/proc` again, which is a measurable part
     /// of a scan that opens one file per process.
-    pub fn read_comm<'a>(&self, pid: i64, buf: &'a mut [u8; 64]) -> Option<&'a [u8]> {
+    pub(crate) fn read_comm<'a>(&self, pid: i64, buf: &'a mut [u8; 64]) -> Option<&'a [u8]> {
         // "<pid>/comm\0": a pid has at most 19 digits.
         let mut path = [0u8; 32];
         let mut digits = itoa::Buffer::new();

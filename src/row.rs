@@ -47,12 +47,12 @@ pub struct Row {
 }
 
 /// Longest argument or path stored whole; longer ones are cut.
-pub const MAX_STORED_ARG: usize = 4096;
+pub(crate) const MAX_STORED_ARG: usize = 4096;
 /// Arguments are stored in order until their bytes reach this; after it only
 /// the ones that decided the indicator are kept.
-pub const MAX_STORED_ARGV: usize = 16 * 1024;
+pub(crate) const MAX_STORED_ARGV: usize = 16 * 1024;
 /// At most this many arguments are stored in order.
-pub const MAX_STORED_ARGS: usize = 256;
+pub(crate) const MAX_STORED_ARGS: usize = 256;
 /// Arguments past the caps kept because they decided the classification.
 const MAX_KEPT_EXTRA: usize = 8;
 
@@ -63,7 +63,7 @@ const MAX_KEPT_EXTRA: usize = 8;
 /// so that a query over `args` (Elastic's `json_each(args)`) still finds
 /// `copy_cred_cache` hidden behind a megabyte of padding. Returns the argv
 /// and whether anything was cut.
-pub fn stored_argv<'a>(argv: &'a [Vec<u8>], action: &str) -> (Vec<&'a [u8]>, bool) {
+pub(crate) fn stored_argv<'a>(argv: &'a [Vec<u8>], action: &str) -> (Vec<&'a [u8]>, bool) {
     let mut out = Vec::with_capacity(argv.len().min(MAX_STORED_ARGS + MAX_KEPT_EXTRA));
     let mut total = 0usize;
     let mut cut = false;
@@ -141,7 +141,7 @@ fn exec_name<'a>(event: &'a ExecEvent, path: &'a [u8]) -> &'a [u8] {
 }
 
 /// argv joined by single spaces.
-pub fn cmdline_of<A: AsRef<[u8]>>(argv: &[A]) -> String {
+pub(crate) fn cmdline_of<A: AsRef<[u8]>>(argv: &[A]) -> String {
     argv.iter()
         .map(|a| bytes_to_text(a.as_ref()))
         .collect::<Vec<_>>()
@@ -149,7 +149,7 @@ pub fn cmdline_of<A: AsRef<[u8]>>(argv: &[A]) -> String {
 }
 
 /// argv as a JSON array of strings.
-pub fn args_json<A: AsRef<[u8]>>(argv: &[A]) -> String {
+pub(crate) fn args_json<A: AsRef<[u8]>>(argv: &[A]) -> String {
     let texts: Vec<String> = argv.iter().map(|a| bytes_to_text(a.as_ref())).collect();
     let mut json = serde_json::Value::from(texts).to_string();
     // Rows live long and are never appended to: give back the growth slack.
@@ -161,7 +161,7 @@ pub fn args_json<A: AsRef<[u8]>>(argv: &[A]) -> String {
 /// every query and across restarts, and two execs differ in at least one of
 /// these fields (an exec without fork keeps pid and start time, but changes
 /// path or argv).
-pub fn event_id(event: &ExecEvent) -> String {
+pub(crate) fn event_id(event: &ExecEvent) -> String {
     // FNV-1a: tiny, stable across Rust versions and platforms.
     let mut h = crate::hash::Fnv1a::new();
     let mut feed = |bytes: &[u8]| {
@@ -236,7 +236,7 @@ impl Row {
 
     /// What the row costs the store: its struct, its strings' bytes, and the
     /// eid's second copy in the store's index. Used for `--max-bytes`.
-    pub fn footprint(&self) -> usize {
+    pub(crate) fn footprint(&self) -> usize {
         let texts = [
             &self.eid,
             &self.path,
@@ -301,7 +301,7 @@ impl Row {
 
     /// One JSON object keyed by column name, in schema order (the
     /// `--standalone` output).
-    pub fn to_json(&self) -> serde_json::Value {
+    pub(crate) fn to_json(&self) -> serde_json::Value {
         let map: serde_json::Map<String, serde_json::Value> = EXEC_COLUMNS
             .iter()
             .zip(self.values())

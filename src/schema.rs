@@ -24,7 +24,6 @@ impl ColumnType {
 
 /// osquery `ColumnOptions` bits (`core/sql/column.h`).
 pub mod options {
-    pub const DEFAULT: u32 = 0;
     pub const INDEX: u32 = 1;
     pub const ADDITIONAL: u32 = 4;
     pub const HIDDEN: u32 = 16;
@@ -32,7 +31,7 @@ pub mod options {
     /// (`--extensions_default_index`) from promoting a column to INDEX, which
     /// would make SQLite put the table in the inner loop of joins and call
     /// generate once per outer row.
-    pub const COLLATEBINARY: u32 = 32;
+    pub(crate) const COLLATEBINARY: u32 = 32;
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,7 +103,7 @@ pub const STATUS_COLUMNS: &[Column] = &[
 ];
 
 /// The `source` value of the status table's row about the store itself.
-pub const STORE_STATUS_ROW: &str = "store";
+pub(crate) const STORE_STATUS_ROW: &str = "store";
 
 /// A cell value. `Null` is sent to osqueryd as an empty string, which it
 /// turns into SQL NULL for numeric columns.
@@ -117,23 +116,23 @@ pub enum Value<'a> {
 
 impl Value<'_> {
     /// The string osqueryd expects in a generate response.
-    pub fn to_osquery_string(&self) -> String {
+    pub(crate) fn to_osquery_string(self) -> String {
         match self {
             Value::Int(i) => i.to_string(),
-            Value::Text(s) => (*s).to_string(),
+            Value::Text(s) => s.to_string(),
             Value::Null => String::new(),
         }
     }
 
-    pub fn to_json(&self) -> serde_json::Value {
+    pub(crate) fn to_json(self) -> serde_json::Value {
         match self {
-            Value::Int(i) => serde_json::Value::from(*i),
-            Value::Text(s) => serde_json::Value::from(*s),
+            Value::Int(i) => serde_json::Value::from(i),
+            Value::Text(s) => serde_json::Value::from(s),
             Value::Null => serde_json::Value::Null,
         }
     }
 }
 
-pub fn opt_int(v: Option<i64>) -> Value<'static> {
+pub(crate) fn opt_int(v: Option<i64>) -> Value<'static> {
     v.map_or(Value::Null, Value::Int)
 }

@@ -34,7 +34,7 @@ pub const EXIT_REPLAY_FAILED: i32 = 3;
 const TICK: Duration = Duration::from_millis(100);
 /// After a signal, how long the rows still queued may take to print before
 /// the process exits without them (stdout may be a pipe nobody reads).
-pub const PRINT_GRACE: Duration = Duration::from_secs(1);
+pub(crate) const PRINT_GRACE: Duration = Duration::from_secs(1);
 /// The longest a signal takes to end a standalone run: noticing it, the
 /// sources stopping, the printer's grace.
 pub const SHUTDOWN_BOUND: Duration = Duration::from_millis(

@@ -14,7 +14,7 @@ use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 
 /// The platform's usual place for a daemon's state.
-pub fn default_path() -> PathBuf {
+pub(crate) fn default_path() -> PathBuf {
     if cfg!(target_os = "macos") {
         PathBuf::from("/var/db/kerberos_cache_access")
     } else {
@@ -22,8 +22,10 @@ pub fn default_path() -> PathBuf {
     }
 }
 
-/// A checked, usable state directory.
+/// A checked, usable state directory. `pub` (in a private module) only
+/// because the Linux audit session's public options name it.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(not(target_os = "linux"), allow(unreachable_pub))]
 pub struct StateDir {
     path: PathBuf,
 }
@@ -31,6 +33,7 @@ pub struct StateDir {
 /// Why a state directory cannot be used (shown in the status table).
 #[derive(Debug, thiserror::Error)]
 #[error("state directory {}: {reason}", path.display())]
+#[cfg_attr(not(target_os = "linux"), allow(unreachable_pub))]
 pub struct StateDirError {
     pub path: PathBuf,
     pub reason: String,
@@ -39,7 +42,7 @@ pub struct StateDirError {
 impl StateDir {
     /// Creates the directory (0700, parents 0755) if missing, and checks
     /// that it is ours alone.
-    pub fn open(path: &Path) -> Result<StateDir, StateDirError> {
+    pub(crate) fn open(path: &Path) -> Result<StateDir, StateDirError> {
         let err = |reason: String| StateDirError {
             path: path.to_path_buf(),
             reason,
@@ -83,18 +86,18 @@ impl StateDir {
         })
     }
 
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 
     /// The path of a file in the directory.
-    pub fn file(&self, name: &str) -> PathBuf {
+    pub(crate) fn file(&self, name: &str) -> PathBuf {
         self.path.join(name)
     }
 
     /// Opens (creating 0600) a file for reading and writing, never through a
     /// symlink.
-    pub fn open_file(&self, name: &str) -> io::Result<File> {
+    pub(crate) fn open_file(&self, name: &str) -> io::Result<File> {
         OpenOptions::new()
             .read(true)
             .write(true)
@@ -106,8 +109,10 @@ impl StateDir {
     }
 
     /// Replaces `name` with `bytes` atomically and durably: a crash leaves
-    /// either the old content or the new, never a mix.
-    pub fn write_atomic(&self, name: &str, bytes: &[u8]) -> io::Result<()> {
+    /// either the old content or the new, never a mix. Only the Linux audit
+    /// source keeps such a file.
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+    pub(crate) fn write_atomic(&self, name: &str, bytes: &[u8]) -> io::Result<()> {
         let tmp = self.file(&format!(".{name}.tmp"));
         let _ = fs::remove_file(&tmp);
         let mut f = OpenOptions::new()
@@ -124,14 +129,14 @@ impl StateDir {
     }
 
     /// Makes renames and creations in the directory durable.
-    pub fn sync(&self) -> io::Result<()> {
+    pub(crate) fn sync(&self) -> io::Result<()> {
         File::open(&self.path)?.sync_all()
     }
 
     /// Takes an exclusive advisory lock on `name` without waiting. `Ok(None)`
     /// when another process holds it. The kernel releases it when the
     /// process dies, however it dies, so a lock is never stale.
-    pub fn try_lock(&self, name: &str) -> io::Result<Option<Lock>> {
+    pub(crate) fn try_lock(&self, name: &str) -> io::Result<Option<Lock>> {
         let file = self.open_file(name)?;
         // SAFETY: flock on a descriptor we own; no memory is involved.
         let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
@@ -149,13 +154,13 @@ impl StateDir {
 
 /// A held lock; released when dropped (or when the process dies).
 #[derive(Debug)]
-pub struct Lock {
+pub(crate) struct Lock {
     file: File,
 }
 
 impl Lock {
     /// Writes our pid into the lock file, so another instance can name us.
-    pub fn record_pid(&mut self) -> io::Result<()> {
+    pub(crate) fn record_pid(&mut self) -> io::Result<()> {
         use std::io::{Seek, SeekFrom};
         self.file.set_len(0)?;
         self.file.seek(SeekFrom::Start(0))?;
@@ -165,7 +170,7 @@ impl Lock {
 }
 
 /// The pid written in a lock file by its holder, if readable.
-pub fn lock_holder(dir: &StateDir, name: &str) -> Option<u32> {
+pub(crate) fn lock_holder(dir: &StateDir, name: &str) -> Option<u32> {
     fs::read_to_string(dir.file(name)).ok()?.trim().parse().ok()
 }
 

@@ -124,7 +124,7 @@ impl StatusBoard {
 
     /// Records the store's state (journaled, in memory, and why), shown as
     /// the status table's `store` row.
-    pub fn set_store(&self, state: State, reason: impl Into<String>) {
+    pub(crate) fn set_store(&self, state: State, reason: impl Into<String>) {
         let reason = reason.into();
         let mut slot = self.store.lock().unwrap_or_else(|e| e.into_inner());
         if slot.as_ref().is_none_or(|(s, _)| *s != state) {

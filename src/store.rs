@@ -61,12 +61,12 @@ pub struct StoreStats {
     pub detections: usize,
     /// Bytes held now (the sum of [`Row::footprint`]).
     pub bytes: usize,
-    pub inserted: u64,
-    pub duplicates: u64,
+    pub(crate) inserted: u64,
+    pub(crate) duplicates: u64,
     /// Rows evicted because the store was over its row or byte budget.
-    pub evicted_capacity: u64,
+    pub(crate) evicted_capacity: u64,
     /// Rows evicted because they were older than the retention.
-    pub evicted_age: u64,
+    pub(crate) evicted_age: u64,
     /// Rows with an indicator evicted for capacity before their retention
     /// ran out (only other detections can cause this).
     pub evicted_detections: u64,
@@ -256,7 +256,7 @@ impl Store {
     /// its exec later), the exec must also not postdate the snapshot's
     /// arrival (+1 s for second granularity), so a reused pid running the
     /// same command later is not mistaken for it.
-    pub fn has_same_execution(&self, row: &Row) -> bool {
+    pub(crate) fn has_same_execution(&self, row: &Row) -> bool {
         let new_is_snapshot = row.source == SourceKind::Snapshot;
         let inner = self.lock();
         // Order does not matter here: scan both queues as they lie.
@@ -280,7 +280,7 @@ impl Store {
 
     /// Whether any stored detection (a row with an indicator) satisfies `f`.
     /// Benign rows are not looked at.
-    pub fn any_detection(&self, f: impl FnMut(&Row) -> bool) -> bool {
+    pub(crate) fn any_detection(&self, f: impl FnMut(&Row) -> bool) -> bool {
         let mut f = f;
         let inner = self.lock();
         let found = inner.detections.iter().any(|e| f(&e.row));
@@ -312,7 +312,7 @@ impl Store {
     }
 
     /// Rows and bytes held per source.
-    pub fn held_by_source(&self) -> HashMap<SourceKind, (u64, u64)> {
+    pub(crate) fn held_by_source(&self) -> HashMap<SourceKind, (u64, u64)> {
         let inner = self.lock();
         let mut out: HashMap<SourceKind, (u64, u64)> = HashMap::new();
         for e in inner.detections.iter().chain(inner.benign.iter()) {

@@ -125,7 +125,7 @@ impl ExecTable {
 
     /// The filter osqueryd's constraints allow: `time` ranges and `pid`
     /// equalities. Everything else is left to SQLite.
-    pub fn filter_of(ctx: &QueryContext) -> RowFilter {
+    pub(crate) fn filter_of(ctx: &QueryContext) -> RowFilter {
         RowFilter {
             time: ctx.int_range("time"),
             pids: ctx.int_equals("pid"),

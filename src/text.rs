@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 /// Bytes as text: valid UTF-8 is kept, every byte of an invalid sequence is
 /// written as `\xNN`, so the result is valid UTF-8 (and JSON) and the
 /// original bytes can be read back.
-pub fn bytes_to_text(bytes: &[u8]) -> String {
+pub(crate) fn bytes_to_text(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len());
     for chunk in bytes.utf8_chunks() {
         out.push_str(chunk.valid());

@@ -41,13 +41,13 @@ fn absolute(path: &[u8], cwd: &[u8]) -> Option<Vec<u8>> {
 
 /// The absolute file a `KRB5CCNAME` names (a bare path or `FILE:`/`DIR:`),
 /// relative names resolved against the exec's working directory.
-pub fn replay_target(krb5ccname: &[u8], cwd: Option<&[u8]>) -> Option<Vec<u8>> {
+pub(crate) fn replay_target(krb5ccname: &[u8], cwd: Option<&[u8]>) -> Option<Vec<u8>> {
     absolute(ccname::cache_path(krb5ccname)?, cwd.unwrap_or_default())
 }
 
 /// Whether a stored row is a theft whose cache or path arguments name the
 /// file `target` (absolute).
-pub fn row_names(row: &Row, target: &[u8]) -> bool {
+pub(crate) fn row_names(row: &Row, target: &[u8]) -> bool {
     let indicators = row.indicators();
     let theft = THEFT.iter().any(|&t| indicators.contains(t));
     if !theft || target.is_empty() {
@@ -81,7 +81,7 @@ pub fn row_names(row: &Row, target: &[u8]) -> bool {
 /// a replay, and one row per command would crowd real detections out of the
 /// store. Bounded; the oldest keys are forgotten first.
 #[derive(Debug)]
-pub struct ReplayLimiter {
+pub(crate) struct ReplayLimiter {
     window: i64,
     capacity: usize,
     seen: VecDeque<(u64, i64)>,
@@ -94,9 +94,9 @@ impl Default for ReplayLimiter {
 }
 
 impl ReplayLimiter {
-    pub const DEFAULT_WINDOW_SECS: i64 = 600;
+    pub(crate) const DEFAULT_WINDOW_SECS: i64 = 600;
 
-    pub fn new(window_secs: i64, capacity: usize) -> ReplayLimiter {
+    pub(crate) fn new(window_secs: i64, capacity: usize) -> ReplayLimiter {
         ReplayLimiter {
             window: window_secs.max(0),
             capacity: capacity.max(1),
@@ -106,7 +106,7 @@ impl ReplayLimiter {
 
     /// Whether a replay of `krb5ccname` by `uid` at `time` is the first in
     /// its window (and so worth a row).
-    pub fn first(&mut self, uid: Option<i64>, krb5ccname: &[u8], time: i64) -> bool {
+    pub(crate) fn first(&mut self, uid: Option<i64>, krb5ccname: &[u8], time: i64) -> bool {
         // FNV-1a: fixed size whatever the value's length.
         let mut h = crate::hash::Fnv1a::new();
         h.write(&uid.unwrap_or(-1).to_le_bytes());

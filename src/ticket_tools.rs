@@ -70,7 +70,7 @@ const TABLE: &[Entry] = &[
 
 /// A table entry matched: the `tool` column and the indicator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Match {
+pub(crate) struct Match {
     pub tool: &'static str,
     pub indicator: Indicator,
 }
@@ -174,7 +174,7 @@ fn maybe(name: &[u8]) -> bool {
 /// The attack tool an exec runs, if any: by the executable's name, argv\[0\]'s,
 /// or the script an interpreter runs.
 #[inline]
-pub fn find<A: AsRef<[u8]>>(name: &[u8], argv: &[A]) -> Option<Match> {
+pub(crate) fn find<A: AsRef<[u8]>>(name: &[u8], argv: &[A]) -> Option<Match> {
     let argv0 = argv.first().map_or(&[][..], |a| basename(a.as_ref()));
     if !maybe(name) && !maybe(argv0) {
         return None;

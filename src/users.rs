@@ -10,14 +10,14 @@ pub trait UserNames: Send + Sync {
 
 /// The host's users through sysinfo, re-read at most every few seconds when a
 /// uid is unknown (a user created after start).
-pub struct SystemUsers {
+pub(crate) struct SystemUsers {
     inner: Mutex<(Option<sysinfo::Users>, Instant)>,
 }
 
 const MIN_RELOAD: Duration = Duration::from_secs(5);
 
 impl SystemUsers {
-    pub fn new() -> SystemUsers {
+    pub(crate) fn new() -> SystemUsers {
         SystemUsers {
             inner: Mutex::new((load(), Instant::now())),
         }

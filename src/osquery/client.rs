@@ -46,7 +46,7 @@ pub struct ExtensionInfo {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct OptionInfo {
     pub value: String,
-    pub default_value: String,
+    pub(crate) default_value: String,
     /// osqueryd's flag type name, e.g. "bool", "string", "uint64".
     pub value_type: String,
 }
@@ -251,7 +251,7 @@ impl ManagerClient {
 /// or map may hold up to 2^22 items (with at least a byte per item, the
 /// message ceiling bounds it anyway). Lengths are checked against these
 /// before anything is allocated; a negative one is an error.
-pub fn client_limits() -> TConfiguration {
+pub(crate) fn client_limits() -> TConfiguration {
     TConfiguration::builder()
         .max_message_size(Some(MAX_MESSAGE_BYTES))
         .max_frame_size(Some(MAX_MESSAGE_BYTES))
@@ -263,9 +263,9 @@ pub fn client_limits() -> TConfiguration {
 }
 
 /// Largest reply message, and largest string in it.
-pub const MAX_MESSAGE_BYTES: usize = 100 << 20;
+pub(crate) const MAX_MESSAGE_BYTES: usize = 100 << 20;
 /// Largest list, set or map in a reply.
-pub const MAX_ITEMS: usize = 1 << 22;
+pub(crate) const MAX_ITEMS: usize = 1 << 22;
 
 // Thrift decodes absent optional fields as None; they mean the defaults.
 

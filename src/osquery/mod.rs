@@ -88,7 +88,7 @@ impl Exit {
 }
 
 /// Waits until `socket` accepts connections, for at most `timeout`.
-pub fn wait_for_socket(socket: &Path, timeout: Duration, stop: &AtomicBool) -> Result<()> {
+pub(crate) fn wait_for_socket(socket: &Path, timeout: Duration, stop: &AtomicBool) -> Result<()> {
     let deadline = Instant::now() + timeout;
     loop {
         if std::os::unix::net::UnixStream::connect(socket).is_ok() {

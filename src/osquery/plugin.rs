@@ -49,7 +49,7 @@ fn failure(err: &TableError) -> ExtensionResponse {
 
 /// The columns response: one entry per column, in declaration order (that
 /// order defines osqueryd's colsUsedBitset).
-pub fn column_routes(table: &dyn Table) -> ExtensionPluginResponse {
+pub(crate) fn column_routes(table: &dyn Table) -> ExtensionPluginResponse {
     table
         .columns()
         .iter()
@@ -134,14 +134,14 @@ impl OsqueryPlugin for TablePlugin {
 /// [`Table::generate`]), encoded into a 64 KiB buffer that goes to the
 /// connection as it fills. Values are the same strings as
 /// [`Value::to_osquery_string`].
-pub struct ExecRows {
+pub(crate) struct ExecRows {
     rows: Vec<Arc<Row>>,
     /// (index into the row's values, the column name already encoded).
     cells: Vec<(usize, Vec<u8>)>,
 }
 
 impl ExecRows {
-    pub fn new(columns: &[Column], frozen: FrozenRows) -> ExecRows {
+    pub(crate) fn new(columns: &[Column], frozen: FrozenRows) -> ExecRows {
         let mut order: Vec<usize> = (0..columns.len())
             .filter(|i| frozen.used.get(*i).copied().unwrap_or(false))
             .collect();

@@ -119,7 +119,7 @@ fn join(errors: &[AuditError]) -> String {
 
 /// Why `--source` could not be read.
 #[derive(Debug, thiserror::Error)]
-pub enum ListError {
+pub(crate) enum ListError {
     /// A name that is no source (`known`: the names that are).
     #[error("unknown source {name:?}: expected auto or one of {known}")]
     Unknown { name: String, known: String },

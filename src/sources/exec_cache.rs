@@ -112,7 +112,7 @@ impl ExecCache {
 /// A live process's path and command line from /proc, for a parent we did
 /// not see exec (it started before us).
 #[cfg(target_os = "linux")]
-pub fn read_proc(pid: i64) -> Option<(Vec<u8>, Vec<u8>)> {
+pub(crate) fn read_proc(pid: i64) -> Option<(Vec<u8>, Vec<u8>)> {
     use std::os::unix::ffi::OsStrExt;
     let exe = std::fs::read_link(format!("/proc/{pid}/exe"))
         .map(|p| p.as_os_str().as_bytes().to_vec())

@@ -23,7 +23,8 @@ use crate::event::SourceKind;
 use crate::status::State;
 #[cfg(target_os = "linux")]
 pub use error::AuditError;
-pub use error::{ListError, SourceError};
+pub(crate) use error::ListError;
+pub use error::SourceError;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -74,7 +75,7 @@ pub enum Plan {
 }
 
 /// The sources this build implements on this platform.
-pub fn implemented(kind: SourceKind) -> bool {
+pub(crate) fn implemented(kind: SourceKind) -> bool {
     match kind {
         SourceKind::Snapshot => true,
         SourceKind::LinuxAudit | SourceKind::ProcConnector => cfg!(target_os = "linux"),
@@ -83,7 +84,7 @@ pub fn implemented(kind: SourceKind) -> bool {
 }
 
 /// Parses `--source`: `auto`, or a comma-separated list of source names.
-pub fn parse_list(list: &str) -> Result<Vec<Plan>, ListError> {
+pub(crate) fn parse_list(list: &str) -> Result<Vec<Plan>, ListError> {
     let mut out: Vec<Plan> = Vec::new();
     for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
         if item == "auto" {
@@ -159,7 +160,7 @@ pub fn auto() -> Vec<Plan> {
 /// to process exit. Sources that undo something on the host on their way out
 /// are always waited for (their own cleanup is bounded): `linux_audit` puts
 /// the kernel's audit state back, live `eslogger` stops and reaps its child.
-pub const STOP_WAIT: Duration = Duration::from_secs(2);
+pub(crate) const STOP_WAIT: Duration = Duration::from_secs(2);
 
 /// How a source ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -224,12 +225,12 @@ impl Drop for Running {
 
 impl Running {
     /// True when every source is finite and has finished.
-    pub fn all_finished(&self) -> bool {
+    pub(crate) fn all_finished(&self) -> bool {
         self.slots.iter().all(|s| s.finite && s.finished())
     }
 
     /// The first replay that failed so far, as "source: reason".
-    pub fn replay_failure(&mut self) -> Option<String> {
+    pub(crate) fn replay_failure(&mut self) -> Option<String> {
         self.slots.iter_mut().find_map(|s| {
             s.reap();
             match (&s.outcome, s.finite) {
@@ -295,7 +296,7 @@ impl Running {
 pub struct Options {
     /// How often the snapshot runs by itself; zero runs it once at start
     /// (and, inside osqueryd, before each query).
-    pub snapshot_interval: Duration,
+    pub(crate) snapshot_interval: Duration,
     /// osqueryd's extension manager socket (for `osquery_es`).
     pub socket: std::path::PathBuf,
     /// Where state that outlives the process lives (see `state`): the audit
@@ -305,7 +306,7 @@ pub struct Options {
 
 /// Why a source could not start: it cannot run here (`Unavailable`, not a
 /// fault), or it broke (`Failed`).
-pub enum StartFailure {
+pub(crate) enum StartFailure {
     Unavailable(String),
     Failed(String),
 }
@@ -461,7 +462,7 @@ fn spawn(
 }
 
 /// Sleeps for `total` in small steps; false as soon as `stop` is set.
-pub fn sleep_unless_stopped(total: Duration, stop: &AtomicBool) -> bool {
+pub(crate) fn sleep_unless_stopped(total: Duration, stop: &AtomicBool) -> bool {
     let step = Duration::from_millis(100);
     let mut left = total;
     while !left.is_zero() {

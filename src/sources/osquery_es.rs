@@ -37,18 +37,18 @@ use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 /// How often `run` polls when the caller has no opinion.
-pub const DEFAULT_POLL: Duration = Duration::from_secs(5);
+pub(crate) const DEFAULT_POLL: Duration = Duration::from_secs(5);
 /// Bound on every read and write to osqueryd, so a hung osqueryd cannot hold
 /// the source (or shutdown) for long. Generous because the first poll may
 /// carry the whole backlog.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How far back the first poll reads. osqueryd buffers up to
 /// `--events_expiry` (1 h), but it builds every row of the requested window
 /// (fork and exit events and full environments included) in its worker
 /// before SQLite filters them, and osquery ignores upper `time` bounds, so a
 /// long window cannot be read in slices. Ten minutes covers the pack's 540 s
 /// look-back plus an extension restart.
-pub const DEFAULT_BACKLOG: Duration = Duration::from_secs(600);
+pub(crate) const DEFAULT_BACKLOG: Duration = Duration::from_secs(600);
 /// Seconds re-read on every poll (see the module notes).
 const REQUERY_SECONDS: i64 = 1;
 /// How often the Endpoint Security publisher's state is re-checked while it

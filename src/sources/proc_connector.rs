@@ -577,7 +577,7 @@ fn read_link(path: &str) -> Option<Vec<u8>> {
 
 /// argv from `/proc/<pid>/cmdline`: NUL-terminated strings, empty ones kept.
 /// Empty input (a zombie, or a process already gone) gives no argv.
-pub fn split_cmdline(raw: &[u8]) -> Vec<&[u8]> {
+pub(crate) fn split_cmdline(raw: &[u8]) -> Vec<&[u8]> {
     if raw.is_empty() {
         return Vec::new();
     }
@@ -588,7 +588,7 @@ pub fn split_cmdline(raw: &[u8]) -> Vec<&[u8]> {
 
 /// Real and effective user and group ids.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Ids {
+pub(crate) struct Ids {
     pub uid: Option<i64>,
     pub euid: Option<i64>,
     pub gid: Option<i64>,
@@ -597,7 +597,7 @@ pub struct Ids {
 
 /// Reads the `Uid:` and `Gid:` lines (real, effective, saved, fs) of
 /// `/proc/<pid>/status`.
-pub fn parse_status(text: &[u8]) -> Ids {
+pub(crate) fn parse_status(text: &[u8]) -> Ids {
     let mut ids = Ids::default();
     for line in text.split(|&b| b == b'\n') {
         if let Some(rest) = line.strip_prefix(b"Uid:") {

@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 /// The longest a read waits before it looks at the stop flag again.
-pub const POLL_STEP: Duration = Duration::from_millis(100);
+pub(crate) const POLL_STEP: Duration = Duration::from_millis(100);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -31,7 +31,7 @@ enum Kind {
 
 /// An opened replay input and how much was read from it.
 #[derive(Debug)]
-pub struct ReplayFile {
+pub(crate) struct ReplayFile {
     file: File,
     path: PathBuf,
     kind: Kind,
@@ -41,10 +41,10 @@ pub struct ReplayFile {
 /// A stop request ended a read: the input was not read to its end.
 #[derive(Debug, thiserror::Error)]
 #[error("stopped before the end of the input")]
-pub struct Stopped;
+pub(crate) struct Stopped;
 
 /// Whether `e` is a read cut short by a stop request.
-pub fn is_stopped(e: &io::Error) -> bool {
+pub(crate) fn is_stopped(e: &io::Error) -> bool {
     e.get_ref().is_some_and(|inner| inner.is::<Stopped>())
 }
 
@@ -52,7 +52,7 @@ impl ReplayFile {
     /// Opens `path` without waiting for anything (a FIFO's writer, a
     /// device's carrier). `what` names the input in the error ("eslogger
     /// file", "BSM trail").
-    pub fn open(path: &Path, what: &'static str) -> Result<ReplayFile, SourceError> {
+    pub(crate) fn open(path: &Path, what: &'static str) -> Result<ReplayFile, SourceError> {
         let file = OpenOptions::new()
             .read(true)
             // O_NOCTTY: a terminal named as input must not become ours.
@@ -89,18 +89,18 @@ impl ReplayFile {
         })
     }
 
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 
     /// Bytes read so far.
-    pub fn bytes(&self) -> u64 {
+    pub(crate) fn bytes(&self) -> u64 {
         self.bytes
     }
 
     /// A reader that returns a [`Stopped`] error (see [`is_stopped`]) once
     /// `stop` is set, instead of waiting on.
-    pub fn reader<'a>(&'a mut self, stop: &'a AtomicBool) -> Reader<'a> {
+    pub(crate) fn reader<'a>(&'a mut self, stop: &'a AtomicBool) -> Reader<'a> {
         Reader { input: self, stop }
     }
 
@@ -112,7 +112,7 @@ impl ReplayFile {
 }
 
 /// [`ReplayFile`] as [`Read`], bound to a stop flag.
-pub struct Reader<'a> {
+pub(crate) struct Reader<'a> {
     input: &'a mut ReplayFile,
     stop: &'a AtomicBool,
 }

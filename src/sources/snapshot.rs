@@ -204,13 +204,13 @@ impl Scanner {
 /// The snapshot as a source: it scans once when started, then every
 /// `interval` (zero: never by itself), and before each query through the
 /// engine's on-demand hook.
-pub struct SnapshotSource {
+pub(crate) struct SnapshotSource {
     scanner: Arc<Scanner>,
     interval: Duration,
 }
 
 impl SnapshotSource {
-    pub fn new(table: Box<dyn ProcessTable>, interval: Duration) -> SnapshotSource {
+    pub(crate) fn new(table: Box<dyn ProcessTable>, interval: Duration) -> SnapshotSource {
         SnapshotSource {
             scanner: Arc::new(Scanner {
                 state: Mutex::new((Snapshot::new(table), None)),
@@ -220,7 +220,7 @@ impl SnapshotSource {
     }
 
     /// Over this host's process table.
-    pub fn system(interval: Duration) -> SnapshotSource {
+    pub(crate) fn system(interval: Duration) -> SnapshotSource {
         SnapshotSource::new(Box::new(system::SystemProcesses::new()), interval)
     }
 }
@@ -395,7 +395,7 @@ pub mod system {
         use crate::procfs::{self, Boot, COMM_MAX};
         use crate::sources::snapshot::ProcBrief;
 
-        pub struct Lister {
+        pub(super) struct Lister {
             boot: Option<Boot>,
             /// Reused across processes and scans.
             path: String,
@@ -410,7 +410,7 @@ pub mod system {
         }
 
         impl Lister {
-            pub fn new(boot: Option<Boot>) -> Lister {
+            pub(super) fn new(boot: Option<Boot>) -> Lister {
                 Lister {
                     boot,
                     path: String::new(),
@@ -419,7 +419,7 @@ pub mod system {
                 }
             }
 
-            pub fn list(
+            pub(super) fn list(
                 &mut self,
                 wanted: &dyn Fn(&[u8]) -> bool,
             ) -> Result<Vec<ProcBrief>, crate::sources::SourceError> {
@@ -435,7 +435,7 @@ pub mod system {
 
             /// The brief of `pid` if its name is wanted, it is not a kernel
             /// thread, and it is still there.
-            pub fn brief(
+            pub(super) fn brief(
                 &mut self,
                 pids: &procfs::Pids,
                 pid: i64,
@@ -503,13 +503,13 @@ pub mod system {
         use std::mem::size_of;
 
         #[derive(Default)]
-        pub struct Lister {
+        pub(super) struct Lister {
             /// Reused across scans.
             pids: Vec<libc::pid_t>,
         }
 
         impl Lister {
-            pub fn list(
+            pub(super) fn list(
                 &mut self,
                 wanted: &dyn Fn(&[u8]) -> bool,
             ) -> Result<Vec<ProcBrief>, crate::sources::SourceError> {
@@ -656,7 +656,7 @@ pub mod system {
         use sysinfo::{ProcessRefreshKind, ProcessesToUpdate, System};
 
         #[derive(Default)]
-        pub struct Lister;
+        pub(crate) struct Lister;
 
         impl Lister {
             pub fn list(

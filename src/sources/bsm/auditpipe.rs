@@ -23,12 +23,12 @@ const AUDITPIPE_PRESELECT_MODE_LOCAL: libc::c_int = 2;
 const A_GETPOLICY: libc::c_int = 33;
 const A_GETCOND: libc::c_int = 37;
 const AUC_AUDITING: libc::c_int = 1;
-pub const AUDIT_ARGV: libc::c_int = 0x0004;
+pub(crate) const AUDIT_ARGV: libc::c_int = 0x0004;
 
 /// Audit classes from /etc/security/audit_class: process (`pc`) and exec
 /// (`ex`).
-pub const CLASS_PC: u32 = 0x0000_0080;
-pub const CLASS_EX: u32 = 0x4000_0000;
+pub(crate) const CLASS_PC: u32 = 0x0000_0080;
+pub(crate) const CLASS_EX: u32 = 0x4000_0000;
 
 extern "C" {
     // In libSystem; libc does not declare it.
@@ -51,7 +51,7 @@ fn check(rc: libc::c_int) -> io::Result<()> {
 
 /// Whether the kernel is auditing at all (auditd gave it a trail). Without
 /// it the kernel makes no records, so a pipe reads nothing.
-pub fn kernel_auditing() -> io::Result<bool> {
+pub(crate) fn kernel_auditing() -> io::Result<bool> {
     let mut cond: libc::c_int = 0;
     // SAFETY: A_GETCOND writes one int into `cond`, whose size we pass.
     let rc = unsafe {
@@ -81,7 +81,7 @@ pub fn policy() -> io::Result<libc::c_int> {
     Ok(policy)
 }
 
-pub struct AuditPipe {
+pub(crate) struct AuditPipe {
     file: File,
 }
 
@@ -89,7 +89,7 @@ impl AuditPipe {
     /// Opens a new pipe (each open is its own queue; closing frees it, so
     /// there is no global state to restore) and selects `classes` for
     /// attributable and non-attributable events alike.
-    pub fn open(classes: u32, qlimit: u32) -> io::Result<AuditPipe> {
+    pub(crate) fn open(classes: u32, qlimit: u32) -> io::Result<AuditPipe> {
         let file = File::open("/dev/auditpipe")?;
         let pipe = AuditPipe { file };
         let fd = pipe.file.as_raw_fd();
@@ -116,7 +116,7 @@ impl AuditPipe {
 
     /// Records the pipe dropped (queue full). The kernel writes a 32-bit
     /// counter into the 64-bit argument, so it wraps at 2^32.
-    pub fn drops(&self) -> io::Result<u64> {
+    pub(crate) fn drops(&self) -> io::Result<u64> {
         let mut drops: u64 = 0;
         // SAFETY: GET_DROPS writes at most 8 bytes into `drops`.
         check(unsafe { libc::ioctl(self.file.as_raw_fd(), AUDITPIPE_GET_DROPS, &mut drops) })?;
@@ -125,7 +125,7 @@ impl AuditPipe {
 
     /// Waits up to `timeout` for data, then reads what is there (possibly a
     /// partial record). Ok(0) on timeout.
-    pub fn read(&mut self, buf: &mut [u8], timeout: Duration) -> io::Result<usize> {
+    pub(crate) fn read(&mut self, buf: &mut [u8], timeout: Duration) -> io::Result<usize> {
         if !crate::sys::wait_readable(self.file.as_raw_fd(), Some(timeout))? {
             return Ok(0);
         }

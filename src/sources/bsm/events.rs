@@ -23,14 +23,14 @@ use crate::hash::Fnv1a;
 
 // Event numbers (OpenBSM sys/bsm/audit_kevents.h; the same in xnu).
 pub const AUE_FORK: u16 = 2;
-pub const AUE_EXEC: u16 = 7;
+pub(crate) const AUE_EXEC: u16 = 7;
 pub const AUE_EXECVE: u16 = 23;
 pub const AUE_VFORK: u16 = 25;
-pub const AUE_FORK1: u16 = 241;
-pub const AUE_DARWIN_RFORK: u16 = 353;
-pub const AUE_RFORK: u16 = 43043;
-pub const AUE_MAC_EXECVE: u16 = 43131;
-pub const AUE_FEXECVE: u16 = 43144;
+pub(crate) const AUE_FORK1: u16 = 241;
+pub(crate) const AUE_DARWIN_RFORK: u16 = 353;
+pub(crate) const AUE_RFORK: u16 = 43043;
+pub(crate) const AUE_MAC_EXECVE: u16 = 43131;
+pub(crate) const AUE_FEXECVE: u16 = 43144;
 pub const AUE_POSIX_SPAWN: u16 = 43190;
 
 /// The arg token text xnu uses for a new process's pid.

@@ -16,57 +16,57 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 // Token ids (OpenBSM sys/bsm/audit_record.h; 0xed–0xef are Apple's).
-pub const AUT_OTHER_FILE32: u8 = 0x11;
-pub const AUT_TRAILER: u8 = 0x13;
+pub(crate) const AUT_OTHER_FILE32: u8 = 0x11;
+pub(crate) const AUT_TRAILER: u8 = 0x13;
 pub const AUT_HEADER32: u8 = 0x14;
-pub const AUT_HEADER32_EX: u8 = 0x15;
-pub const AUT_DATA: u8 = 0x21;
-pub const AUT_IPC: u8 = 0x22;
-pub const AUT_PATH: u8 = 0x23;
+pub(crate) const AUT_HEADER32_EX: u8 = 0x15;
+pub(crate) const AUT_DATA: u8 = 0x21;
+pub(crate) const AUT_IPC: u8 = 0x22;
+pub(crate) const AUT_PATH: u8 = 0x23;
 pub const AUT_SUBJECT32: u8 = 0x24;
 pub const AUT_PROCESS32: u8 = 0x26;
-pub const AUT_RETURN32: u8 = 0x27;
-pub const AUT_TEXT: u8 = 0x28;
-pub const AUT_OPAQUE: u8 = 0x29;
-pub const AUT_IN_ADDR: u8 = 0x2a;
-pub const AUT_IP: u8 = 0x2b;
-pub const AUT_IPORT: u8 = 0x2c;
-pub const AUT_ARG32: u8 = 0x2d;
-pub const AUT_SOCKET: u8 = 0x2e;
-pub const AUT_SEQ: u8 = 0x2f;
-pub const AUT_IPC_PERM: u8 = 0x32;
-pub const AUT_NEWGROUPS: u8 = 0x3b;
-pub const AUT_EXEC_ARGS: u8 = 0x3c;
-pub const AUT_EXEC_ENV: u8 = 0x3d;
-pub const AUT_ATTR32: u8 = 0x3e;
-pub const AUT_EXIT: u8 = 0x52;
-pub const AUT_ZONENAME: u8 = 0x60;
-pub const AUT_ARG64: u8 = 0x71;
-pub const AUT_RETURN64: u8 = 0x72;
-pub const AUT_ATTR64: u8 = 0x73;
-pub const AUT_HEADER64: u8 = 0x74;
-pub const AUT_SUBJECT64: u8 = 0x75;
+pub(crate) const AUT_RETURN32: u8 = 0x27;
+pub(crate) const AUT_TEXT: u8 = 0x28;
+pub(crate) const AUT_OPAQUE: u8 = 0x29;
+pub(crate) const AUT_IN_ADDR: u8 = 0x2a;
+pub(crate) const AUT_IP: u8 = 0x2b;
+pub(crate) const AUT_IPORT: u8 = 0x2c;
+pub(crate) const AUT_ARG32: u8 = 0x2d;
+pub(crate) const AUT_SOCKET: u8 = 0x2e;
+pub(crate) const AUT_SEQ: u8 = 0x2f;
+pub(crate) const AUT_IPC_PERM: u8 = 0x32;
+pub(crate) const AUT_NEWGROUPS: u8 = 0x3b;
+pub(crate) const AUT_EXEC_ARGS: u8 = 0x3c;
+pub(crate) const AUT_EXEC_ENV: u8 = 0x3d;
+pub(crate) const AUT_ATTR32: u8 = 0x3e;
+pub(crate) const AUT_EXIT: u8 = 0x52;
+pub(crate) const AUT_ZONENAME: u8 = 0x60;
+pub(crate) const AUT_ARG64: u8 = 0x71;
+pub(crate) const AUT_RETURN64: u8 = 0x72;
+pub(crate) const AUT_ATTR64: u8 = 0x73;
+pub(crate) const AUT_HEADER64: u8 = 0x74;
+pub(crate) const AUT_SUBJECT64: u8 = 0x75;
 pub const AUT_PROCESS64: u8 = 0x77;
-pub const AUT_HEADER64_EX: u8 = 0x79;
+pub(crate) const AUT_HEADER64_EX: u8 = 0x79;
 pub const AUT_SUBJECT32_EX: u8 = 0x7a;
 pub const AUT_PROCESS32_EX: u8 = 0x7b;
-pub const AUT_SUBJECT64_EX: u8 = 0x7c;
+pub(crate) const AUT_SUBJECT64_EX: u8 = 0x7c;
 pub const AUT_PROCESS64_EX: u8 = 0x7d;
-pub const AUT_IN_ADDR_EX: u8 = 0x7e;
-pub const AUT_SOCKET_EX: u8 = 0x7f;
-pub const AUT_SOCKINET32: u8 = 0x80;
-pub const AUT_SOCKINET128: u8 = 0x81;
-pub const AUT_SOCKUNIX: u8 = 0x82;
-pub const AUT_ARG_UUID: u8 = 0x84;
-pub const AUT_RETURN_UUID: u8 = 0x85;
-pub const AUT_IDENTITY: u8 = 0xed;
-pub const AUT_KRB5_PRINCIPAL: u8 = 0xee;
-pub const AUT_CERT_HASH: u8 = 0xef;
+pub(crate) const AUT_IN_ADDR_EX: u8 = 0x7e;
+pub(crate) const AUT_SOCKET_EX: u8 = 0x7f;
+pub(crate) const AUT_SOCKINET32: u8 = 0x80;
+pub(crate) const AUT_SOCKINET128: u8 = 0x81;
+pub(crate) const AUT_SOCKUNIX: u8 = 0x82;
+pub(crate) const AUT_ARG_UUID: u8 = 0x84;
+pub(crate) const AUT_RETURN_UUID: u8 = 0x85;
+pub(crate) const AUT_IDENTITY: u8 = 0xed;
+pub(crate) const AUT_KRB5_PRINCIPAL: u8 = 0xee;
+pub(crate) const AUT_CERT_HASH: u8 = 0xef;
 
 /// The trailer's magic number.
-pub const TRAILER_MAGIC: u16 = 0xb105;
+pub(crate) const TRAILER_MAGIC: u16 = 0xb105;
 /// Id, magic and byte count.
-pub const TRAILER_LEN: usize = 7;
+pub(crate) const TRAILER_LEN: usize = 7;
 /// Records claiming more than this are taken for garbage. Real ones stay
 /// far below: xnu caps exec_args and exec_env at 16 KiB each.
 pub const MAX_RECORD_LEN: usize = 1 << 20;
@@ -224,7 +224,7 @@ pub struct Return {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Identity<'a> {
     /// xnu writes 1 for a platform binary, 0 otherwise.
-    pub signer_type: u32,
+    pub(crate) signer_type: u32,
     pub signing_id: &'a [u8],
     pub signing_id_truncated: bool,
     pub team_id: &'a [u8],

@@ -72,17 +72,17 @@ use super::NEWEST_KNOWN_VERSION;
 
 /// The scanner cannot vouch for the line: use the full parse.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Unsure;
+pub(super) struct Unsure;
 
 type Scan<T> = Result<T, Unsure>;
 
 /// Nesting allowed: serde_json's limit is 128, and eslogger's messages nest
 /// about 6 deep.
-pub const MAX_DEPTH: u32 = 64;
+pub(super) const MAX_DEPTH: u32 = 64;
 
 /// The event a scanned line holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FastKind {
+pub(super) enum FastKind {
     Exec,
     Fork,
     Exit,
@@ -91,7 +91,7 @@ pub enum FastKind {
 /// The fields of one line that the hot path uses, in buffers reused from
 /// line to line. Which ones are set depends on the [`FastKind`].
 #[derive(Debug, Default)]
-pub struct FastLine {
+pub(super) struct FastLine {
     pub version: i64,
     pub global_seq_num: u64,
     // exec
@@ -119,7 +119,7 @@ pub struct FastLine {
     pub platform_binary: bool,
     pub cdhash: Vec<u8>,
     /// The first `KRB5CCNAME=` entry's value, when there is one.
-    pub has_krb5ccname: bool,
+    pub(crate) has_krb5ccname: bool,
     krb5ccname: Vec<u8>,
     /// Scratch for an environment entry whose name holds an escape.
     scratch: Vec<u8>,
@@ -132,27 +132,27 @@ pub struct FastLine {
 }
 
 impl FastLine {
-    pub fn new() -> FastLine {
+    pub(super) fn new() -> FastLine {
         FastLine::default()
     }
 
     /// The exec's argv.
-    pub fn args(&self) -> &[Vec<u8>] {
+    pub(super) fn args(&self) -> &[Vec<u8>] {
         self.args.get(..self.argc).unwrap_or_default()
     }
 
     #[cfg(test)]
-    pub fn cwd(&self) -> Option<&[u8]> {
+    pub(super) fn cwd(&self) -> Option<&[u8]> {
         self.has_cwd.then_some(self.cwd.as_slice())
     }
 
-    pub fn krb5ccname(&self) -> Option<&[u8]> {
+    pub(super) fn krb5ccname(&self) -> Option<&[u8]> {
         self.has_krb5ccname.then_some(self.krb5ccname.as_slice())
     }
 
     /// Scans `line` (already trimmed). See the module doc for when it is
     /// [`Unsure`].
-    pub fn scan(&mut self, line: &[u8]) -> Scan<FastKind> {
+    pub(super) fn scan(&mut self, line: &[u8]) -> Scan<FastKind> {
         check_bytes(line)?;
         let mut c = Cur { b: line, i: 0 };
         let mut seen = 0u32;
@@ -522,7 +522,7 @@ impl FastLine {
     #[cfg(test)]
     /// Whether the scanned exec, fork or exit equals what the full parse
     /// made of the same line (for tests).
-    pub fn same_as(&self, kind: FastKind, full: &EsEvent) -> bool {
+    pub(super) fn same_as(&self, kind: FastKind, full: &EsEvent) -> bool {
         let envelope = full.envelope();
         if envelope.version != Some(self.version)
             || envelope.global_seq_num != Some(self.global_seq_num)

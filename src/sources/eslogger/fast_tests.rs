@@ -6,6 +6,8 @@ use super::*;
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
+// Shared with the integration tests, where its items must be `pub`.
+#[allow(unreachable_pub)]
 #[path = "../../../tests/support/eslogger_lines.rs"]
 mod lines;
 use lines::{exec_message, exit_message, fork_message, kerberos_message, line};

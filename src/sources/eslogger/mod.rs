@@ -41,7 +41,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// Where macOS 13+ installs eslogger.
-pub const ESLOGGER: &str = "/usr/bin/eslogger";
+pub(crate) const ESLOGGER: &str = "/usr/bin/eslogger";
 /// The event types asked for: exec for detection, fork so that a child can
 /// name its parent, exit for completeness of the stream.
 pub const ESLOGGER_ARGS: [&str; 3] = ["exec", "fork", "exit"];

@@ -135,7 +135,7 @@ pub struct Envelope {
 
 /// An audit token's fields (`audit_token_t.val[]`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct AuditToken {
+pub(crate) struct AuditToken {
     pub auid: Option<i64>,
     pub euid: Option<i64>,
     pub egid: Option<i64>,
@@ -181,7 +181,7 @@ pub(super) const TOKEN_KEYS: [&str; 8] = [
 /// Reads an audit token in either shape: an object with named fields, or an
 /// array of exactly 8 integers. Any other shape gives `None`: an array of
 /// another length cannot be mapped to fields safely.
-pub fn parse_audit_token(value: &Value) -> Option<AuditToken> {
+pub(crate) fn parse_audit_token(value: &Value) -> Option<AuditToken> {
     let mut vals = [None; 8];
     match value {
         Value::Object(map) => {
@@ -310,20 +310,20 @@ pub struct SchemaDrift {
     pub not_json: u64,
     /// JSON objects that are not ES messages (neither an `event` object nor
     /// an integer `event_type`): a file of something else.
-    pub not_eslogger: u64,
+    pub(crate) not_eslogger: u64,
     /// Lines over [`MAX_LINE`], dropped.
     pub oversized: u64,
     /// Lines parsed only after replacing invalid UTF-8 or unpaired surrogate
     /// escapes.
     pub repaired: u64,
     /// Exec, fork or exit messages dropped for lack of a pid or path.
-    pub unusable: u64,
+    pub(crate) unusable: u64,
     /// Per field path: messages where it was absent or of another type.
     pub fields: BTreeMap<&'static str, u64>,
 }
 
 impl SchemaDrift {
-    pub fn note(&mut self, drift: FieldSet) {
+    pub(crate) fn note(&mut self, drift: FieldSet) {
         for f in drift.iter() {
             *self.fields.entry(f.path()).or_default() += 1;
         }
@@ -890,7 +890,7 @@ pub(super) fn preview(line: &[u8]) -> String {
 /// offsets up to 25 hours, expanded years, bracketed zones) and narrower in
 /// one place (at most nine fractional digits), so the shape is checked here
 /// first and extra fractional digits are cut.
-pub fn parse_rfc3339(text: &str) -> Option<(i64, u32)> {
+pub(crate) fn parse_rfc3339(text: &str) -> Option<(i64, u32)> {
     static PARSER: DateTimeParser = DateTimeParser::new();
     let b = text.as_bytes();
     let at = |i: usize, c: u8| b.get(i).is_some_and(|x| x.eq_ignore_ascii_case(&c));

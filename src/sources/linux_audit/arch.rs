@@ -10,7 +10,7 @@ pub struct ExecArch {
     /// auditctl's name for it: b64 (native) or b32 (compat).
     pub name: &'static str,
     /// AUDIT_ARCH_* value (ELF machine | 64-bit | little-endian flags).
-    pub audit_arch: u32,
+    pub(crate) audit_arch: u32,
     /// execve's number in this ABI.
     pub execve: u32,
     /// execveat's number in this ABI.

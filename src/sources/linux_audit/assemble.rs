@@ -70,7 +70,7 @@ pub struct AssemblerStats {
     /// Records that could not be used: a SYSCALL without a syscall number,
     /// an EXECVE with no argument field, plus what the reader reports
     /// through [`Assembler::note_malformed`].
-    pub malformed: u64,
+    pub(crate) malformed: u64,
     /// Events that turned out not to be execs.
     pub non_exec: u64,
     /// execve/execveat calls that failed (`success=no`); not emitted.

@@ -29,10 +29,8 @@
 //!
 //! [`yield_receiver`]: AuditSession::yield_receiver
 
-pub use super::kernel::{
-    exec_rule, process_alive, read_state, AuditRule, AuditState, AuditStatus, RuleCondition,
-    StartError,
-};
+pub use super::kernel::{exec_rule, read_state, AuditRule, AuditState, StartError};
+use super::kernel::{process_alive, AuditStatus};
 use super::kernel::{
     read_state_with, set_status, start_error, STATUS_BACKLOG_LIMIT, STATUS_BACKLOG_WAIT_TIME,
     STATUS_ENABLED, STATUS_PID,
@@ -93,7 +91,8 @@ impl Default for SessionOptions {
     }
 }
 
-pub use super::arch::{ExecArch, MACHINE_ARCHES};
+pub use super::arch::ExecArch;
+pub use super::arch::MACHINE_ARCHES;
 
 /// After releasing the receiver role to a starting audit daemon, how long
 /// it has to register before we take the role back.
@@ -322,7 +321,7 @@ impl AuditSession {
     /// Opens a session that only reads (multicast) and changes nothing: for
     /// an instance beside another instance of ours that owns the audit
     /// configuration. [`adopt`](Self::adopt) makes it the owner.
-    pub fn observe(opts: &SessionOptions) -> Result<AuditSession, StartError> {
+    pub(crate) fn observe(opts: &SessionOptions) -> Result<AuditSession, StartError> {
         precheck(opts)?;
         let mut ctl =
             ControlSocket::open().map_err(|e| start_error(&e, "opening the audit netlink"))?;
@@ -337,7 +336,7 @@ impl AuditSession {
     /// record (what it found and changed), so that our exit restores the
     /// host as it was before the first instance. Call [`check`](Self::check)
     /// next: it takes the receiver role and reinstalls what is missing.
-    pub fn adopt(&mut self, record: Option<Record>, dir: Option<StateDir>) {
+    pub(crate) fn adopt(&mut self, record: Option<Record>, dir: Option<StateDir>) {
         self.owner = true;
         self.record_dir = dir;
         self.watched = MACHINE_ARCHES.iter().collect();
@@ -513,10 +512,6 @@ impl AuditSession {
 
     pub fn mode(&self) -> Mode {
         self.mode
-    }
-
-    pub fn is_owner(&self) -> bool {
-        self.owner
     }
 
     /// What the session found and changed, for the status table.
@@ -841,7 +836,7 @@ impl AuditSession {
     /// keep reading multicast, so nothing is missed. In any mode, we then
     /// leave the role to the daemon for a while (a quick restart of auditd
     /// must not find us registered in between). True if we yielded.
-    pub fn yield_receiver(&mut self, to: &str, pid: i64) -> bool {
+    pub(crate) fn yield_receiver(&mut self, to: &str, pid: i64) -> bool {
         if !self.owner {
             return false;
         }
@@ -865,7 +860,7 @@ impl AuditSession {
     /// Exits without restoring, for an instance of ours that takes over:
     /// rules and flags stay, the record stays (with the receiver role given
     /// back) for the next owner to adopt.
-    pub fn hand_over(mut self) -> Result<(), AuditError> {
+    pub(crate) fn hand_over(mut self) -> Result<(), AuditError> {
         self.restored = true;
         if self.mode == Mode::Receiver {
             self.wait_delivered();

@@ -94,7 +94,7 @@ fn is_string_field(field: u32) -> bool {
 /// One rule condition: field type, operator, and value (a number, or the
 /// string for string-typed fields).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RuleCondition {
+pub(crate) struct RuleCondition {
     pub field: u32,
     pub op: u32,
     pub value: u32,
@@ -110,7 +110,7 @@ pub struct AuditRule {
     pub list: u32,
     pub action: u32,
     mask: Vec<u32>,
-    pub conditions: Vec<RuleCondition>,
+    pub(crate) conditions: Vec<RuleCondition>,
 }
 
 /// The fixed part of `struct audit_rule_data` (flags, action, field_count,
@@ -176,7 +176,7 @@ impl AuditRule {
         &self.raw
     }
 
-    pub fn has_syscall(&self, nr: u32) -> bool {
+    pub(crate) fn has_syscall(&self, nr: u32) -> bool {
         let (w, bit) = ((nr / 32) as usize, nr % 32);
         self.mask.get(w).is_some_and(|m| m & (1 << bit) != 0)
     }
@@ -287,7 +287,7 @@ pub(super) fn read_state_with(ctl: &mut ControlSocket) -> Result<AuditState, Sta
 }
 
 /// Whether `pid` names a live (not zombie) process.
-pub fn process_alive(pid: u32) -> bool {
+pub(crate) fn process_alive(pid: u32) -> bool {
     let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
         return false;
     };

@@ -56,10 +56,10 @@ const AUDIT_CONFIG_CHANGE: u16 = 1305;
 
 /// Audit receivers that register as the audit pid when they start. When one
 /// of them execs and we hold that role, we release it to them.
-pub const AUDIT_DAEMONS: &[&str] = &["auditd", "go-audit", "auditbeat"];
+pub(crate) const AUDIT_DAEMONS: &[&str] = &["auditd", "go-audit", "auditbeat"];
 
 /// Which table entry `exe` runs, by file name. Cheap: it runs for every exec.
-pub fn audit_daemon(exe: &[u8]) -> Option<&'static str> {
+pub(crate) fn audit_daemon(exe: &[u8]) -> Option<&'static str> {
     let name = match exe.iter().rposition(|&b| b == b'/') {
         Some(at) => &exe[at + 1..],
         None => exe,
@@ -282,7 +282,7 @@ impl LinuxAudit {
             _lock: lock,
         };
         let record = match persist::load(&dir) {
-            Loaded::Record(r) if r.from_this_boot() => Some(r),
+            Loaded::Record(r) if r.written_this_boot() => Some(r),
             Loaded::Record(r) => {
                 log::warn!(
                     "linux_audit: discarding the audit record of pid {} from an earlier boot",

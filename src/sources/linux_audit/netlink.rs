@@ -20,7 +20,7 @@ use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 /// Size of `struct nlmsghdr`.
-pub const NLMSG_HDRLEN: usize = 16;
+pub(crate) const NLMSG_HDRLEN: usize = 16;
 
 /// A receive buffer that holds any audit record. Records are usually under
 /// 9 KiB, but a PATH record with a long hex-encoded name can be larger.
@@ -62,12 +62,9 @@ impl From<io::Error> for RecvError {
 
 /// One received netlink message, borrowed from the caller's buffer.
 #[derive(Debug, Clone, Copy)]
-pub struct Message<'b> {
+pub(crate) struct Message<'b> {
     pub msg_type: u16,
-    pub flags: u16,
     pub seq: u32,
-    /// The header's own length claim, kept only for diagnostics.
-    pub nlmsg_len: u32,
     /// Datagram length minus the header, untrimmed (binary replies end in
     /// meaningful zero bytes).
     pub payload: &'b [u8],
@@ -76,13 +73,13 @@ pub struct Message<'b> {
 impl Message<'_> {
     /// Whether this is an audit record (as opposed to an ack, a reply to a
     /// request, or other netlink traffic).
-    pub fn is_record(&self) -> bool {
+    pub(crate) fn is_record(&self) -> bool {
         self.msg_type >= FIRST_RECORD_TYPE
     }
 }
 
 /// Record text without the NUL padding the kernel may leave at the end.
-pub fn record_text(payload: &[u8]) -> &[u8] {
+pub(crate) fn record_text(payload: &[u8]) -> &[u8] {
     let end = payload
         .iter()
         .rposition(|&b| b != 0)
@@ -91,7 +88,7 @@ pub fn record_text(payload: &[u8]) -> &[u8] {
 }
 
 /// A NETLINK_AUDIT socket.
-pub struct AuditSocket {
+pub(crate) struct AuditSocket {
     sock: Socket,
     port: u32,
     seq: u32,
@@ -99,14 +96,14 @@ pub struct AuditSocket {
 
 impl AuditSocket {
     /// A unicast socket with a kernel-assigned port id.
-    pub fn open() -> io::Result<Self> {
+    pub(crate) fn open() -> io::Result<Self> {
         Self::bind(0)
     }
 
     /// A socket in the read-only multicast group AUDIT_NLGRP_READLOG, which
     /// gets a copy of every record without registering as the audit daemon.
     /// Binding fails with EPERM without CAP_AUDIT_READ.
-    pub fn open_multicast() -> io::Result<Self> {
+    pub(crate) fn open_multicast() -> io::Result<Self> {
         Self::bind(1 << (AUDIT_NLGRP_READLOG - 1))
     }
 
@@ -123,12 +120,7 @@ impl AuditSocket {
         })
     }
 
-    /// The port id the kernel addresses unicast messages to.
-    pub fn port(&self) -> u32 {
-        self.port
-    }
-
-    pub fn fd(&self) -> libc::c_int {
+    pub(crate) fn fd(&self) -> libc::c_int {
         self.sock.as_raw_fd()
     }
 
@@ -137,7 +129,7 @@ impl AuditSocket {
     /// many. For the registered receiver socket whose records are read from
     /// the multicast copy: the kernel blocks on a full receiver, so it must
     /// be emptied regularly.
-    pub fn discard_queued(&self, max: usize) -> io::Result<usize> {
+    pub(crate) fn discard_queued(&self, max: usize) -> io::Result<usize> {
         const BATCH: usize = 64;
         // SAFETY: mmsghdr is plain data; all-zero is a valid value (no
         // name, no iovecs, no control data).
@@ -181,7 +173,7 @@ impl AuditSocket {
     /// CAP_NET_ADMIN) may exceed net.core.rmem_max; otherwise SO_RCVBUF is
     /// silently capped there. Returns what the kernel granted (which counts
     /// its bookkeeping overhead, about double the request).
-    pub fn set_rcvbuf(&self, bytes: usize) -> io::Result<usize> {
+    pub(crate) fn set_rcvbuf(&self, bytes: usize) -> io::Result<usize> {
         let want = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
         if setsockopt_int(self.sock.as_raw_fd(), libc::SO_RCVBUFFORCE, want).is_err() {
             self.sock.set_rx_buf_sz(want)?;
@@ -190,7 +182,7 @@ impl AuditSocket {
     }
 
     /// Sends one request to the kernel; returns its sequence number.
-    pub fn send(&mut self, msg_type: u16, flags: u16, payload: &[u8]) -> io::Result<u32> {
+    pub(crate) fn send(&mut self, msg_type: u16, flags: u16, payload: &[u8]) -> io::Result<u32> {
         self.seq = self.seq.wrapping_add(1).max(1);
         let len = NLMSG_HDRLEN + payload.len();
         let nlmsg_len = u32::try_from(len)
@@ -212,7 +204,7 @@ impl AuditSocket {
     /// Waits up to `timeout` (None: forever) for one message and reads it
     /// into `buf`. Ok(None) on timeout or EINTR. A zero timeout reads what
     /// is queued without polling first.
-    pub fn recv<'b>(
+    pub(crate) fn recv<'b>(
         &self,
         buf: &'b mut [u8],
         timeout: Option<Duration>,
@@ -248,9 +240,7 @@ impl AuditSocket {
             |at: usize| u32::from_ne_bytes([buf[at], buf[at + 1], buf[at + 2], buf[at + 3]]);
         let u16_at = |at: usize| u16::from_ne_bytes([buf[at], buf[at + 1]]);
         Ok(Some(Message {
-            nlmsg_len: u32_at(0),
             msg_type: u16_at(4),
-            flags: u16_at(6),
             seq: u32_at(8),
             payload: &buf[NLMSG_HDRLEN..len],
         }))
@@ -273,7 +263,7 @@ impl ControlSocket {
     }
 
     /// AUDIT_GET.
-    pub fn get_status(&mut self) -> io::Result<StatusMessage> {
+    pub(crate) fn get_status(&mut self) -> io::Result<StatusMessage> {
         // No NLM_F_ACK: the kernel sends the reply from a separate thread, so
         // an ack could arrive before it; errors are reported either way.
         let seq = self.sock.send(AUDIT_GET, NLM_F_REQUEST, &[])?;
@@ -302,7 +292,7 @@ impl ControlSocket {
     }
 
     /// AUDIT_LIST_RULES: every rule as the kernel's raw `audit_rule_data`.
-    pub fn list_rules(&mut self) -> io::Result<Vec<Vec<u8>>> {
+    pub(crate) fn list_rules(&mut self) -> io::Result<Vec<Vec<u8>>> {
         let seq = self.sock.send(AUDIT_LIST_RULES, NLM_F_REQUEST, &[])?;
         let deadline = Instant::now() + CONTROL_TIMEOUT;
         let mut rules = Vec::new();
@@ -334,7 +324,7 @@ impl ControlSocket {
 }
 
 /// Serializes a rule built with netlink-packet-audit's builder.
-pub fn rule_bytes(rule: &RuleMessage) -> Vec<u8> {
+pub(crate) fn rule_bytes(rule: &RuleMessage) -> Vec<u8> {
     let mut out = vec![0; rule.buffer_len()];
     rule.emit(&mut out);
     out
@@ -343,7 +333,7 @@ pub fn rule_bytes(rule: &RuleMessage) -> Vec<u8> {
 /// Sends `payload` with NLM_F_ACK on `sock` and waits for the ack. Records
 /// that arrive first (on a socket that is, or is becoming, the audit
 /// receiver) are handed to `on_record` rather than dropped.
-pub fn request_acked(
+pub(crate) fn request_acked(
     sock: &mut AuditSocket,
     buf: &mut [u8],
     msg_type: u16,
@@ -394,9 +384,7 @@ fn next_reply<'b>(
     let u32_at = |at: usize| u32::from_ne_bytes([buf[at], buf[at + 1], buf[at + 2], buf[at + 3]]);
     let u16_at = |at: usize| u16::from_ne_bytes([buf[at], buf[at + 1]]);
     Ok(Message {
-        nlmsg_len: u32_at(0),
         msg_type: u16_at(4),
-        flags: u16_at(6),
         seq: u32_at(8),
         payload: &buf[NLMSG_HDRLEN..NLMSG_HDRLEN + found],
     })

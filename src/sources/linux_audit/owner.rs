@@ -21,15 +21,15 @@ use std::io;
 use std::os::unix::io::AsRawFd;
 use std::time::{Duration, Instant};
 
-pub const OWNER_LOCK: &str = "audit.owner";
-pub const READERS_LOCK: &str = "audit.readers";
+pub(crate) const OWNER_LOCK: &str = "audit.owner";
+pub(crate) const READERS_LOCK: &str = "audit.readers";
 
 /// How long a starting instance waits for an exiting owner to finish.
 const JOIN_WAIT: Duration = Duration::from_secs(5);
 
 /// A shared hold on the readers lock.
 #[derive(Debug)]
-pub struct ReaderHold {
+pub(crate) struct ReaderHold {
     _file: File,
 }
 
@@ -49,7 +49,7 @@ fn flock(file: &File, op: libc::c_int) -> io::Result<bool> {
 
 /// Joins the readers (shared lock), waiting up to a few seconds while an
 /// owner holds it exclusively to restore or hand over.
-pub fn join_readers(dir: &StateDir) -> io::Result<ReaderHold> {
+pub(crate) fn join_readers(dir: &StateDir) -> io::Result<ReaderHold> {
     let file = dir.open_file(READERS_LOCK)?;
     let deadline = Instant::now() + JOIN_WAIT;
     loop {
@@ -69,18 +69,18 @@ pub fn join_readers(dir: &StateDir) -> io::Result<ReaderHold> {
 /// The readers lock held exclusively: proof that no instance waits to take
 /// over, kept while the owner restores.
 #[derive(Debug)]
-pub struct NoReaders {
+pub(crate) struct NoReaders {
     _file: File,
 }
 
 /// `Ok(Some)` when no instance reads beside us, `Ok(None)` when some do.
-pub fn no_readers(dir: &StateDir) -> io::Result<Option<NoReaders>> {
+pub(crate) fn no_readers(dir: &StateDir) -> io::Result<Option<NoReaders>> {
     let file = dir.open_file(READERS_LOCK)?;
     Ok(flock(&file, libc::LOCK_EX)?.then_some(NoReaders { _file: file }))
 }
 
 /// Takes the owner lock if it is free, and writes our pid into it.
-pub fn try_own(dir: &StateDir) -> io::Result<Option<Lock>> {
+pub(crate) fn try_own(dir: &StateDir) -> io::Result<Option<Lock>> {
     let Some(mut lock) = dir.try_lock(OWNER_LOCK)? else {
         return Ok(None);
     };
@@ -91,7 +91,7 @@ pub fn try_own(dir: &StateDir) -> io::Result<Option<Lock>> {
 }
 
 /// The owner's pid, as it wrote it.
-pub fn owner_pid(dir: &StateDir) -> Option<u32> {
+pub(crate) fn owner_pid(dir: &StateDir) -> Option<u32> {
     crate::state::lock_holder(dir, OWNER_LOCK)
 }
 

@@ -91,7 +91,7 @@ impl Record {
     /// id on either side counts as this boot: undo is careful enough
     /// (exact rule bytes, flags only when they still hold our values) that
     /// trying is safer than leaving our rules behind.
-    pub fn from_this_boot(&self) -> bool {
+    pub(crate) fn written_this_boot(&self) -> bool {
         match boot_id() {
             Some(now) if !self.boot_id.is_empty() => now == self.boot_id,
             _ => true,
@@ -107,7 +107,7 @@ pub fn boot_id() -> Option<String> {
 }
 
 /// Writes the record (atomically, durably, 0600).
-pub fn save(dir: &StateDir, record: &Record) -> io::Result<()> {
+pub(crate) fn save(dir: &StateDir, record: &Record) -> io::Result<()> {
     let mut text = serde_json::to_vec_pretty(record).map_err(io::Error::other)?;
     text.push(b'\n');
     dir.write_atomic(RECORD_FILE, &text)
@@ -194,16 +194,16 @@ fn set_aside(dir: &StateDir, why: String) -> Loaded {
 mod hex_bytes {
     use serde::{Deserialize, Deserializer, Serializer};
 
-    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+    pub(super) fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&hex::encode(bytes))
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
         let text = String::deserialize(d)?;
         decode(&text).ok_or_else(|| serde::de::Error::custom("invalid hex"))
     }
 
-    pub fn decode(text: &str) -> Option<Vec<u8>> {
+    pub(super) fn decode(text: &str) -> Option<Vec<u8>> {
         if text.len() % 2 != 0 || text.len() > 1 << 16 {
             return None;
         }
@@ -255,7 +255,7 @@ mod tests {
             Loaded::Record(back) => assert_eq!(back, r),
             other => panic!("{other:?}"),
         }
-        assert!(r.from_this_boot());
+        assert!(r.written_this_boot());
         remove(&d).unwrap();
         remove(&d).unwrap();
         assert!(matches!(load(&d), Loaded::None));
@@ -268,7 +268,7 @@ mod tests {
         }
         let mut r = sample();
         r.boot_id = "00000000-0000-0000-0000-000000000000".into();
-        assert!(!r.from_this_boot());
+        assert!(!r.written_this_boot());
     }
 
     #[test]

@@ -12,7 +12,7 @@ pub const AUDIT_PATH: u16 = 1302;
 pub const AUDIT_CWD: u16 = 1307;
 pub const AUDIT_EXECVE: u16 = 1309;
 pub const AUDIT_EOE: u16 = 1320;
-pub const AUDIT_BPRM_FCAPS: u16 = 1321;
+pub(crate) const AUDIT_BPRM_FCAPS: u16 = 1321;
 pub const AUDIT_PROCTITLE: u16 = 1327;
 
 /// auditd's ENRICHED format appends interpreted fields after this byte (GS).
@@ -47,7 +47,7 @@ pub enum RecordError {
 }
 
 /// One audit.log record: its type number, event id and body.
-pub type LogRecord<'a> = (u16, Header, &'a [u8]);
+pub(crate) type LogRecord<'a> = (u16, Header, &'a [u8]);
 
 /// A netlink audit payload, `audit(1700000000.123:456): field=value …`
 /// (possibly NUL-padded), split into its event id and its body.
@@ -216,7 +216,7 @@ fn eight_digit_values(v: u64) -> u64 {
 
 /// The record type number for an audit.log `type=` name. `UNKNOWN[N]` (what
 /// auditd writes for numbers it has no name for) gives N.
-pub fn type_from_name(name: &[u8]) -> Option<u16> {
+pub(crate) fn type_from_name(name: &[u8]) -> Option<u16> {
     if let Some(inner) = name
         .strip_prefix(b"UNKNOWN[")
         .and_then(|s| s.strip_suffix(b"]"))

@@ -30,7 +30,7 @@ pub(super) struct UndoContext {
     /// The instance that made the changes.
     pub writer: u32,
     /// The audit pid found before the changes.
-    pub found_pid: u32,
+    pub(crate) found_pid: u32,
 }
 
 impl UndoContext {
@@ -165,7 +165,7 @@ pub fn recover(dir: &StateDir, key: &str) -> Result<Recovery, AuditError> {
         }
         Loaded::Record(r) => r,
     };
-    if !record.from_this_boot() {
+    if !record.written_this_boot() {
         out.notes.push(format!(
             "discarded the audit record of pid {} from an earlier boot (audit state does not \
              survive a reboot)",
@@ -207,7 +207,7 @@ pub fn recover(dir: &StateDir, key: &str) -> Result<Recovery, AuditError> {
 
 /// Deletes our exact exec rules (every arch, tagged `key`), wherever they
 /// came from; for leftovers no record describes. Returns how many.
-pub fn remove_exec_rules(key: &str) -> Result<usize, AuditError> {
+pub(crate) fn remove_exec_rules(key: &str) -> Result<usize, AuditError> {
     let state = read_state()?;
     let mut ctl = ControlSocket::open().map_err(AuditError::Netlink)?;
     let mut n = 0;
