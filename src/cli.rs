@@ -125,7 +125,7 @@ impl Args {
 
     /// Whether `--source` replays a file (`eslogger:FILE`, `bsm:PATH`): such
     /// rows are not this host's present, so they are never journaled.
-    pub fn replays(&self) -> bool {
+    pub(crate) fn replays(&self) -> bool {
         sources::parse_list(&self.source).is_ok_and(|plans| {
             plans
                 .iter()

@@ -122,7 +122,7 @@ impl Engine {
     /// host: whether this exec must go on to [`Engine::ingest`]. A false
     /// answer is final (not Kerberos-related); it does not allocate. Sources
     /// call this instead of the classifier, so only the engine classifies.
-    pub fn wants<'a, A: AsRef<[u8]>>(
+    pub(crate) fn wants<'a, A: AsRef<[u8]>>(
         path: &'a [u8],
         argv: &'a [A],
         identity: &Identity<'a>,

@@ -513,7 +513,7 @@ struct Inner {
 /// Counters, for tests and benchmarks.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct JournalStats {
-    pub attached: bool,
+    pub(crate) attached: bool,
     pub records: u64,
     pub bytes: u64,
     pub missed: u64,

@@ -74,7 +74,7 @@ pub(crate) fn parse_btime(stat: &[u8]) -> Option<i64> {
 pub(crate) struct Stat {
     pub ppid: i64,
     /// Kernel `PF_*` flags (field 9).
-    pub flags: u64,
+    pub(crate) flags: u64,
     /// Start time, clock ticks since boot (field 22).
     pub(crate) start_ticks: u64,
 }

@@ -45,7 +45,7 @@ pub struct Counters {
 }
 
 impl Counters {
-    pub fn saw(&self, time: i64) {
+    pub(crate) fn saw(&self, time: i64) {
         self.events_seen.fetch_add(1, Ordering::Relaxed);
         self.last_event_time.fetch_max(time, Ordering::Relaxed);
     }

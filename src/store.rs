@@ -48,7 +48,7 @@ pub struct RowFilter {
 }
 
 impl RowFilter {
-    pub fn accepts(&self, row: &Row) -> bool {
+    pub(crate) fn accepts(&self, row: &Row) -> bool {
         self.time.contains(row.time) && self.pids.as_ref().is_none_or(|p| p.contains(&row.pid))
     }
 }
@@ -58,7 +58,7 @@ pub struct StoreStats {
     /// Rows held now.
     pub rows: usize,
     /// Rows with an indicator held now.
-    pub detections: usize,
+    pub(crate) detections: usize,
     /// Bytes held now (the sum of [`Row::footprint`]).
     pub bytes: usize,
     pub(crate) inserted: u64,
@@ -76,7 +76,7 @@ pub struct StoreStats {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Evicted {
     pub rows: u64,
-    pub detections: u64,
+    pub(crate) detections: u64,
 }
 
 struct Entry {

@@ -67,7 +67,7 @@ pub(crate) fn kernel_auditing() -> io::Result<bool> {
 
 /// The global audit policy (AUDIT_ARGV decides whether exec records carry
 /// argv).
-pub fn policy() -> io::Result<libc::c_int> {
+pub(crate) fn policy() -> io::Result<libc::c_int> {
     let mut policy: libc::c_int = 0;
     // SAFETY: A_GETPOLICY writes one int into `policy`, whose size we pass.
     let rc = unsafe {

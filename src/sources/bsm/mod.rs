@@ -20,7 +20,7 @@
 //! reason and keeps resyncing; it only reads what the kernel writes.
 
 #[cfg(target_os = "macos")]
-pub mod auditpipe;
+pub(crate) mod auditpipe;
 pub mod events;
 pub mod parse;
 

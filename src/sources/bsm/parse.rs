@@ -309,7 +309,7 @@ impl Token<'_> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Stop {
     /// Offset in the record of the token that could not be read.
-    pub offset: usize,
+    pub(crate) offset: usize,
     pub error: BsmError,
 }
 

@@ -14,7 +14,7 @@ pub struct ExecArch {
     /// execve's number in this ABI.
     pub execve: u32,
     /// execveat's number in this ABI.
-    pub execveat: u32,
+    pub(crate) execveat: u32,
 }
 
 const X86_64: ExecArch = ExecArch {

@@ -80,9 +80,9 @@ pub struct AssemblerStats {
     /// Of those, the ones marked incomplete.
     pub incomplete: u64,
     /// Events forced out because the pending table was full.
-    pub overflow: u64,
+    pub(crate) overflow: u64,
     /// Records that arrived for an event already finished; dropped.
-    pub late: u64,
+    pub(crate) late: u64,
 }
 
 /// One exec being assembled, or just completed when handed to `emit`.

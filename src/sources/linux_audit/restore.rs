@@ -26,7 +26,7 @@ pub(super) struct UndoContext {
     /// The status when undo began.
     pub now: Option<AuditStatus>,
     /// Our pid, if we hold the receiver role and are to give it back.
-    pub holder: Option<u32>,
+    pub(crate) holder: Option<u32>,
     /// The instance that made the changes.
     pub writer: u32,
     /// The audit pid found before the changes.
@@ -140,7 +140,7 @@ pub(super) fn undo_changes(
 #[derive(Debug, Default)]
 pub struct Recovery {
     /// One line per thing done or found, for the log and the status reason.
-    pub notes: Vec<String>,
+    pub(crate) notes: Vec<String>,
 }
 
 /// Puts the host back as an earlier instance's record says (it must be
