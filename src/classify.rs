@@ -17,7 +17,7 @@
 //!
 //! | Step | Rule |
 //! | --- | --- |
-//! | Loader | Through the dynamic loader (`ld-linux*.so*`, `ld.so`, `ld-musl-*`), the program is its first non-option argument, classified with the arguments after it ([`exec_path::through_loader`]). |
+//! | Loader | Through the dynamic loader (`ld-linux*.so*`, `ld.so`, `ld-musl-*`), the program is its first non-option argument, classified with the arguments after it (`exec_path::through_loader`). |
 //! | Name | The path's basename without a memfd's `memfd:` or a ` (deleted)` suffix; argv\[0\]'s when the path is unusable (`<too_long>`, none). |
 //! | Program | The code identity if known (signing id `com.apple.kcc`, or the file's sha256 equals the host's kcc), else the basename of the path, else of argv\[0\], looked up in `TOOLS` ignoring ASCII case (macOS volumes are case-insensitive). |
 //! | argv\[0\] dispatch | kcc (and upstream's `heimtools`) run as kinit, klist, kswitch, kgetcred, kvno, kdeltkt, kdestroy or kcpytkt when argv\[0\]'s basename is *exactly* that name (kcc compares case-sensitively); otherwise they run as kcc. |
@@ -33,7 +33,7 @@
 //! | `credential_dump` | kcc runs `dump-credentials` (any unique prefix) | T1003, T1558.005 |
 //! | `kerberoasting` | kgetcred or kvno (program or kcc sub-command) asks for an RC4 enctype | T1558.003 |
 //! | `forged_keytab_key` | ktutil `add` with `--hex`/`-H`: a raw key, such as an NT hash, goes into a keytab | T1550.002 |
-//! | `forged_keytab_use` | kinit with a keytab that ktutil filled from `--hex` shortly before ([`KeytabCorrelator`]) | T1550.002 |
+//! | `forged_keytab_use` | kinit with a keytab that ktutil filled from `--hex` shortly before (`KeytabCorrelator`) | T1550.002 |
 //! | `bifrost_dump` | `-action dump` with `tickets` or `keytab` (any binary; the name `bifrost` alone suffices) | T1558.005, T1552.001 |
 //! | `bifrost_kerberoast` | `-action` with `-kerberoast` anywhere, or `-action kerberoast` | T1558.003 |
 //! | `bifrost_asktgt` | `-action asktgt` | T1550.002 |
@@ -41,10 +41,10 @@
 //! | `bifrost_askhash` | `-action askhash` | T1550.002 |
 //! | `bifrost_s4u` | `-action s4u` | T1558, T1550.003 |
 //! | `bifrost_ptt` | `-action ptt` with `-ticket` (the name `bifrost` alone suffices) | T1550.003 |
-//! | `ccache_file_access` | a program that is no Kerberos tool names a credential cache ([`ccname`]); or root's Kerberos tool names another user's | T1558.005 |
+//! | `ccache_file_access` | a program that is no Kerberos tool names a credential cache (`ccname`); or root's Kerberos tool names another user's | T1558.005 |
 //! | `foreign_ccache_access` | a cache name's uid is neither the process's uid nor euid, and it is not root | T1558.005 |
 //! | `ccache_replay` | `KRB5CCNAME` names another user's cache or a world-writable directory (the engine adds a link to a stored theft) | T1550.003 |
-//! | `kerberos_ticket_tool` | impacket's ticket scripts, Rubeus ([`ticket_tools`]) | T1558, T1550.003 |
+//! | `kerberos_ticket_tool` | impacket's ticket scripts, Rubeus (`ticket_tools`) | T1558, T1550.003 |
 //! | `kerberos_bruteforce_tool` | kerbrute | T1110, T1087.002 |
 //! | `renamed_kerberos_tool` | the code identity is kcc but the file's name is not one kcc is installed under | T1036.003 |
 //! | `unverified_kerberos_tool` | `copy_cred_cache` or `dump-credentials` in full, where kcc would run it, from a binary not known to be kcc (with the command's own indicator) | T1036 |
@@ -87,12 +87,14 @@ pub struct Identity<'a> {
     /// Real and effective uid; they decide whether a cache named by its
     /// owner's uid is another user's.
     pub uid: Option<i64>,
+    /// Effective uid (see `uid`); `None` when the source does not know it.
     pub euid: Option<i64>,
     /// The exec's `KRB5CCNAME`, when the source gives the environment.
     pub krb5ccname: Option<&'a [u8]>,
 }
 
 impl Identity<'static> {
+    /// Nothing known beyond path and argv: what [`classify`] assumes.
     pub const UNKNOWN: Identity<'static> = Identity {
         signing_id: "",
         kcc_image: None,
@@ -112,7 +114,7 @@ pub struct Classification {
     /// The credential cache the command targets: copy_cred_cache's
     /// destination, or a `-c` cache. Bare paths get `FILE:`.
     pub ccache: String,
-    /// copy_cred_cache's (and kcpytkt's) source cache; [`DEFAULT_CCACHE`]
+    /// copy_cred_cache's (and kcpytkt's) source cache; `DEFAULT_CCACHE`
     /// when implicit; "" otherwise.
     pub source_ccache: String,
     /// The keytab named by ktutil `-k` or kinit `-t` ("" = none or default).
@@ -130,11 +132,12 @@ pub struct Classification {
 }
 
 impl Classification {
+    /// Whether the exec carries `indicator`.
     pub fn has(&self, indicator: Indicator) -> bool {
         self.indicators.contains(indicator)
     }
 
-    /// Adds an indicator (e.g. what [`KeytabCorrelator::observe`] returns).
+    /// Adds an indicator (e.g. what `KeytabCorrelator::observe` returns).
     pub fn add(&mut self, indicator: Indicator) {
         self.indicators.insert(indicator);
     }

@@ -42,7 +42,7 @@ pub(crate) const DEFAULT_SOCKET: &str = "/var/osquery/osquery.em";
     about = "osquery extension: process executions that touch Kerberos credential caches",
     after_help = EXIT_CODES_HELP
 )]
-pub struct Args {
+pub(crate) struct Args {
     /// Path of osqueryd's extension manager socket.
     #[arg(long, value_name = "PATH", default_value = DEFAULT_SOCKET)]
     pub socket: PathBuf,
@@ -182,7 +182,10 @@ pub fn main() -> i32 {
     }
 }
 
-pub fn run(args: &Args) -> anyhow::Result<i32> {
+/// Runs what `args` ask for (`--cleanup-audit`, `--standalone`, or the
+/// extension under osqueryd) and returns the exit code; usage errors are
+/// logged and returned as an exit code, not as an `Err`.
+pub(crate) fn run(args: &Args) -> anyhow::Result<i32> {
     if args.cleanup_audit {
         return Ok(cleanup_audit(args));
     }

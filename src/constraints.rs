@@ -32,31 +32,47 @@ pub enum ContextError {
     /// A legacy list-as-a-string that is not JSON.
     #[error("constraint list of {name}: {err}")]
     ListNotJson {
+        /// The column the list is for.
         name: String,
+        /// serde_json's complaint about the list string.
         err: serde_json::Error,
     },
     /// The constraints on a column are not a list.
     #[error("the constraint list of {name} is not an array")]
-    ListNotAnArray { name: String },
+    ListNotAnArray {
+        /// The column the list is for.
+        name: String,
+    },
     /// An operator that is a number, but not an integer.
     #[error("constraint op on {name} is not an integer: {op}")]
     OpNotAnInteger {
+        /// The column the constraint is on.
         name: String,
+        /// The operator as sent.
         op: serde_json::Number,
     },
     /// An operator sent as a string that is not a number.
     #[error("constraint op on {name} is not a number: {op:?}: {err}")]
     OpNotANumber {
+        /// The column the constraint is on.
         name: String,
+        /// The operator string as sent.
         op: String,
+        /// Why it did not parse as an integer.
         err: std::num::ParseIntError,
     },
     /// A constraint without an operator.
     #[error("a constraint on {name} has no numeric \"op\"")]
-    NoOp { name: String },
+    NoOp {
+        /// The column the constraint is on.
+        name: String,
+    },
     /// A constraint without a value.
     #[error("a constraint on {name} has no string \"expr\"")]
-    NoExpr { name: String },
+    NoExpr {
+        /// The column the constraint is on.
+        name: String,
+    },
 }
 
 type Result<T, E = ContextError> = std::result::Result<T, E>;
@@ -65,13 +81,23 @@ type Result<T, E = ContextError> = std::result::Result<T, E>;
 /// `sqlite3_index_info` op codes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {
+    /// `=` (`SQLITE_INDEX_CONSTRAINT_EQ`, 2); several on one column are
+    /// alternatives (see [`QueryContext::int_equals`]).
     Eq,
+    /// `>` (`SQLITE_INDEX_CONSTRAINT_GT`, 4).
     Gt,
+    /// `<=` (`SQLITE_INDEX_CONSTRAINT_LE`, 8).
     Le,
+    /// `<` (`SQLITE_INDEX_CONSTRAINT_LT`, 16).
     Lt,
+    /// `>=` (`SQLITE_INDEX_CONSTRAINT_GE`, 32).
     Ge,
+    /// `LIKE` (`SQLITE_INDEX_CONSTRAINT_LIKE`, 65); never used to skip work.
     Like,
+    /// `GLOB` (`SQLITE_INDEX_CONSTRAINT_GLOB`, 66); never used to skip work.
     Glob,
+    /// `REGEXP` (`SQLITE_INDEX_CONSTRAINT_REGEXP`, 67); never used to skip
+    /// work.
     Regexp,
     /// Any other code (MATCH, NE, IS, LIMIT, …): tolerated and ignored.
     Other(i64),
@@ -92,6 +118,7 @@ impl Op {
         }
     }
 
+    /// The raw `sqlite3_index_info` op code, as osqueryd sends it.
     pub fn code(self) -> i64 {
         match self {
             Op::Eq => 2,
@@ -107,16 +134,22 @@ impl Op {
     }
 }
 
+/// One WHERE term osqueryd pushed down: `column op expr`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Constraint {
+    /// The column the term is on.
     pub column: String,
+    /// The comparison.
     pub op: Op,
+    /// The right-hand side, always as text (osqueryd sends strings even for
+    /// integer columns).
     pub expr: String,
 }
 
 /// The parsed context of one generate call.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct QueryContext {
+    /// Every pushed-down constraint, in the order osqueryd sent them.
     pub constraints: Vec<Constraint>,
     /// Names of the columns the query reads; `None` when osqueryd did not say,
     /// in which case every column is produced.
@@ -126,11 +159,14 @@ pub struct QueryContext {
 /// An inclusive range of integers; `None` bounds are open.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct IntRange {
+    /// Smallest accepted value; `None` for no lower bound.
     pub min: Option<i64>,
+    /// Largest accepted value; `None` for no upper bound.
     pub max: Option<i64>,
 }
 
 impl IntRange {
+    /// Whether `v` lies within both bounds.
     pub fn contains(&self, v: i64) -> bool {
         self.min.is_none_or(|m| v >= m) && self.max.is_none_or(|m| v <= m)
     }

@@ -4,7 +4,7 @@
 //! store. Everything a source needs from the rest of the program goes through
 //! here, so sources stay independent of osquery and of each other.
 
-/// What a source knows of an exec's identity, for [`Engine::wants`].
+/// What a source knows of an exec's identity, for `Engine::wants`.
 pub use crate::classify::Identity;
 use crate::classify::{
     cache_name, classify_checking_image, needs_engine, Classification, Indicator, IndicatorSet,
@@ -57,6 +57,9 @@ impl Observer {
     }
 }
 
+/// The one pipeline of the program: owns the row store, the status board and
+/// the cross-event state (keytab correlation, replay limiting, the host's kcc
+/// image), and is shared by every source thread and table.
 pub struct Engine {
     store: Store,
     status: StatusBoard,
@@ -71,6 +74,9 @@ pub struct Engine {
 }
 
 impl Engine {
+    /// An engine with an empty store of these budgets, resolving user names
+    /// through `users`. Hashes the host's kcc, if it has one, for the
+    /// renamed-copy check.
     pub fn new(config: StoreConfig, users: Box<dyn UserNames>) -> Engine {
         Engine {
             store: Store::new(config),
@@ -93,10 +99,12 @@ impl Engine {
         self
     }
 
+    /// The row store the tables read.
     pub fn store(&self) -> &Store {
         &self.store
     }
 
+    /// Every source's health, for the status table.
     pub fn status(&self) -> &StatusBoard {
         &self.status
     }
@@ -132,7 +140,7 @@ impl Engine {
 
     /// Whether a process name is a Kerberos tool's: the process snapshot's
     /// cheap filter on the process list, before it reads a process in full.
-    pub fn is_tool_name(name: &[u8]) -> bool {
+    pub(crate) fn is_tool_name(name: &[u8]) -> bool {
         crate::classify::is_tool_name(name)
     }
 
@@ -258,6 +266,8 @@ impl Engine {
             .any_detection(|row| ticket_replay::row_names(row, &target))
     }
 
+    /// `source`'s counters on the status board (see
+    /// [`StatusBoard::counters`]).
     pub fn counters(&self, source: SourceKind) -> Arc<Counters> {
         self.status.counters(source)
     }

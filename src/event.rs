@@ -7,16 +7,31 @@
 /// column values and the `--source` names.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum SourceKind {
+    /// The live process list (`snapshot`): processes running at scan time,
+    /// not short-lived ones. The default, and the only source without root.
     #[default]
     Snapshot,
+    /// Linux's kernel audit subsystem over netlink (`linux_audit`): every
+    /// exec with its full argv, copied at exec time. Needs root.
     LinuxAudit,
+    /// Linux's netlink process connector (`proc_connector`), the fallback
+    /// when audit cannot run: argv and ids are read from `/proc` after the
+    /// exec, so a process that already exited is lost (counted as dropped).
     ProcConnector,
+    /// Apple's `/usr/bin/eslogger` Endpoint Security JSON lines
+    /// (`eslogger`), live on macOS 13+ or replayed from a file.
     Eslogger,
+    /// osqueryd's own `es_process_events` table, read through the extension
+    /// manager (`osquery_es`); macOS under osqueryd only.
     OsqueryEs,
+    /// OpenBSM records from `/dev/auditpipe` or a trail file (`bsm`);
+    /// live only where auditd runs on macOS.
     Bsm,
 }
 
 impl SourceKind {
+    /// Every source kind, whether or not this build implements it; the
+    /// order in which an unknown `--source` name's error lists them.
     pub const ALL: [SourceKind; 6] = [
         SourceKind::Snapshot,
         SourceKind::LinuxAudit,
@@ -37,6 +52,8 @@ impl SourceKind {
         names
     };
 
+    /// The source's name: its `source` column value, `--source` name and
+    /// journal spelling.
     pub const fn as_str(self) -> &'static str {
         match self {
             SourceKind::Snapshot => "snapshot",
@@ -48,6 +65,8 @@ impl SourceKind {
         }
     }
 
+    /// The source named `name` (exactly, as [`SourceKind::as_str`] spells
+    /// it); `None` for an unknown name.
     pub fn from_name(name: &str) -> Option<SourceKind> {
         SourceKind::ALL.into_iter().find(|k| k.as_str() == name)
     }
@@ -91,9 +110,16 @@ impl std::fmt::Display for SourceKind {
 /// Security and eslogger do; a Linux snapshot does not).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CodeIdentity {
+    /// Code-signing identifier (e.g. `com.apple.kcc`); empty when unknown
+    /// or unsigned.
     pub signing_id: String,
+    /// Code-signing team id; empty when unknown or for Apple's own binaries.
     pub team_id: String,
+    /// Whether the executable is an Apple platform binary; `None` when the
+    /// source does not say.
     pub platform_binary: Option<bool>,
+    /// SHA-256 of the executable as lowercase hex; empty when unknown (the
+    /// engine may fill it in for a suspected renamed kcc).
     pub sha256: String,
 }
 
@@ -115,6 +141,7 @@ pub struct ExecEvent {
     /// Sub-second part of the exec time, when the source has it. Only used to
     /// make the event id unique; it is not a column.
     pub time_nanos: u32,
+    /// Process id of the exec'd process, as the source reported it.
     pub pid: i64,
     /// Parent pid at exec time.
     pub ppid: i64,
@@ -122,15 +149,26 @@ pub struct ExecEvent {
     pub path: Vec<u8>,
     /// argv, `argv[0]` first.
     pub argv: Vec<Vec<u8>>,
+    /// Working directory at exec; `None` when the source does not give it.
     pub cwd: Option<Vec<u8>>,
+    /// Real user id at exec; `None` when the source does not know it.
     pub uid: Option<i64>,
+    /// Effective user id at exec; `None` when unknown.
     pub euid: Option<i64>,
+    /// Real group id at exec; `None` when unknown.
     pub gid: Option<i64>,
+    /// Effective group id at exec; `None` when unknown.
     pub egid: Option<i64>,
+    /// Audit (login) user id; `None` when unknown or never set (sources
+    /// pass it through `known_auid`).
     pub auid: Option<i64>,
+    /// The parent's executable path at exec time; `None` when unknown.
     pub parent_path: Option<Vec<u8>>,
+    /// The parent's argv at exec time; `None` when unknown.
     pub parent_argv: Option<Vec<Vec<u8>>>,
+    /// Code-signing identity and hash of the executable, when known.
     pub code: CodeIdentity,
+    /// Which source saw the exec; becomes the row's `source` column.
     pub source: SourceKind,
     /// A source-specific discriminator (an audit serial, an ES sequence
     /// number, a snapshot's process start time) that keeps two execs with the

@@ -10,11 +10,11 @@ pub const CREDENTIAL_CACHE_COPY_TECHNIQUE: &str = "T1003,T1558,T1558.003,T1558.0
 /// column name and its MITRE ATT&CK ids, so the enum, [`Indicator::ALL`],
 /// the names and the techniques cannot drift apart.
 macro_rules! indicators {
-    ($($variant:ident => $name:literal, $techniques:expr;)+) => {
+    ($($(#[$doc:meta])* $variant:ident => $name:literal, $techniques:expr;)+) => {
         /// What the classifier reports. The order is the output order.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
         pub enum Indicator {
-            $($variant,)+
+            $($(#[$doc])* $variant,)+
         }
 
         impl Indicator {
@@ -39,27 +39,64 @@ macro_rules! indicators {
     };
 }
 
+// Each variant's trigger in one line; the full table, with false positives
+// and exceptions, is docs/indicators.md.
 indicators! {
+    /// kcc runs `copy_cred_cache` (or any unique abbreviation, any case), or
+    /// Elastic's own test matches: the rule this extension reproduces.
     CredentialCacheCopy => "credential_cache_copy", CREDENTIAL_CACHE_COPY_TECHNIQUE;
+    /// kcc runs `dump-credentials` (or an abbreviation).
     CredentialDump => "credential_dump", "T1003,T1558.005";
+    /// kgetcred or kvno asks for an RC4 ticket (`arcfour-hmac-md5`,
+    /// `rc4-hmac`, `23`, …).
     Kerberoasting => "kerberoasting", "T1558.003";
+    /// ktutil `add … --hex`: a raw key (e.g. an NT hash) written into a keytab.
     ForgedKeytabKey => "forged_keytab_key", "T1550.002";
+    /// kinit with a keytab that ktutil filled from `--hex` shortly before
+    /// (same keytab, or same uid); raised by the keytab correlator.
     ForgedKeytabUse => "forged_keytab_use", "T1550.002";
+    /// bifrost `-action dump` of `tickets` or `keytab`.
     BifrostDump => "bifrost_dump", "T1558.005,T1552.001";
+    /// bifrost kerberoasting: `-action` with `-kerberoast`, or
+    /// `-action kerberoast`.
     BifrostKerberoast => "bifrost_kerberoast", "T1558.003";
+    /// bifrost `-action asktgt`: a TGT from a password, hash or keytab entry.
     BifrostAsktgt => "bifrost_asktgt", "T1550.002";
+    /// bifrost `-action asktgs` without `-kerberoast`: a service ticket from
+    /// a supplied TGT.
     BifrostAsktgs => "bifrost_asktgs", "T1550.003";
+    /// bifrost `-action askhash`: Kerberos keys computed from a password.
     BifrostAskhash => "bifrost_askhash", "T1550.002";
+    /// bifrost `-action s4u`: a ticket as another user through delegation.
     BifrostS4u => "bifrost_s4u", "T1558,T1550.003";
+    /// bifrost `-action ptt`: a ticket imported into a cache.
     BifrostPtt => "bifrost_ptt", "T1550.003";
+    /// A program that is no Kerberos tool names a credential cache in its
+    /// arguments (`cp /tmp/krb5cc_1000 …`), or root's Kerberos tool names
+    /// another user's cache. Names only, no stat.
     CcacheFileAccess => "ccache_file_access", "T1558.005";
+    /// The uid in a cache name (`krb5cc_<uid>`, `KCM:<uid>`, …) is neither
+    /// the process's uid nor euid, nor root: cross-user theft.
     ForeignCcacheAccess => "foreign_ccache_access", "T1558.005";
+    /// The exec's `KRB5CCNAME` names another user's cache, a world-writable
+    /// directory (both found by the classifier), or a cache an earlier
+    /// copy/read row named (found by the engine, which holds the store).
     CcacheReplay => "ccache_replay", "T1550.003";
+    /// An impacket ticket script (`getTGT.py`, `ticketer.py`, …) or Rubeus.
     KerberosTicketTool => "kerberos_ticket_tool", "T1558,T1550.003";
+    /// kerbrute.
     KerberosBruteforceTool => "kerberos_bruteforce_tool", "T1110,T1087.002";
+    /// The executable is kcc by code identity (signing id or hash) but runs
+    /// under another name; added to the command's own indicators.
     RenamedKerberosTool => "renamed_kerberos_tool", "T1036.003";
+    /// kcc's `copy_cred_cache` or `dump-credentials`, in full, from a binary
+    /// not known to be kcc by name or identity.
     UnverifiedKerberosTool => "unverified_kerberos_tool", "T1036";
+    /// A Kerberos-shaped exec from a memfd, a deleted file, `/dev/shm` or a
+    /// file descriptor path.
     FilelessExec => "fileless_exec", "T1620";
+    /// A Kerberos-shaped exec whose path the source could not give (audit's
+    /// `<too_long>`, none); the name comes from argv\[0\].
     UnresolvedExePath => "unresolved_exe_path", "T1564";
 }
 
@@ -102,18 +139,22 @@ impl IndicatorSet {
         set
     }
 
+    /// Adds `indicator`; adding one already there changes nothing.
     pub fn insert(&mut self, indicator: Indicator) {
         self.0 |= indicator.bit();
     }
 
+    /// Whether `indicator` is in the set.
     pub fn contains(self, indicator: Indicator) -> bool {
         self.0 & indicator.bit() != 0
     }
 
+    /// Whether the set is empty, i.e. the exec is benign.
     pub fn is_empty(self) -> bool {
         self.0 == 0
     }
 
+    /// The indicators in the set, in [`Indicator::ALL`] (output) order.
     pub fn iter(self) -> impl Iterator<Item = Indicator> {
         Indicator::ALL
             .into_iter()

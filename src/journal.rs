@@ -52,6 +52,8 @@ const KEEP_CORRUPT: usize = 3;
 
 const MAGIC: &[u8; 8] = b"KCAJRNL\0";
 const VERSION: u32 = 1;
+/// Length of the file header: magic (8 bytes), version (u32), CRC32 of
+/// those 12 (u32). A file shorter than this holds no records.
 pub const HEADER_LEN: usize = 16;
 const RECORD_HEADER_LEN: usize = 12;
 /// Larger payloads are refused when written and taken as damage when read,
@@ -132,7 +134,10 @@ pub fn frame_payload(payload: &[u8]) -> Vec<u8> {
 /// A row read back, with its arrival time (unix seconds).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {
+    /// When the row first arrived in the store, unix seconds; retention
+    /// counts from here after a restart too.
     pub arrived: i64,
+    /// The row as it was stored, same eid and values.
     pub row: Row,
 }
 
@@ -436,12 +441,21 @@ impl Default for Limits {
 pub enum Attach {
     /// Journaling. `restored` rows came back into the store.
     Attached {
+        /// Rows read back into the store (after its eviction); 0 when the
+        /// journal was already attached.
         restored: u64,
+        /// What reading the old journal found (damage, torn tail).
         report: ReadReport,
+        /// Where a damaged journal was moved (`rows.journal.corrupt-<unix
+        /// time>`); `None` when it was clean or could not be moved.
         moved_aside: Option<PathBuf>,
     },
     /// Another instance holds the journal (pid when it wrote it down).
-    Locked { holder: Option<u32> },
+    Locked {
+        /// The pid the holder wrote into the lock file; `None` when it is
+        /// unreadable.
+        holder: Option<u32>,
+    },
     /// The state directory or the journal cannot be used.
     Failed(String),
 }
@@ -514,8 +528,12 @@ struct Inner {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct JournalStats {
     pub(crate) attached: bool,
+    /// Records in the file now (0 when not attached); drops at a compaction.
     pub records: u64,
+    /// Length of the file now, bytes, header included (0 when not attached).
     pub bytes: u64,
+    /// Rows made visible but not journaled since the journal last held every
+    /// stored row (a failed write); cleared by a rewrite.
     pub missed: u64,
 }
 
@@ -710,6 +728,7 @@ impl Journal {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The writer's current counters.
     pub fn stats(&self) -> JournalStats {
         let inner = self.lock();
         let w = inner.writer.as_ref();

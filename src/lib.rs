@@ -7,7 +7,7 @@
 //! [`row::Row`]s kept in the [`store`], and the [`table`]s serve them to
 //! osqueryd (through the [`osquery`] binding) or to `--standalone`.
 
-#![warn(unreachable_pub)]
+#![warn(missing_docs, unreachable_pub)]
 
 mod ccname;
 pub mod classify;

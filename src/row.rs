@@ -10,33 +10,74 @@ use crate::schema::{opt_int, Value, EXEC_COLUMNS};
 use crate::text::bytes_to_text;
 use serde::{Deserialize, Serialize};
 
+/// One row of `kerberos_cache_access`, one field per column in
+/// [`EXEC_COLUMNS`] order (see the README's schema). Text is already valid
+/// UTF-8 (invalid bytes written as `\xNN`) and capped to the storage limits;
+/// rows are journaled as this struct's JSON, so renaming a field breaks old
+/// journals.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Row {
+    /// Exec time, unix seconds; for a snapshot row, the process start time.
     pub time: i64,
+    /// Stable unique id of this execution (see `event_id`): the same on
+    /// every query and across restarts, computed from the whole exec.
     pub eid: String,
+    /// Process id at exec.
     pub pid: i64,
+    /// Parent process id at exec.
     pub parent: i64,
+    /// Executable path, as the source gave it (possibly audit's `<too_long>`).
     pub path: String,
+    /// Basename of `path` (Elastic's `process.name`), or of argv\[0\] when
+    /// the source could not give the path.
     pub name: String,
+    /// argv joined by single spaces.
     pub cmdline: String,
+    /// argv as a JSON array of strings, argv\[0\] first (Elastic's
+    /// `json_each(args)` reads it).
     pub args: String,
+    /// Working directory at exec; empty when the source does not know it.
     pub cwd: String,
+    /// Real user id at exec; `None` (NULL) when the source does not know it.
     pub uid: Option<i64>,
+    /// Effective user id at exec; `None` when unknown.
     pub euid: Option<i64>,
+    /// Real group id at exec; `None` when unknown.
     pub gid: Option<i64>,
+    /// Effective group id at exec; `None` when unknown.
     pub egid: Option<i64>,
+    /// Audit (login) user id; `None` when unknown or never set (see
+    /// `known_auid`).
     pub auid: Option<i64>,
+    /// User name of `uid`, resolved once when the row was made; empty when
+    /// it could not be resolved.
     pub username: String,
+    /// The parent's executable path at exec time; empty when unknown.
     pub parent_path: String,
+    /// The parent's argv joined by spaces, at exec time; empty when unknown.
     pub parent_cmdline: String,
+    /// Kerberos tool identity (`kcc`, `klist`, `bifrost`, …), or empty when
+    /// the program is no Kerberos tool.
     pub tool: String,
+    /// The operation the tool runs, e.g. kcc's resolved sub-command
+    /// (`copy_cred_cache`); empty when none.
     pub action: String,
+    /// The credential cache named as the target, e.g.
+    /// `FILE:/tmp/alice.ccache`; empty when none.
     pub ccache: String,
+    /// Detection classes, comma-separated; empty when benign. Parse it with
+    /// [`Row::indicators`].
     pub indicator: String,
+    /// MITRE ATT&CK ids of the indicators, comma-separated.
     pub technique: String,
+    /// Code-signing identifier (macOS sources only); empty when unknown.
     pub signing_id: String,
+    /// Code-signing team id (macOS sources only); empty when unknown.
     pub team_id: String,
+    /// 1 for an Apple platform binary, 0 if not, `None` when unknown.
     pub platform_binary: Option<i64>,
+    /// SHA-256 of the executable, hex, when the source or the renamed-kcc
+    /// check computed it; empty otherwise.
     pub sha256: String,
     /// The `source` column; serialized as its name.
     pub source: SourceKind,
@@ -185,7 +226,7 @@ pub(crate) fn event_id(event: &ExecEvent) -> String {
 
 impl Row {
     /// The row for a classified event. The eid and the classification come
-    /// from the whole event; what is stored is capped (see [`stored_argv`]),
+    /// from the whole event; what is stored is capped (see `stored_argv`),
     /// so a megabyte argv cannot make a megabyte row.
     pub fn from_event(event: &ExecEvent, class: &Classification, username: String) -> Row {
         let (argv, mut cut) = stored_argv(&event.argv, class.action);

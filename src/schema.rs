@@ -7,12 +7,16 @@
 /// expects in the columns response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ColumnType {
+    /// `TEXT`: a string cell.
     Text,
+    /// `INTEGER`: a 32-bit integer cell; used for 0/1 flags.
     Integer,
+    /// `BIGINT`: a 64-bit integer cell; used for times, pids, ids and counters.
     BigInt,
 }
 
 impl ColumnType {
+    /// The type's name as osqueryd's columns response spells it.
     pub fn as_str(self) -> &'static str {
         match self {
             ColumnType::Text => "TEXT",
@@ -24,8 +28,13 @@ impl ColumnType {
 
 /// osquery `ColumnOptions` bits (`core/sql/column.h`).
 pub mod options {
+    /// The column is a primary key: osqueryd passes `=` constraints on it to
+    /// generate, and SQLite prefers it for joins.
     pub const INDEX: u32 = 1;
+    /// Constraints on the column are passed to generate, which may use them
+    /// to return less (as osquery's event tables do with `time`).
     pub const ADDITIONAL: u32 = 4;
+    /// The column is left out of `SELECT *`.
     pub const HIDDEN: u32 = 16;
     /// SQLite's default collation anyway. Any non-zero option stops osqueryd
     /// (`--extensions_default_index`) from promoting a column to INDEX, which
@@ -34,10 +43,14 @@ pub mod options {
     pub(crate) const COLLATEBINARY: u32 = 32;
 }
 
+/// One column of a table's schema, as the columns response describes it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Column {
+    /// Column name, as queries and the standalone JSON spell it.
     pub name: &'static str,
+    /// The osquery type osqueryd is told.
     pub ty: ColumnType,
+    /// [`options`] bits, OR-ed; 0 for none.
     pub options: u32,
 }
 
@@ -48,7 +61,9 @@ const fn col(name: &'static str, ty: ColumnType, options: u32) -> Column {
 use options::{ADDITIONAL, COLLATEBINARY, INDEX};
 use ColumnType::{BigInt, Integer, Text};
 
+/// Name of the exec table, and of the extension itself.
 pub const EXEC_TABLE: &str = "kerberos_cache_access";
+/// Name of the per-source health table.
 pub const STATUS_TABLE: &str = "kerberos_cache_access_status";
 
 /// `kerberos_cache_access`: one row per Kerberos-related process execution.
@@ -109,8 +124,11 @@ pub(crate) const STORE_STATUS_ROW: &str = "store";
 /// turns into SQL NULL for numeric columns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Value<'a> {
+    /// An integer cell (BIGINT or INTEGER column).
     Int(i64),
+    /// A text cell, borrowed from the row.
     Text(&'a str),
+    /// Unknown: SQL NULL in osquery, `null` in the standalone JSON.
     Null,
 }
 

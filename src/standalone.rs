@@ -127,7 +127,12 @@ pub enum StandaloneError {
     Sources(#[from] SourceError),
 }
 
-pub fn run(
+/// Starts the sources in `specs` and prints every new row as a JSON line
+/// until `stop` is set or a signal arrives, stdout closes, or every replay
+/// is drained (or one fails); then stops the sources. Returns the exit code
+/// ([`EXIT_OK`] or [`EXIT_REPLAY_FAILED`]); an `Err` when it could not
+/// start (signal handlers, printer thread, sources).
+pub(crate) fn run(
     engine: &Arc<Engine>,
     specs: &[Plan],
     options: sources::Options,

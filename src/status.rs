@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+/// A source's (or the store's) health, the status table's `state` column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
     /// Delivering events.
@@ -18,6 +19,7 @@ pub enum State {
 }
 
 impl State {
+    /// The `state` column value: `active`, `unavailable` or `failed`.
     pub fn as_str(self) -> &'static str {
         match self {
             State::Active => "active",
@@ -50,6 +52,7 @@ impl Counters {
         self.last_event_time.fetch_max(time, Ordering::Relaxed);
     }
 
+    /// Counts `n` events lost (see [`Counters::dropped`]).
     pub fn drop_events(&self, n: u64) {
         self.dropped.fetch_add(n, Ordering::Relaxed);
     }
@@ -65,16 +68,26 @@ struct Entry {
 /// A snapshot of one source's status (one row of the status table).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SourceStatus {
+    /// Which source.
     pub source: SourceKind,
+    /// Its state as last set.
     pub state: State,
+    /// Why, in words: what the source sees, or why it cannot run.
     pub reason: String,
+    /// See [`Counters::events_seen`].
     pub events_seen: u64,
+    /// See [`Counters::rows_added`].
     pub rows_added: u64,
+    /// See [`Counters::dropped`].
     pub dropped: u64,
+    /// See [`Counters::incomplete`].
     pub incomplete: u64,
+    /// Exec time of the latest event, unix seconds; `None` when none yet.
     pub last_event_time: Option<i64>,
 }
 
+/// The health of every source and of the store, shared by the sources (which
+/// set it) and the status table (which reads it).
 #[derive(Debug, Default)]
 pub struct StatusBoard {
     sources: Mutex<BTreeMap<SourceKind, Entry>>,
@@ -143,6 +156,8 @@ impl StatusBoard {
         self.store.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
+    /// The source's counters, without touching its state; a source not seen
+    /// before is entered as `unavailable`, "not started".
     pub fn counters(&self, source: SourceKind) -> Arc<Counters> {
         let mut map = self.lock();
         let entry = map.entry(source).or_insert_with(|| Entry {
@@ -153,10 +168,13 @@ impl StatusBoard {
         Arc::clone(&entry.counters)
     }
 
+    /// One source's current status; `None` if it was never set or counted.
     pub fn get(&self, source: SourceKind) -> Option<SourceStatus> {
         self.snapshot().into_iter().find(|s| s.source == source)
     }
 
+    /// Every known source's current status, ordered as [`SourceKind`]
+    /// declares them.
     pub fn snapshot(&self) -> Vec<SourceStatus> {
         self.lock()
             .iter()

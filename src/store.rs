@@ -19,11 +19,13 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+/// The store's budgets (`--max-rows`, `--max-bytes`, `--retention`); the
+/// defaults are 10,000 rows, 32 MiB and 24 hours.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StoreConfig {
     /// At most this many rows; benign rows are evicted first, oldest first.
     pub max_rows: usize,
-    /// At most this many bytes of rows (see [`Row::footprint`]).
+    /// At most this many bytes of rows (see `Row::footprint`).
     pub max_bytes: usize,
     /// Rows that arrived longer ago than this are evicted.
     pub retention: Duration,
@@ -42,6 +44,7 @@ impl Default for StoreConfig {
 /// Which rows a query wants: a superset is always acceptable.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RowFilter {
+    /// Only rows whose `time` (unix seconds) lies in this range.
     pub time: IntRange,
     /// Only rows with one of these pids; `None` for any.
     pub pids: Option<Vec<i64>>,
@@ -53,13 +56,14 @@ impl RowFilter {
     }
 }
 
+/// Totals over the whole store, for the status table's `store` row.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct StoreStats {
     /// Rows held now.
     pub rows: usize,
     /// Rows with an indicator held now.
     pub(crate) detections: usize,
-    /// Bytes held now (the sum of [`Row::footprint`]).
+    /// Bytes held now (the sum of `Row::footprint`).
     pub bytes: usize,
     pub(crate) inserted: u64,
     pub(crate) duplicates: u64,
@@ -75,6 +79,7 @@ pub struct StoreStats {
 /// Evictions of one source's rows.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Evicted {
+    /// Rows evicted for any cause (capacity or retention).
     pub rows: u64,
     pub(crate) detections: u64,
 }
@@ -123,12 +128,15 @@ impl Inner {
     }
 }
 
+/// The rows every table query reads, shared by all sources; rows with an
+/// indicator are evicted only after every benign row (see the module docs).
 pub struct Store {
     config: StoreConfig,
     inner: Mutex<Inner>,
 }
 
 impl Store {
+    /// An empty store with these budgets.
     pub fn new(config: StoreConfig) -> Store {
         Store {
             config,
@@ -136,6 +144,7 @@ impl Store {
         }
     }
 
+    /// The budgets the store was made with.
     pub fn config(&self) -> StoreConfig {
         self.config
     }
@@ -287,10 +296,13 @@ impl Store {
         found
     }
 
+    /// Whether a row with this `eid` is held now.
     pub fn contains(&self, eid: &str) -> bool {
         self.lock().eids.contains(eid)
     }
 
+    /// Current totals: rows and bytes held now, and the counters since the
+    /// store was made.
     pub fn stats(&self) -> StoreStats {
         let inner = self.lock();
         StoreStats {

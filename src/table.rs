@@ -22,18 +22,31 @@ pub enum TableError {
     /// osqueryd's query context could not be read.
     #[error("{table}: bad query context: {err}")]
     BadContext {
+        /// The table queried.
         table: &'static str,
+        /// What was wrong with the context.
         err: ContextError,
     },
     /// The table's generate panicked (the panic is in the log).
     #[error("{table}: internal error while generating rows (see the extension's log)")]
-    Panicked { table: &'static str },
+    Panicked {
+        /// The table queried.
+        table: &'static str,
+    },
     /// A call other than "columns" or "generate".
     #[error("{table}: unsupported action {action:?} (the table is read-only)")]
-    UnsupportedAction { table: &'static str, action: String },
+    UnsupportedAction {
+        /// The table called.
+        table: &'static str,
+        /// The action osqueryd asked for (e.g. `insert`).
+        action: String,
+    },
     /// A call without an action.
     #[error("{table}: request has no action")]
-    NoAction { table: &'static str },
+    NoAction {
+        /// The table called.
+        table: &'static str,
+    },
 }
 
 /// A result of a table.
@@ -45,12 +58,18 @@ pub type OsqueryRow = BTreeMap<String, String>;
 /// Stored rows as a query reads them: the rows the constraints allow, and
 /// which of `EXEC_COLUMNS` the query uses.
 pub struct FrozenRows {
+    /// The matching rows, shared with the store (no copy per query).
     pub rows: Vec<Arc<Row>>,
+    /// One flag per [`EXEC_COLUMNS`] entry: whether the query reads it.
     pub used: Vec<bool>,
 }
 
+/// A read-only osquery table: its schema and its generate. The osquery
+/// binding and `--standalone` reach the engine only through this.
 pub trait Table: Send + Sync {
+    /// The table name osqueryd registers and queries.
     fn name(&self) -> &'static str;
+    /// The schema, in the order osqueryd is told and rows are built.
     fn columns(&self) -> &'static [Column];
     /// Rows for a query. Must never return fewer rows than the constraints
     /// accept; more is fine (osqueryd filters again).
@@ -106,11 +125,15 @@ where
     .collect()
 }
 
+/// `kerberos_cache_access`: the engine's stored rows, filtered by the
+/// query's `time` and `pid` constraints. Each query first runs the
+/// snapshot's on-demand scan, when one is registered, and expires old rows.
 pub struct ExecTable {
     engine: Arc<Engine>,
 }
 
 impl ExecTable {
+    /// The exec table over `engine`'s store.
     pub fn new(engine: Arc<Engine>) -> ExecTable {
         ExecTable { engine }
     }
@@ -156,11 +179,14 @@ impl Table for ExecTable {
     }
 }
 
+/// `kerberos_cache_access_status`: one row per source from the engine's
+/// status board, plus the `store` row about the row store itself.
 pub struct StatusTable {
     engine: Arc<Engine>,
 }
 
 impl StatusTable {
+    /// The status table over `engine`'s status board and store.
     pub fn new(engine: Arc<Engine>) -> StatusTable {
         StatusTable { engine }
     }

@@ -4,7 +4,10 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+/// Where the `username` column comes from: the host's users in production,
+/// a fixed map in tests.
 pub trait UserNames: Send + Sync {
+    /// The user name of `uid`; `None` when unknown (the column is then empty).
     fn name_of(&self, uid: i64) -> Option<String>;
 }
 

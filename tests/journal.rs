@@ -439,7 +439,7 @@ fn a_second_instance_keeps_rows_in_memory_then_takes_the_journal_over() {
     // The first exits; the second takes the journal over.
     first.signal("TERM");
     assert!(first
-        .wait_exit(Duration::from_secs(10))
+        .wait_exit(support::bounds::osquery_exit())
         .is_some_and(|s| s.success()));
     assert!(
         wait_until(Duration::from_secs(5), || stderr_of(&err_path)
@@ -472,5 +472,5 @@ fn a_second_instance_keeps_rows_in_memory_then_takes_the_journal_over() {
     // twice).
     assert!(markers.contains(&b1), "{b1} in {markers:?}");
     third.signal("TERM");
-    assert!(third.wait_exit(Duration::from_secs(10)).is_some());
+    assert!(third.wait_exit(support::bounds::osquery_exit()).is_some());
 }

@@ -157,7 +157,7 @@ fn a_benign_named_flood_by_nobody_does_not_evict_a_detection() {
         "{store:?}"
     );
     ext.signal("TERM");
-    assert!(ext.wait_exit(Duration::from_secs(10)).is_some());
+    assert!(ext.wait_exit(support::bounds::osquery_exit()).is_some());
     guard.finish();
 }
 

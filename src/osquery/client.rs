@@ -22,12 +22,20 @@ use thrift::TConfiguration;
 /// A call's status as osqueryd reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Status {
+    /// 0 for success, anything else a refusal (osqueryd uses 1); 0 also
+    /// when the reply left it out.
     pub code: i32,
+    /// osqueryd's words: "OK", or why it refused (e.g. "Duplicate extension
+    /// registered"); empty when left out.
     pub message: String,
+    /// The route uuid the status is about: after a successful `register`,
+    /// the uuid osqueryd gave the new extension (its socket is
+    /// `<socket>.<uuid>`); 0 otherwise and for osqueryd itself.
     pub uuid: i64,
 }
 
 impl Status {
+    /// Whether the call succeeded (code 0, as osquery's `Status::ok()`).
     pub fn is_ok(&self) -> bool {
         self.code == 0
     }
@@ -36,21 +44,35 @@ impl Status {
 /// What `extensions()` reports for one registered extension.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ExtensionInfo {
+    /// The extension's name, as `osquery_extensions.name` lists it (ours is
+    /// [`EXTENSION_NAME`](crate::osquery::EXTENSION_NAME)).
     pub name: String,
+    /// The extension's own version string, shown in
+    /// `osquery_extensions.version`.
     pub version: String,
+    /// The osquery SDK version the extension was built with; osqueryd
+    /// refuses one older than it supports ("Incompatible extension SDK
+    /// version"). osquery-rust-ng sends "Unknown", which passes.
     pub sdk_version: String,
+    /// The oldest osquery version the extension declares it needs
+    /// (`min_sdk_version` in extension.thrift); osquery-rust-ng sends
+    /// "Unknown".
     pub min_sdk_version: String,
 }
 
 /// One osqueryd flag as `options()` reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct OptionInfo {
+    /// The flag's current value as osqueryd prints it, whatever
+    /// `value_type` says (e.g. "7", "true").
     pub value: String,
     pub(crate) default_value: String,
     /// osqueryd's flag type name, e.g. "bool", "string", "uint64".
     pub value_type: String,
 }
 
+/// Rows as osquery's Thrift API carries them (`ExtensionPluginResponse`):
+/// one map per row, column name → value, every value text.
 pub type PluginRows = Vec<BTreeMap<String, String>>;
 
 /// What an extension offers at registration: registry name ("table", ...)
@@ -62,6 +84,9 @@ type Client = ExtensionManagerSyncClient<
     TBinaryOutputProtocol<TBufferedWriteTransport<UnixStream>>,
 >;
 
+/// A blocking connection to one osquery Thrift socket: osqueryd's manager,
+/// or an extension's `<socket>.<uuid>`. After a failed call it refuses
+/// further calls ([`Error::Broken`]); connect again to retry.
 pub struct ManagerClient {
     client: Client,
     path: PathBuf,
@@ -151,6 +176,8 @@ impl ManagerClient {
         })
     }
 
+    /// Checks that the peer answers: any reply means it is alive, and the
+    /// status is its own (code 0 when well). The health check's probe.
     pub fn ping(&mut self) -> Result<Status> {
         self.rpc("ping()", |c| c.ping()).map(status_from)
     }
@@ -189,6 +216,9 @@ impl ManagerClient {
         .map(status_from)
     }
 
+    /// Removes extension `uuid` from osqueryd's registry, what an extension
+    /// does when asked to stop. Like `register`, a refusal (an unknown
+    /// uuid: "No extension UUID found") is a non-zero status, not an Err.
     pub fn deregister(&mut self, uuid: i64) -> Result<Status> {
         self.rpc("deregisterExtension()", |c| c.deregister_extension(uuid))
             .map(status_from)

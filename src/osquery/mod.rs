@@ -69,7 +69,7 @@ pub struct Settings {
 
 /// Why the extension stopped; decides the exit code.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Exit {
+pub(crate) enum Exit {
     /// SIGTERM/SIGINT, or osqueryd asked us to shut down.
     Requested(&'static str),
     /// osqueryd went away; it respawns us when it comes back.
@@ -79,7 +79,10 @@ pub enum Exit {
 }
 
 impl Exit {
-    pub fn code(&self) -> i32 {
+    /// The process exit code: 0 when asked to stop or when osqueryd went
+    /// away (its watcher respawns us), 1 when osqueryd no longer lists or
+    /// refused us, or our listener stopped ([`Exit::Deregistered`]).
+    pub(crate) fn code(&self) -> i32 {
         match self {
             Exit::Requested(_) | Exit::CoreGone(_) => 0,
             Exit::Deregistered(_) => 1,

@@ -4,7 +4,7 @@
 //! helpers because we need: every column option and type on the wire, an
 //! error *status message* osqueryd shows the user (the crate puts it in a row),
 //! generate panics turned into errors, and rows written to the wire straight
-//! from the store's frozen rows ([`ExecRows`]): no map or string per cell,
+//! from the store's frozen rows (`ExecRows`): no map or string per cell,
 //! and nothing kept per row beyond the row itself (so nothing to add to
 //! the store's byte budget).
 
@@ -21,12 +21,17 @@ use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
+/// One of our [`Table`]s as an osquery-rust-ng table plugin, the unit the
+/// extension server registers and routes osqueryd's calls to. Cheap to
+/// clone: it shares the table.
 #[derive(Clone)]
 pub struct TablePlugin {
     table: Arc<dyn Table>,
 }
 
 impl TablePlugin {
+    /// Wraps `table`; its name and columns become the plugin's name and
+    /// routes.
     pub fn new(table: Arc<dyn Table>) -> TablePlugin {
         TablePlugin { table }
     }

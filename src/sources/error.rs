@@ -11,46 +11,71 @@ use std::path::PathBuf;
 pub enum SourceError {
     /// A finite source that did not reach the end of its input because it
     /// was asked to stop: not a failure of the source, but the replay is
-    /// incomplete.
+    /// incomplete. Returned by the eslogger and BSM replays on a stop
+    /// request; `--standalone` logs it as an incomplete replay and exits
+    /// with `EXIT_REPLAY_FAILED`.
     #[error("{0}")]
     Interrupted(String),
     /// A replay input could not be opened (`what`: "eslogger file", "BSM
-    /// trail").
+    /// trail"): `open(2)` or `fstat(2)` on the `eslogger:FILE` / `bsm:PATH`
+    /// argument failed. The operator fixes the path or its permissions.
     #[error("cannot open {what} {}: {err}", path.display())]
     Open {
+        /// Which kind of input, for the message: "eslogger file" or "BSM trail".
         what: &'static str,
+        /// The path as given after `eslogger:` or `bsm:`.
         path: PathBuf,
+        /// Why opening or stat-ing it failed.
         err: io::Error,
     },
-    /// A replay input is a directory.
+    /// A replay input is a directory; returned when the replay is opened,
+    /// before anything is read.
     #[error("cannot read {what} {}: it is a directory", path.display())]
-    IsADirectory { what: &'static str, path: PathBuf },
-    /// A replay input holds no byte.
+    IsADirectory {
+        /// Which kind of input, for the message: "eslogger file" or "BSM trail".
+        what: &'static str,
+        /// The path as given after `eslogger:` or `bsm:`.
+        path: PathBuf,
+    },
+    /// A replay input holds no byte: returned at the end of a replay that
+    /// read nothing, so an empty capture is a failed replay, not a clean run.
     #[error("{what} {} is empty", path.display())]
-    Empty { what: &'static str, path: PathBuf },
-    /// A thread of the source could not be started.
+    Empty {
+        /// Which kind of input, for the message: "eslogger file" or "BSM trail".
+        what: &'static str,
+        /// The path as given after `eslogger:` or `bsm:`.
+        path: PathBuf,
+    },
+    /// A thread of the source could not be started (`std::thread::Builder::spawn`
+    /// failed, e.g. out of threads or memory); `start` returns it.
     #[error("{0}")]
     Thread(io::Error),
     /// osqueryd could not run one of `osquery_es`'s queries (`what`: "its
-    /// version query", "a query on es_process_events").
+    /// version query", "a query on es_process_events"). Returned by the
+    /// preflight checks on (re)connect; at start it makes the source
+    /// unavailable.
     #[error("osqueryd could not run {what}: {err}")]
     Query {
+        /// Which preflight query failed, for the message.
         what: &'static str,
+        /// The binding's error, with osqueryd's own message when it refused.
         err: crate::osquery::Error,
     },
-    /// `osquery_es` cannot reach osqueryd.
+    /// `osquery_es` cannot reach osqueryd: connecting to the extension
+    /// manager socket failed (osqueryd not running, wrong `--socket`). At
+    /// start the source is unavailable; while running, the next poll retries.
     #[error("cannot reach osqueryd's extension socket {}: {err}", path.display())]
     Unreachable {
+        /// osqueryd's extension manager socket (`--socket`).
         path: PathBuf,
+        /// Why the connection failed.
         err: crate::osquery::Error,
     },
-    /// `osquery_es`'s poll of es_process_events failed.
+    /// `osquery_es`'s poll of es_process_events failed; the source is shown
+    /// failed with this reason, drops the connection and retries at the next
+    /// poll.
     #[error("es_process_events query failed: {0}")]
     EventsQuery(crate::osquery::Error),
-    /// The Linux audit source.
-    #[cfg(target_os = "linux")]
-    #[error(transparent)]
-    Audit(#[from] AuditError),
     /// The source cannot run on this host (not a fault); the reason as the
     /// status table shows it.
     #[error("{0}")]
@@ -75,15 +100,36 @@ pub enum AuditError {
     /// The audit netlink socket could not be opened.
     #[error("opening the audit netlink: {0}")]
     Netlink(io::Error),
-    /// One of our exec rules could not be deleted (by `--cleanup-audit`).
+    /// One of our exec rules could not be deleted (by `--cleanup-audit`,
+    /// when no record says what an earlier instance added).
     #[error("deleting the {arch} execve rule: {err}")]
-    DeleteRule { arch: String, err: io::Error },
-    /// A recorded exec rule of ours could not be deleted.
+    DeleteRule {
+        /// The rule's audit arch as auditctl names it: "b64" or "b32".
+        arch: String,
+        /// The kernel's answer to AUDIT_DEL_RULE.
+        err: io::Error,
+    },
+    /// A recorded exec rule of ours could not be deleted while undoing the
+    /// record (on stop, on recovery at start, or by `--cleanup-audit`); the
+    /// change stays recorded for the next try. A rule already gone is no error.
     #[error("deleting our {arch} execve rule: {err}")]
-    DeleteOurRule { arch: String, err: io::Error },
-    /// A setting we changed could not be put back.
+    DeleteOurRule {
+        /// The rule's audit arch as auditctl names it: "b64" or "b32".
+        arch: String,
+        /// The kernel's answer to AUDIT_DEL_RULE.
+        err: io::Error,
+    },
+    /// A setting we changed could not be put back while undoing the record;
+    /// it stays recorded for the next try. A setting someone else changed
+    /// since is left alone, not an error.
     #[error("restoring the {what}: {err}")]
-    Revert { what: String, err: io::Error },
+    Revert {
+        /// Which setting: "backlog wait", "backlog limit", "enabled flag" or
+        /// "audit pid".
+        what: String,
+        /// The kernel's answer to AUDIT_SET.
+        err: io::Error,
+    },
     /// The record of an earlier boot could not be deleted.
     #[error("removing the old audit record: {0}")]
     RemoveOldRecord(io::Error),
@@ -96,16 +142,28 @@ pub enum AuditError {
     /// What we changed could not be written down (the reason as saving gave it).
     #[error("the audit record could not be saved: {0}")]
     RecordNotSaved(String),
-    /// A live instance owns the audit session.
+    /// A live instance owns the audit session: `--cleanup-audit` refuses,
+    /// since that instance restores the configuration itself when it exits.
     #[error(
         "a running instance (pid {pid}) owns the audit session in {}; stop it first \
          (it restores the audit configuration when it exits)",
         dir.display()
     )]
-    Owned { pid: String, dir: PathBuf },
-    /// The owner lock could not be taken.
+    Owned {
+        /// The owner's pid as text, "?" when the lock file does not say.
+        pid: String,
+        /// The state directory whose owner lock is held.
+        dir: PathBuf,
+    },
+    /// The owner lock could not be taken for a reason other than another
+    /// owner (the lock file cannot be opened or locked).
     #[error("owner lock in {}: {err}", dir.display())]
-    OwnerLock { dir: PathBuf, err: io::Error },
+    OwnerLock {
+        /// The state directory holding the lock file.
+        dir: PathBuf,
+        /// Why opening or locking it failed.
+        err: io::Error,
+    },
 }
 
 #[cfg(target_os = "linux")]

@@ -21,6 +21,9 @@ struct Slot {
     cmdline: Vec<u8>,
 }
 
+/// The last `capacity` execs by pid, oldest overwritten first. The exec
+/// sources (`linux_audit`, `eslogger`, `osquery_es`, `bsm`) each keep one to
+/// fill an event's `parent_path` and `parent_argv`.
 pub struct ExecCache {
     slots: Vec<Slot>,
     index: HashMap<i64, usize>,
@@ -30,7 +33,9 @@ pub struct ExecCache {
 /// A cached exec: the process's path and command line as of its last exec.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cached<'a> {
+    /// Executable path, cut to 1 KiB.
     pub path: &'a [u8],
+    /// argv joined by single spaces, cut to 1 KiB.
     pub cmdline: &'a [u8],
 }
 
@@ -40,6 +45,8 @@ fn copy_capped(dst: &mut Vec<u8>, src: &[u8], cap: usize) {
 }
 
 impl ExecCache {
+    /// A cache of `capacity` execs (at least 1), with every buffer and the
+    /// index allocated up front.
     pub fn new(capacity: usize) -> ExecCache {
         let capacity = capacity.max(1);
         let mut slots = Vec::with_capacity(capacity);
@@ -92,6 +99,8 @@ impl ExecCache {
         }
     }
 
+    /// What `pid` last exec'd, if that is still among the last `capacity`
+    /// execs recorded.
     pub fn get(&self, pid: i64) -> Option<Cached<'_>> {
         let slot = self.slots.get(*self.index.get(&pid)?)?;
         Some(Cached {
@@ -100,10 +109,12 @@ impl ExecCache {
         })
     }
 
+    /// Pids held (at most `capacity`).
     pub fn len(&self) -> usize {
         self.index.len()
     }
 
+    /// No exec recorded yet.
     pub fn is_empty(&self) -> bool {
         self.index.is_empty()
     }

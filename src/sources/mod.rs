@@ -32,6 +32,8 @@ use std::time::{Duration, Instant};
 
 /// A streaming event source (audit netlink, eslogger, …).
 pub trait Source: Send {
+    /// Which source this is: names its thread, its status-table row and the
+    /// `source` column of the rows it adds.
     fn kind(&self) -> SourceKind;
     /// Delivers events until `stop` is set or, for a finite source (a replayed
     /// file), until the input is drained. Problems are reported through the
@@ -56,11 +58,16 @@ pub trait Source: Send {
 /// (`eslogger:FILE`, `bsm:PATH`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SourceSpec {
+    /// The source named before the colon.
     pub kind: SourceKind,
+    /// What follows the colon: the file to replay (`eslogger:FILE`,
+    /// `bsm:PATH`); `None` runs the source live. Only eslogger and bsm take
+    /// one, and it is never empty (`parse_list` rejects both).
     pub arg: Option<String>,
 }
 
 impl SourceSpec {
+    /// The live source `kind`, with no argument.
     pub fn new(kind: SourceKind) -> SourceSpec {
         SourceSpec { kind, arg: None }
     }
@@ -70,7 +77,12 @@ impl SourceSpec {
 /// (how `auto` picks the best exec-event source of the platform).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Plan {
+    /// Start this source; if it cannot run, its status row says why and
+    /// nothing replaces it. Each item of an explicit `--source` list.
     One(SourceSpec),
+    /// Try these in order and start the first that opens; each one tried
+    /// before it keeps a status row saying why it could not run, and the
+    /// rest are not tried. What `auto` uses for the exec-event source.
     FirstOf(Vec<SourceSpec>),
 }
 
@@ -240,7 +252,7 @@ impl Running {
         })
     }
 
-    /// Stops every source and waits for it: at most [`STOP_WAIT`], except
+    /// Stops every source and waits for it: at most `STOP_WAIT`, except
     /// for the sources that clean up after themselves (`linux_audit`
     /// restoring the audit state), which are waited for until they are done.
     /// Returns each source's outcome (`None`: left running).

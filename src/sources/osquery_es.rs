@@ -13,7 +13,7 @@
 //! delivered so far, and skip the rows of those seconds we already delivered
 //! (a fingerprint of each row, kept only for that overlap). Several execs in
 //! one second split across two polls are therefore all delivered, once each.
-//! At start the cursor is placed [`DEFAULT_BACKLOG`] in the past: rows are
+//! At start the cursor is placed `DEFAULT_BACKLOG` in the past: rows are
 //! only in memory, so after an extension restart this re-reads what the pack
 //! query (540 s window) can still report; the store's eid dedup and the
 //! deterministic event ids make re-reading harmless.
@@ -93,6 +93,7 @@ pub fn exec_sql(since: i64) -> String {
 /// How `open_with` sets the source up.
 #[derive(Debug, Clone, Copy)]
 pub struct Settings {
+    /// Pause between polls; raised to at least 100 ms when opened.
     pub poll: Duration,
     /// Thrift read/write timeout for every call to osqueryd.
     pub timeout: Duration,
@@ -103,6 +104,8 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// The defaults (`DEFAULT_TIMEOUT`, `DEFAULT_BACKLOG`, the real
+    /// clock) with this poll interval.
     pub fn new(poll: Duration) -> Settings {
         Settings {
             poll,
@@ -446,6 +449,9 @@ impl Cursor {
     }
 }
 
+/// The `osquery_es` source: a connection to osqueryd's extension manager,
+/// the time cursor of the polls, and recent execs for naming parents. Made
+/// by [`open`] or [`open_with`].
 pub struct OsqueryEs {
     socket: PathBuf,
     settings: Settings,

@@ -6,7 +6,7 @@
 //! system calls), so one stuck call would keep the process alive until
 //! SIGKILL. The path is opened `O_NONBLOCK`, and whatever is not a regular
 //! file is read only once poll(2) says it is ready, looking at the stop flag
-//! every [`POLL_STEP`].
+//! every `POLL_STEP`.
 
 use crate::sources::SourceError;
 use std::fs::{File, OpenOptions};

@@ -75,6 +75,7 @@ use std::time::{Duration, Instant};
 /// One entry of the cheap process listing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProcBrief {
+    /// Process id.
     pub pid: i64,
     /// Process start time, unix seconds.
     pub start_time: i64,
@@ -85,16 +86,30 @@ pub struct ProcBrief {
 /// Full details of one process.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ProcDetail {
+    /// Process id.
     pub pid: i64,
+    /// Parent pid now (not necessarily at exec); 0 when unknown.
     pub ppid: i64,
+    /// Process start time, unix seconds, steady across wall-clock steps on
+    /// Linux (start ticks on the boot time); it stands in for the exec time.
     pub start_time: i64,
+    /// Executable path; `None` when it cannot be read (another user's
+    /// process without root, a process gone meanwhile).
     pub exe: Option<Vec<u8>>,
+    /// argv, `argv[0]` first; empty when it cannot be read.
     pub cmd: Vec<Vec<u8>>,
+    /// Working directory; `None` when it cannot be read.
     pub cwd: Option<Vec<u8>>,
+    /// Real user id; `None` when unknown.
     pub uid: Option<i64>,
+    /// Effective user id; `None` when unknown.
     pub euid: Option<i64>,
+    /// Real group id; `None` when unknown.
     pub gid: Option<i64>,
+    /// Effective group id; `None` when unknown.
     pub egid: Option<i64>,
+    /// Audit login uid from `/proc/<pid>/loginuid` (Linux only; 4294967295
+    /// when unset, which the event turns into `None`); `None` elsewhere.
     pub auid: Option<i64>,
 }
 
@@ -111,6 +126,8 @@ pub trait ProcessTable: Send {
     fn details(&mut self, pids: &[i64]) -> Vec<ProcDetail>;
 }
 
+/// The `snapshot` source: scans a [`ProcessTable`] for running Kerberos
+/// tools and hands each process image to the engine once.
 pub struct Snapshot {
     table: Box<dyn ProcessTable>,
     /// Candidate process images already examined, pruned to live ones on
@@ -119,6 +136,7 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// A snapshot over `table` that has examined nothing yet.
     pub fn new(table: Box<dyn ProcessTable>) -> Snapshot {
         Snapshot {
             table,
@@ -361,6 +379,7 @@ pub mod system {
     }
 
     impl SystemProcesses {
+        /// The live process table; on Linux reads the boot time once.
         pub fn new() -> SystemProcesses {
             #[cfg(target_os = "linux")]
             let boot = crate::procfs::Boot::read();

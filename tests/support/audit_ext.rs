@@ -292,10 +292,11 @@ impl Extension {
             .is_empty()
     }
 
-    /// SIGTERM; asserts a clean exit within 10 s and returns the log.
+    /// SIGTERM; asserts a clean exit within the shutdown bound and returns
+    /// the log.
     pub fn stop(mut self) -> String {
         signal(self.pid(), "TERM");
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + super::bounds::standalone_exit();
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
                 self.waited = true;
@@ -328,7 +329,7 @@ impl Drop for Extension {
         if !self.waited {
             // A failed test: SIGTERM, so it restores what it changed.
             signal(self.pid(), "TERM");
-            let deadline = Instant::now() + Duration::from_secs(10);
+            let deadline = Instant::now() + super::bounds::standalone_exit();
             while Instant::now() < deadline {
                 if let Ok(Some(_)) = self.child.try_wait() {
                     return;

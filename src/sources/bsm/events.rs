@@ -22,15 +22,21 @@ use crate::event::{CodeIdentity, ExecEvent, SourceKind};
 use crate::hash::Fnv1a;
 
 // Event numbers (OpenBSM sys/bsm/audit_kevents.h; the same in xnu).
+/// fork(2): read as a fork event (parent and child pid).
 pub const AUE_FORK: u16 = 2;
 pub(crate) const AUE_EXEC: u16 = 7;
+/// execve(2): read as an exec; the subject is the process itself, so the
+/// record names no parent (fork tracking supplies it).
 pub const AUE_EXECVE: u16 = 23;
+/// vfork(2): read as a fork event, like [`AUE_FORK`].
 pub const AUE_VFORK: u16 = 25;
 pub(crate) const AUE_FORK1: u16 = 241;
 pub(crate) const AUE_DARWIN_RFORK: u16 = 353;
 pub(crate) const AUE_RFORK: u16 = 43043;
 pub(crate) const AUE_MAC_EXECVE: u16 = 43131;
 pub(crate) const AUE_FEXECVE: u16 = 43144;
+/// posix_spawn(2): read as an exec; the subject is the parent and an arg
+/// token labelled "child PID" names the new process.
 pub const AUE_POSIX_SPAWN: u16 = 43190;
 
 /// The arg token text xnu uses for a new process's pid.
@@ -51,17 +57,27 @@ pub struct BsmExec<'a> {
     pub pid: i64,
     /// Known for posix_spawn (the subject); not for execve.
     pub ppid: Option<i64>,
+    /// Audit (login) user id from the subject; `u32::MAX` when never set
+    /// (the event turns that into `None`).
     pub auid: u32,
+    /// Effective user id from the subject: the caller's on entry, so before
+    /// a setuid image takes effect.
     pub euid: u32,
+    /// Effective group id from the subject, likewise before any setgid.
     pub egid: u32,
+    /// Real user id from the subject (the event's `uid`).
     pub ruid: u32,
+    /// Real group id from the subject (the event's `gid`).
     pub rgid: u32,
+    /// Audit session id from the subject.
     pub sid: u32,
     /// The last path token: the resolved path of the image loaded (for a
     /// `#!` script that is the interpreter; the script is in `paths`).
     pub path: Option<&'a [u8]>,
     /// Every path token, in record order (as given, resolved, interpreter).
     pub paths: Vec<&'a [u8]>,
+    /// The exec_args strings found, `argv[0]` first; empty when the record
+    /// has none (see `argc`).
     pub argv: Vec<&'a [u8]>,
     /// The exec_args count field; `None` when the record has no exec_args
     /// (the kernel's `argv` audit policy is off).
@@ -89,10 +105,16 @@ pub struct BsmExec<'a> {
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BsmEvent<'a> {
+    /// A successful exec or posix_spawn.
     Exec(BsmExec<'a>),
+    /// A successful fork (fork, vfork, rfork): remembered so a later execve by the
+    /// child, whose record names no parent, gets one.
     Fork {
+        /// The process that forked (the record's subject).
         parent_pid: i64,
+        /// The new process (the "child PID" arg, else the return value).
         child_pid: i64,
+        /// Header time, unix seconds and nanoseconds.
         time: (i64, u32),
     },
 }

@@ -61,7 +61,11 @@ enum Input {
     Pipe(auditpipe::AuditPipe),
 }
 
-pub struct Bsm {
+/// The `bsm` source: reads records from a trail or /dev/auditpipe, tracks
+/// fork parents (up to 16,384 pids) for execve records, and hands
+/// Kerberos-related execs to the engine. Built by [`Bsm::trail`] or
+/// `Bsm::pipe` (macOS).
+pub(crate) struct Bsm {
     input: Input,
     label: String,
     reader: RecordReader,
@@ -152,7 +156,7 @@ impl Bsm {
 
     /// `bsm:PATH`: replays a trail file, FIFO or device (finite); opening
     /// never waits.
-    pub fn trail(path: &Path) -> Result<Bsm, SourceError> {
+    pub(crate) fn trail(path: &Path) -> Result<Bsm, SourceError> {
         let file = ReplayFile::open(path, "BSM trail")?;
         Ok(Bsm::new(
             Input::Trail(file),
@@ -165,7 +169,7 @@ impl Bsm {
     /// (ex) classes. Unavailable, with the reason, when auditd is not running:
     /// the kernel then makes no records at all.
     #[cfg(target_os = "macos")]
-    pub fn pipe() -> Result<Bsm, SourceError> {
+    pub(crate) fn pipe() -> Result<Bsm, SourceError> {
         match auditpipe::kernel_auditing() {
             Ok(true) => {}
             Ok(false) => {

@@ -18,12 +18,18 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 // Token ids (OpenBSM sys/bsm/audit_record.h; 0xed–0xef are Apple's).
 pub(crate) const AUT_OTHER_FILE32: u8 = 0x11;
 pub(crate) const AUT_TRAILER: u8 = 0x13;
+/// header32: the plain record header, time as 32-bit seconds and
+/// milliseconds. What xnu and auditd write on macOS.
 pub const AUT_HEADER32: u8 = 0x14;
 pub(crate) const AUT_HEADER32_EX: u8 = 0x15;
 pub(crate) const AUT_DATA: u8 = 0x21;
 pub(crate) const AUT_IPC: u8 = 0x22;
 pub(crate) const AUT_PATH: u8 = 0x23;
+/// subject32: the caller's ids, pid, session and terminal (32-bit port,
+/// IPv4 terminal address).
 pub const AUT_SUBJECT32: u8 = 0x24;
+/// process32: like subject32, but describes a process the call acts on
+/// (a signal's target), not the caller.
 pub const AUT_PROCESS32: u8 = 0x26;
 pub(crate) const AUT_RETURN32: u8 = 0x27;
 pub(crate) const AUT_TEXT: u8 = 0x28;
@@ -46,11 +52,15 @@ pub(crate) const AUT_RETURN64: u8 = 0x72;
 pub(crate) const AUT_ATTR64: u8 = 0x73;
 pub(crate) const AUT_HEADER64: u8 = 0x74;
 pub(crate) const AUT_SUBJECT64: u8 = 0x75;
+/// process64: process32 with a 64-bit terminal port.
 pub const AUT_PROCESS64: u8 = 0x77;
 pub(crate) const AUT_HEADER64_EX: u8 = 0x79;
+/// subject32_ex: subject32 with a typed terminal address (IPv4 or IPv6).
 pub const AUT_SUBJECT32_EX: u8 = 0x7a;
+/// process32_ex: process32 with a typed terminal address (IPv4 or IPv6).
 pub const AUT_PROCESS32_EX: u8 = 0x7b;
 pub(crate) const AUT_SUBJECT64_EX: u8 = 0x7c;
+/// process64_ex: process64 with a typed terminal address (IPv4 or IPv6).
 pub const AUT_PROCESS64_EX: u8 = 0x7d;
 pub(crate) const AUT_IN_ADDR_EX: u8 = 0x7e;
 pub(crate) const AUT_SOCKET_EX: u8 = 0x7f;
@@ -89,7 +99,10 @@ pub enum BsmError {
     Truncated,
     /// The record needs `need` bytes and fewer are present.
     #[error("record incomplete: needs {need} bytes")]
-    Incomplete { need: usize },
+    Incomplete {
+        /// The whole record's length in bytes, from its header.
+        need: usize,
+    },
     /// A token id this parser cannot size.
     #[error("unknown token id {0:#04x}")]
     UnknownToken(u8),
@@ -130,12 +143,16 @@ pub struct Header {
     /// The record length the header claims (see [`Record::len`] for the
     /// length actually used).
     pub byte_count: u32,
+    /// Record format version: 11 (OpenBSM 1.1) from current xnu and
+    /// auditd; framing a record accepts only 1–4, 10 and 11.
     pub version: u8,
     /// The audit event (AUE_*).
     pub event: u16,
+    /// Event modifier bits (`PAD_*` flags in OpenBSM); not used here.
     pub modifier: u16,
     /// The host address of an `_ex` header.
     pub host: Option<IpAddr>,
+    /// Event time, unix seconds (32 bits in the 32-bit headers).
     pub seconds: u64,
     /// Milliseconds within `seconds` (the kernel writes `tv_usec / 1000`).
     pub millis: u64,
@@ -159,12 +176,19 @@ impl Header {
 pub struct Subject {
     /// Which token this came from.
     pub id: u8,
+    /// Audit (login) user id; `u32::MAX` (AU_DEFAUDITID) when never set.
     pub auid: u32,
+    /// Effective user id.
     pub euid: u32,
+    /// Effective group id.
     pub egid: u32,
+    /// Real user id.
     pub ruid: u32,
+    /// Real group id.
     pub rgid: u32,
+    /// Process id, as the kernel's `pid_t` bits (reinterpret as `i32`).
     pub pid: u32,
+    /// Audit session id.
     pub sid: u32,
     /// Terminal port (32 bits in the 32-bit tokens).
     pub port: u64,
@@ -187,20 +211,29 @@ pub struct ExecStrings<'a> {
 /// A file attribute token (attr32, attr64).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Attr {
+    /// Which token this came from (attr32 or attr64).
     pub id: u8,
     /// File type and permission bits (a 16-bit BSD mode, zero-extended).
     pub mode: u32,
+    /// Owner user id of the file.
     pub uid: u32,
+    /// Owner group id of the file.
     pub gid: u32,
+    /// File system id.
     pub fsid: u32,
+    /// Inode number.
     pub node: u64,
+    /// Device number (32 bits in attr32, zero-extended).
     pub dev: u64,
 }
 
 /// An argument token (arg32, arg64): a syscall argument and its label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Arg<'a> {
+    /// Which token this came from (arg32 or arg64).
     pub id: u8,
+    /// Which syscall argument, counting from 1; xnu writes 0 for values
+    /// that are no argument, such as a new process's "child PID".
     pub number: u8,
     /// Zero-extended for arg32.
     pub value: u64,
@@ -211,6 +244,7 @@ pub struct Arg<'a> {
 /// A return token (return32, return64).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Return {
+    /// Which token this came from (return32 or return64).
     pub id: u8,
     /// BSM error number; 0 is success.
     pub status: u8,
@@ -225,14 +259,22 @@ pub struct Return {
 pub struct Identity<'a> {
     /// xnu writes 1 for a platform binary, 0 otherwise.
     pub(crate) signer_type: u32,
+    /// Code-signing identifier (e.g. `com.apple.kcc`), without its NUL;
+    /// empty for unsigned code.
     pub signing_id: &'a [u8],
+    /// xnu cut `signing_id` short.
     pub signing_id_truncated: bool,
+    /// Team identifier, without its NUL; empty when the code has none
+    /// (Apple's platform binaries, unsigned code).
     pub team_id: &'a [u8],
+    /// xnu cut `team_id` short.
     pub team_id_truncated: bool,
+    /// The caller's code directory hash, raw bytes (not hex).
     pub cdhash: &'a [u8],
 }
 
 impl Identity<'_> {
+    /// Whether the caller is an Apple platform binary (signer type 1).
     pub fn platform_binary(&self) -> bool {
         self.signer_type == 1
     }
@@ -246,7 +288,10 @@ pub struct Data<'a> {
     pub how_to_print: u8,
     /// 0 byte, 1 u16, 2 u32, 3 u64.
     pub unit_type: u8,
+    /// How many units follow; `bytes` holds `unit_count` times the unit
+    /// size.
     pub unit_count: u8,
+    /// The data, as written (big-endian units).
     pub bytes: &'a [u8],
 }
 
@@ -254,31 +299,54 @@ pub struct Data<'a> {
 /// NUL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Token<'a> {
+    /// A record's first token; [`parse_token`] returns it, a record keeps
+    /// it in [`Record::header`].
     Header(Header),
+    /// A record's last token (after the magic `0xb105`).
     Trailer {
+        /// The record length it repeats; framing a record requires it to
+        /// equal the header's.
         byte_count: u32,
     },
+    /// The process that made the call, with the credentials it had when
+    /// it entered the kernel.
     Subject(Subject),
+    /// A process the call acts on (a signal's target), not the caller.
     Process(Subject),
+    /// The exec's argv (`argv[0]` first).
     ExecArgs(ExecStrings<'a>),
+    /// The exec's environment, `NAME=value` strings; present only when the
+    /// audit policy has `arge`.
     ExecEnv(ExecStrings<'a>),
+    /// A path, without its NUL: for an exec, as given, then resolved.
     Path(&'a [u8]),
+    /// Free text, without its NUL.
     Text(&'a [u8]),
+    /// Attributes of the file a path token names.
     Attr(Attr),
+    /// A syscall argument and its label.
     Arg(Arg<'a>),
+    /// The syscall's outcome.
     Return(Return),
+    /// Apple's code-signing identity of the caller.
     Identity(Identity<'a>),
+    /// Arbitrary data (xnu: the new image's cdhash).
     Data(Data<'a>),
     /// A trail file's name and time (also seen inside records).
     File {
+        /// When the trail was opened or closed, unix seconds.
         seconds: u32,
+        /// Milliseconds within `seconds`.
         millis: u32,
+        /// The trail file's name, without its NUL.
         name: &'a [u8],
     },
     /// A token this parser can size but does not decode; `body` is what
     /// follows the id.
     Other {
+        /// The token id.
         id: u8,
+        /// The token's bytes after the id.
         body: &'a [u8],
     },
 }
@@ -310,12 +378,14 @@ impl Token<'_> {
 pub struct Stop {
     /// Offset in the record of the token that could not be read.
     pub(crate) offset: usize,
+    /// Why that token could not be read.
     pub error: BsmError,
 }
 
 /// One record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record<'a> {
+    /// The record's header token.
     pub header: Header,
     /// The tokens between the header and the trailer, in order.
     pub tokens: Vec<Token<'a>>,
@@ -1057,6 +1127,7 @@ pub struct RecordReader {
 }
 
 impl RecordReader {
+    /// An empty reader.
     pub fn new() -> RecordReader {
         RecordReader::default()
     }
@@ -1185,6 +1256,8 @@ impl RecordReader {
         self.buf.len().saturating_sub(self.pos)
     }
 
+    /// Counters over everything pushed so far: records handed out, bytes
+    /// skipped as garbage.
     pub fn stats(&self) -> ReaderStats {
         self.stats
     }

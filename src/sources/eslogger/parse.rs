@@ -8,31 +8,58 @@ use jiff::fmt::temporal::DateTimeParser;
 
 /// A JSON field the parser reads; used to report schema drift.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+///
+/// The declaration order is each field's bit in [`FieldSet`] and in the
+/// warn-once mask (bits 0..21): append new fields, do not reorder.
 pub enum Field {
+    /// `.version`, the ES message version.
     Version,
+    /// `.time`, the event's RFC 3339 timestamp.
     Time,
+    /// `.global_seq_num`, expected from message version 4 on.
     GlobalSeqNum,
+    /// `.event`, the object holding the event by type (an exec, fork or
+    /// exit message without it is dropped).
     Event,
+    /// `.event.exec.target`, the process after exec.
     ExecTarget,
+    /// The exec'd executable's path; without it `dyld_exec_path` is used.
     ExecPath,
+    /// Whether ES cut the exec'd path.
     ExecPathTruncated,
+    /// The exec'd process's audit token (pid, pid version, ids).
     ExecAuditToken,
+    /// The exec's argv.
     ExecArgs,
+    /// The exec's working directory, expected from message version 3 on.
     ExecCwd,
+    /// The exec'd process's parent pid.
     ExecPpid,
+    /// The exec'd process's parent pid at creation.
     ExecOriginalPpid,
+    /// The exec'd image's code-signing id.
     ExecSigningId,
+    /// The exec'd image's team id.
     ExecTeamId,
+    /// Whether the exec'd image is an Apple platform binary.
     ExecPlatformBinary,
+    /// The exec'd image's code directory hash.
     ExecCdhash,
+    /// The audit token of the process the event is about (the caller of
+    /// fork, the exiting process).
     ProcessAuditToken,
+    /// The executable path of the process the event is about (a fork's parent).
     ProcessPath,
+    /// `.event.fork.child`, the new process.
     ForkChild,
+    /// The fork child's audit token, which gives its pid.
     ForkChildAuditToken,
+    /// The exit's wait(2) status word.
     ExitStat,
 }
 
 impl Field {
+    /// Every field, in declaration (bit) order.
     pub const ALL: [Field; 21] = [
         Field::Version,
         Field::Time,
@@ -101,18 +128,22 @@ impl fmt::Display for Field {
 pub struct FieldSet(pub(super) u32);
 
 impl FieldSet {
+    /// Adds `field` to the set.
     pub fn insert(&mut self, field: Field) {
         self.0 |= field.bit();
     }
 
+    /// Whether `field` is in the set.
     pub fn contains(self, field: Field) -> bool {
         self.0 & field.bit() != 0
     }
 
+    /// True when no field drifted.
     pub fn is_empty(self) -> bool {
         self.0 == 0
     }
 
+    /// The fields in the set, in [`Field::ALL`] order.
     pub fn iter(self) -> impl Iterator<Item = Field> {
         Field::ALL.into_iter().filter(move |f| self.contains(*f))
     }
@@ -225,11 +256,15 @@ pub(super) fn id32(v: Option<i64>) -> Option<i64> {
 /// image), not `.process` (the image that called exec).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EsExec {
+    /// The message's version, sequence number and drift.
     pub envelope: Envelope,
     /// `.time` as unix seconds and nanoseconds; (0, 0) when unreadable (then
     /// `envelope.drift` has [`Field::Time`]).
     pub time: i64,
+    /// Nanoseconds within `time`'s second (0..1e9).
     pub time_nanos: u32,
+    /// Pid of the exec'd process, from the target's audit token (exec keeps
+    /// the pid, so the caller's token stands in when the target's lacks it).
     pub pid: i64,
     /// The target's pid version: with the pid, it names this one execution.
     pub pidversion: Option<i64>,
@@ -237,20 +272,32 @@ pub struct EsExec {
     pub ppid: Option<i64>,
     /// Parent pid at process creation (unchanged by reparenting).
     pub original_ppid: Option<i64>,
+    /// The exec'd executable's path; never empty. When ES gave none, the
+    /// path as passed to execve (`dyld_exec_path`, before symlinks).
     pub path: String,
     /// ES cut the path (over about 16 KiB).
     pub path_truncated: bool,
     /// argv, `argv[0]` first; `None` when the message had none.
     pub args: Option<Vec<String>>,
+    /// Working directory at exec (`.event.exec.cwd.path`, message version 3+).
     pub cwd: Option<String>,
+    /// Real uid, from the target's audit token (`ruid`).
     pub uid: Option<i64>,
+    /// Effective uid, from the target's audit token.
     pub euid: Option<i64>,
+    /// Real gid, from the target's audit token (`rgid`).
     pub gid: Option<i64>,
+    /// Effective gid, from the target's audit token.
     pub egid: Option<i64>,
+    /// Audit (login) uid, from the target's audit token; 4294967295
+    /// (`AU_DEFAUDITID`) when unset.
     pub auid: Option<i64>,
+    /// Code-signing identifier; "" when eslogger wrote null or the field was
+    /// missing.
     pub signing_id: String,
     /// "" for platform binaries and ad-hoc code (eslogger writes null).
     pub team_id: String,
+    /// Whether the image is an Apple platform binary; `None` when not reported.
     pub platform_binary: Option<bool>,
     /// Code directory hash, 40 hex digits.
     pub cdhash: String,
@@ -264,23 +311,34 @@ pub struct EsExec {
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EsEvent {
+    /// A process replaced its image.
     Exec(EsExec),
     /// `parent_pid` forked `child_pid`; the child runs the parent's image.
     Fork {
+        /// The message's version, sequence number and drift.
         envelope: Envelope,
+        /// The forking process's pid, from `.process`'s audit token or else
+        /// the child's `ppid`.
         parent_pid: Option<i64>,
+        /// The forking process's executable (`.process.executable.path`, else
+        /// the child's, which is the same image).
         parent_path: Option<String>,
+        /// The new process's pid, from its audit token.
         child_pid: i64,
     },
     /// `stat` is the wait(2) status word, not an exit code.
     Exit {
+        /// The message's version, sequence number and drift.
         envelope: Envelope,
+        /// The exiting process's pid, from `.process`'s audit token.
         pid: i64,
+        /// The wait(2) status; `None` when the message had none.
         stat: Option<i64>,
     },
 }
 
 impl EsEvent {
+    /// The envelope, whichever the event.
     pub fn envelope(&self) -> &Envelope {
         match self {
             EsEvent::Exec(e) => &e.envelope,
@@ -300,7 +358,12 @@ pub enum EsParseError {
     NotAnObject,
     /// An exec, fork or exit without what identifies it (pid, path).
     #[error("{event} event without a usable {field}")]
-    Unusable { event: &'static str, field: Field },
+    Unusable {
+        /// Which event: "exec", "fork" or "exit".
+        event: &'static str,
+        /// The field that was missing or unreadable.
+        field: Field,
+    },
 }
 
 /// What a source could not read, for the status reason.
@@ -329,6 +392,7 @@ impl SchemaDrift {
         }
     }
 
+    /// Messages in which `field` was absent or of another type.
     pub fn count(&self, field: Field) -> u64 {
         self.fields.get(field.path()).copied().unwrap_or(0)
     }

@@ -39,6 +39,7 @@ const KEEP_BUFFER_BYTES: usize = 64 << 10;
 /// How many finished event ids are remembered to recognise late records.
 const DONE_RING: usize = 4096;
 
+/// The assembler's bounds on time and memory.
 #[derive(Debug, Clone, Copy)]
 pub struct AssemblerConfig {
     /// How long an event may wait for its EOE before [`Assembler::expire`]
@@ -63,6 +64,7 @@ impl Default for AssemblerConfig {
     }
 }
 
+/// Counters over the assembler's life, for the status table and tests.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct AssemblerStats {
     /// Records pushed, of any type.
@@ -90,19 +92,26 @@ pub struct AssemblerStats {
 /// Its buffers are pooled and reused across events, so the accessors borrow:
 /// copy out what must outlive the `emit` call.
 pub struct AuditExec {
+    /// The event id (time and serial) its records share.
     pub header: Header,
     /// The SYSCALL's AUDIT_ARCH_* value; 0 without a SYSCALL.
     pub arch: u32,
     /// The syscall number; -1 without a SYSCALL.
     pub syscall: i64,
+    /// The SYSCALL's `success=`: `Some(false)` for a failed exec (never
+    /// emitted); `None` without a SYSCALL or when it said neither yes nor no.
     pub success: Option<bool>,
     /// 0 when unknown (no SYSCALL).
     pub pid: i64,
     /// 0 when unknown (no SYSCALL).
     pub ppid: i64,
+    /// Real uid from the SYSCALL record; `None` without one.
     pub uid: Option<i64>,
+    /// Effective uid from the SYSCALL record; `None` without one.
     pub euid: Option<i64>,
+    /// Real gid from the SYSCALL record; `None` without one.
     pub gid: Option<i64>,
+    /// Effective gid from the SYSCALL record; `None` without one.
     pub egid: Option<i64>,
     /// Kept as logged: 4294967295 means unset.
     pub auid: Option<i64>,
@@ -225,6 +234,8 @@ impl AuditExec {
         self.args.get(..self.nargs).unwrap_or_default()
     }
 
+    /// The working directory, from the CWD record; `None` without one or
+    /// when it was empty or undecodable.
     pub fn cwd(&self) -> Option<&[u8]> {
         self.has_cwd.then_some(self.cwd.as_slice())
     }
@@ -620,6 +631,7 @@ pub struct Assembler {
 }
 
 impl Assembler {
+    /// An empty assembler; a `max_pending` of 0 is taken as 1.
     pub fn new(config: AssemblerConfig) -> Assembler {
         let config = AssemblerConfig {
             max_pending: config.max_pending.max(1),
@@ -741,6 +753,7 @@ impl Assembler {
         self.slots.len()
     }
 
+    /// A copy of the counters so far.
     pub fn stats(&self) -> AssemblerStats {
         self.stats
     }

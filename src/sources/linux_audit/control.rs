@@ -14,7 +14,7 @@
 //!   limiting drops lines there without counting them. That socket's
 //!   records (the same ones) are discarded unread. The cost: while we hold
 //!   the pid, auditd cannot start (the kernel refuses a second receiver), so
-//!   we release it when we see an audit daemon exec ([`yield_receiver`]);
+//!   we release it when we see an audit daemon exec (`AuditSession::yield_receiver`);
 //!   if we stopped reading, the kernel's backlog would fill and, after
 //!   `backlog_wait_time`, execs on the host would stall, so we set that wait
 //!   to 0 (drop and count instead of stall).
@@ -26,8 +26,6 @@
 //! is made ([`persist`]), so a kill -9 can be undone by the next start
 //! ([`recover`](super::restore::recover)) or `--cleanup-audit`. If we die as the receiver, the kernel
 //! notices the closed socket on its next send and frees the pid.
-//!
-//! [`yield_receiver`]: AuditSession::yield_receiver
 
 pub use super::kernel::{exec_rule, read_state, AuditRule, AuditState, StartError};
 use super::kernel::{process_alive, AuditStatus};
@@ -53,6 +51,8 @@ const ENABLED_LOCKED: u32 = 2;
 /// Longest filter key the kernel accepts.
 const MAX_KEY_LEN: usize = 256;
 
+/// How we stand towards the kernel's audit pid (see the module docs); records
+/// are read from multicast in both.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
     /// auditd (or another live process) owns the audit pid: we read the
@@ -67,6 +67,7 @@ pub enum Mode {
 /// The filter key our rules carry.
 pub const DEFAULT_KEY: &str = "kerberos_cache_access";
 
+/// What [`AuditSession::start`] sets up.
 #[derive(Debug, Clone)]
 pub struct SessionOptions {
     /// Raise the kernel's backlog limit to at least this many records.
@@ -139,6 +140,8 @@ struct Yielded {
     at: Instant,
 }
 
+/// Our hold on the kernel's audit configuration: the sockets, the mode, what
+/// was found and what we changed, so it can be kept in place and put back.
 pub struct AuditSession {
     ctl: ControlSocket,
     /// The multicast socket. Every record is read from here, in every mode,
@@ -510,6 +513,7 @@ impl AuditSession {
         }
     }
 
+    /// The mode now; it changes when we yield to or take over from a daemon.
     pub fn mode(&self) -> Mode {
         self.mode
     }

@@ -46,6 +46,8 @@ impl From<&StatusMessage> for AuditStatus {
     }
 }
 
+/// Why the audit session could not start (or the configuration could not be
+/// read); the message goes to the status table.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     /// Cannot run here: not root / missing CAP_AUDIT_CONTROL or
@@ -107,7 +109,9 @@ pub(crate) struct RuleCondition {
 #[derive(Clone, PartialEq, Eq)]
 pub struct AuditRule {
     raw: Vec<u8>,
+    /// The filter list (AUDIT_FILTER_*); ours is AUDIT_FILTER_EXIT.
     pub list: u32,
+    /// The rule's action (AUDIT_NEVER, AUDIT_ALWAYS, …); ours is AUDIT_ALWAYS.
     pub action: u32,
     mask: Vec<u32>,
     pub(crate) conditions: Vec<RuleCondition>,
@@ -250,7 +254,9 @@ pub fn exec_rule(arch: &ExecArch, key: &str) -> Vec<u8> {
 /// Status and rule list, as the kernel has them now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditState {
+    /// The AUDIT_GET reply.
     pub status: AuditStatus,
+    /// Every rule the kernel lists (AUDIT_LIST_RULES), in its order.
     pub rules: Vec<AuditRule>,
 }
 

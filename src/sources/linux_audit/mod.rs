@@ -82,6 +82,9 @@ enum Role {
     },
 }
 
+/// The `linux_audit` source: the audit session (or a reader beside another
+/// instance's), the assembler that joins records into execs, and the
+/// bookkeeping that keeps the configuration in place and counts losses.
 pub struct LinuxAudit {
     session: Option<AuditSession>,
     role: Role,

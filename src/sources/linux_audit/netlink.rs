@@ -45,7 +45,13 @@ pub enum RecvError {
     Overrun,
     /// The datagram was longer than the buffer; it was consumed and lost.
     #[error("audit message of {len} bytes did not fit the {buf_len}-byte buffer")]
-    Truncated { len: usize, buf_len: usize },
+    Truncated {
+        /// The datagram's length, in bytes.
+        len: usize,
+        /// The receive buffer's length, in bytes.
+        buf_len: usize,
+    },
+    /// Any other receive error from the socket.
     #[error("audit socket: {0}")]
     Io(#[source] io::Error),
 }
@@ -255,6 +261,7 @@ pub struct ControlSocket {
 }
 
 impl ControlSocket {
+    /// Opens a netlink audit socket for requests, with its reply buffer.
     pub fn open() -> io::Result<Self> {
         Ok(ControlSocket {
             sock: AuditSocket::open()?,

@@ -31,21 +31,34 @@ const VERSION: u32 = 1;
 pub enum Change {
     /// We registered as the audit receiver (the audit pid).
     TookPid,
+    /// We turned auditing on (the status `enabled` flag) because it was off.
     Enabled {
+        /// The value found (0).
         from: u32,
+        /// The value we set (1); undo restores `from` only while it still holds.
         to: u32,
     },
+    /// We raised the kernel's backlog limit (records queued for the receiver).
     BacklogLimit {
+        /// The limit found, in records.
         from: u32,
+        /// The limit we set; undo restores `from` only while it still holds.
         to: u32,
     },
+    /// As the receiver, we set the backlog wait time to 0, so a full backlog
+    /// drops records instead of stalling every exec on the host.
     BacklogWait {
+        /// The wait found, in the kernel's units (jiffies).
         from: u32,
+        /// The wait we set (0); undo restores `from` only while it still holds.
         to: u32,
     },
     /// An exec rule we added, as the exact bytes to delete it with.
     AddedRule {
+        /// The ABI the rule covers, by auditctl's name (`b64`, `b32`).
         arch: String,
+        /// The rule's `struct audit_rule_data` bytes, as sent with
+        /// AUDIT_ADD_RULE; stored as hex.
         #[serde(with = "hex_bytes")]
         raw: Vec<u8>,
     },
@@ -54,15 +67,21 @@ pub enum Change {
 /// The flags found before the first change.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Found {
+    /// The status `enabled` flag: 0 off, 1 on, 2 locked until reboot.
     pub enabled: u32,
+    /// The kernel's backlog limit, in records.
     pub backlog_limit: u32,
+    /// How long an exec waits for backlog room, in the kernel's units (jiffies).
     pub backlog_wait_time: u32,
     /// The audit pid (the receiver) then; 0 for none.
     pub pid: u32,
 }
 
+/// The whole audit record file: what was found, and what we changed since.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Record {
+    /// The file format's version; a record of another version is set aside
+    /// as corrupt.
     pub version: u32,
     /// The instance that wrote it.
     pub pid: u32,
@@ -70,12 +89,15 @@ pub struct Record {
     pub boot_id: String,
     /// The filter key of our rules.
     pub key: String,
+    /// The configuration before our first change.
     pub found: Found,
     /// In the order made; undone in reverse.
     pub changes: Vec<Change>,
 }
 
 impl Record {
+    /// A record of no changes yet, stamped with this process's pid and this
+    /// boot's id (empty when unreadable).
     pub fn new(key: &str, found: Found) -> Record {
         Record {
             version: VERSION,
@@ -125,11 +147,15 @@ pub fn remove(dir: &StateDir) -> io::Result<()> {
 /// What [`load`] found.
 #[derive(Debug)]
 pub enum Loaded {
+    /// No record file: nothing to undo.
     None,
+    /// A record of this format version (it may be from another boot).
     Record(Record),
     /// Unreadable or malformed: moved aside under this name.
     Corrupt {
+        /// The file name in the state directory it was renamed to.
         moved_to: String,
+        /// Why it was rejected, for the log.
         why: String,
     },
 }

@@ -7,12 +7,20 @@
 //! read here. Nothing allocates except [`decode_into`], which writes into a
 //! buffer the caller reuses.
 
+// Record types, from include/uapi/linux/audit.h.
+
+/// SYSCALL: the syscall, its result, the process's ids and `exe`.
 pub const AUDIT_SYSCALL: u16 = 1300;
+/// PATH: a file the syscall touched; item 0 of an exec is the executable.
 pub const AUDIT_PATH: u16 = 1302;
+/// CWD: the process's working directory.
 pub const AUDIT_CWD: u16 = 1307;
+/// EXECVE: the exec's argc and argv (split over several records when long).
 pub const AUDIT_EXECVE: u16 = 1309;
+/// EOE: end of event; every record of the event has been sent.
 pub const AUDIT_EOE: u16 = 1320;
 pub(crate) const AUDIT_BPRM_FCAPS: u16 = 1321;
+/// PROCTITLE: the process's command line, cut by the kernel to 128 bytes.
 pub const AUDIT_PROCTITLE: u16 = 1327;
 
 /// auditd's ENRICHED format appends interpreted fields after this byte (GS).
