@@ -17,16 +17,9 @@
 pub mod client;
 mod error;
 pub mod plugin;
-#[allow(
-    clippy::all,
-    clippy::pedantic,
-    dead_code,
-    unused_imports,
-    unused_extern_crates,
-    non_camel_case_types,
-    missing_docs
-)]
-pub mod thrift_gen;
+/// The Thrift types of osquery's extension interface: the one generated copy
+/// in our osquery-rust-ng fork, which its server also uses.
+pub use osquery_rust_ng::thrift as thrift_gen;
 
 use crate::engine::Engine;
 use crate::schema::EXEC_TABLE;

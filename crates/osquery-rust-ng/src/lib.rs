@@ -1,9 +1,12 @@
 #![deny(unsafe_code)]
 //! osquery-rust-ng, as forked into kerberos-cache-access (see HISTORY.md).
 
-// Restrict access to osquery API to osquery-rust
-// Users of osquery-rust are not allowed to access osquery API directly
 pub(crate) mod _osquery;
+/// The generated Thrift types and clients of osquery's extension interface
+/// (`osquery.thrift`). Public so that a program talking to osqueryd itself
+/// (kerberos-cache-access's manager client and its test doubles) uses this
+/// one copy instead of generating a second.
+pub use _osquery::osquery as thrift;
 pub(crate) mod client;
 pub mod plugin;
 pub(crate) mod server;
@@ -15,7 +18,7 @@ pub use crate::server::{
     extension_socket, serve_bytes, server_limits, Running, Server, ServerConfig, StartError,
     StopReport, DEFAULT_MAX_REQUEST_BYTES,
 };
-pub use thrift::TConfiguration;
+pub use ::thrift::TConfiguration;
 
 // Re-exports
 pub type ExtensionResponse = _osquery::osquery::ExtensionResponse;
