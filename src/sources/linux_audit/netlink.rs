@@ -13,7 +13,10 @@ use netlink_packet_audit::{
     RuleMessage, StatusMessage, StatusMessageBuffer, AUDIT_ADD_RULE, AUDIT_DEL_RULE, AUDIT_GET,
     AUDIT_LIST_RULES, AUDIT_NLGRP_READLOG, AUDIT_SET,
 };
-use netlink_packet_core::{Emitable, Parseable, NLMSG_DONE, NLMSG_ERROR, NLM_F_ACK, NLM_F_REQUEST};
+use netlink_packet_core::{
+    Emitable, NetlinkBuffer, NetlinkHeader, Parseable, NLMSG_DONE, NLMSG_ERROR, NLM_F_ACK,
+    NLM_F_REQUEST,
+};
 use netlink_sys::{protocols::NETLINK_AUDIT, Socket, SocketAddr};
 use std::io;
 use std::os::fd::AsRawFd;
@@ -76,7 +79,21 @@ pub(crate) struct Message<'b> {
     pub payload: &'b [u8],
 }
 
-impl Message<'_> {
+impl<'b> Message<'b> {
+    /// The message in the first `len` bytes of `buf` (a datagram of at
+    /// least `NLMSG_HDRLEN` bytes; callers check). The payload's length
+    /// comes from the datagram, not from the header's `nlmsg_len`, which the
+    /// kernel does not fill in as documented for audit records (see the
+    /// module doc).
+    fn read(buf: &'b [u8], len: usize) -> Message<'b> {
+        let header = NetlinkBuffer::new(&buf[..len]);
+        Message {
+            msg_type: header.message_type(),
+            seq: header.sequence_number(),
+            payload: &buf[NLMSG_HDRLEN..len],
+        }
+    }
+
     /// Whether this is an audit record (as opposed to an ack, a reply to a
     /// request, or other netlink traffic).
     pub(crate) fn is_record(&self) -> bool {
@@ -193,13 +210,15 @@ impl AuditSocket {
         let len = NLMSG_HDRLEN + payload.len();
         let nlmsg_len = u32::try_from(len)
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "request too large"))?;
-        let mut msg = Vec::with_capacity(len);
-        msg.extend_from_slice(&nlmsg_len.to_ne_bytes());
-        msg.extend_from_slice(&msg_type.to_ne_bytes());
-        msg.extend_from_slice(&flags.to_ne_bytes());
-        msg.extend_from_slice(&self.seq.to_ne_bytes());
-        msg.extend_from_slice(&self.port.to_ne_bytes());
-        msg.extend_from_slice(payload);
+        let mut header = NetlinkHeader::default();
+        header.length = nlmsg_len;
+        header.message_type = msg_type;
+        header.flags = flags;
+        header.sequence_number = self.seq;
+        header.port_number = self.port;
+        let mut msg = vec![0; len];
+        header.emit(&mut msg[..NLMSG_HDRLEN]);
+        msg[NLMSG_HDRLEN..].copy_from_slice(payload);
         let sent = self.sock.send_to(&msg, &SocketAddr::new(0, 0), 0)?;
         if sent != msg.len() {
             return Err(io::Error::other("short send on the audit socket"));
@@ -241,15 +260,7 @@ impl AuditSocket {
                 format!("audit datagram of {len} bytes is shorter than a netlink header"),
             )));
         }
-        let buf: &'b [u8] = buf;
-        let u32_at =
-            |at: usize| u32::from_ne_bytes([buf[at], buf[at + 1], buf[at + 2], buf[at + 3]]);
-        let u16_at = |at: usize| u16::from_ne_bytes([buf[at], buf[at + 1]]);
-        Ok(Some(Message {
-            msg_type: u16_at(4),
-            seq: u32_at(8),
-            payload: &buf[NLMSG_HDRLEN..len],
-        }))
+        Ok(Some(Message::read(buf, len)))
     }
 }
 
@@ -387,14 +398,7 @@ fn next_reply<'b>(
             Err(e @ RecvError::Truncated { .. }) => return Err(io::Error::other(e.to_string())),
         }
     };
-    let buf: &'b [u8] = buf;
-    let u32_at = |at: usize| u32::from_ne_bytes([buf[at], buf[at + 1], buf[at + 2], buf[at + 3]]);
-    let u16_at = |at: usize| u16::from_ne_bytes([buf[at], buf[at + 1]]);
-    Ok(Message {
-        msg_type: u16_at(4),
-        seq: u32_at(8),
-        payload: &buf[NLMSG_HDRLEN..NLMSG_HDRLEN + found],
-    })
+    Ok(Message::read(buf, NLMSG_HDRLEN + found))
 }
 
 /// NLMSG_ERROR payload: a negative errno (0 = ack) then the request header.
