@@ -352,37 +352,20 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::classify::Classification;
+    use crate::event::ExecEvent;
 
+    /// A benign row: what a snapshot stores for an exec without argv.
     fn row(eid: &str, time: i64, pid: i64) -> Row {
-        Row {
+        let event = ExecEvent {
             time,
-            eid: eid.to_string(),
             pid,
-            parent: 1,
-            path: String::new(),
-            name: String::new(),
-            cmdline: String::new(),
-            args: "[]".into(),
-            cwd: String::new(),
-            uid: None,
-            euid: None,
-            gid: None,
-            egid: None,
-            auid: None,
-            username: String::new(),
-            parent_path: String::new(),
-            parent_cmdline: String::new(),
-            tool: String::new(),
-            action: String::new(),
-            ccache: String::new(),
-            indicator: String::new(),
-            technique: String::new(),
-            signing_id: String::new(),
-            team_id: String::new(),
-            platform_binary: None,
-            sha256: String::new(),
-            source: SourceKind::Snapshot,
-            truncated: 0,
+            ppid: 1,
+            ..ExecEvent::default()
+        };
+        Row {
+            eid: eid.to_string(),
+            ..Row::from_event(&event, &Classification::default(), String::new())
         }
     }
 

@@ -128,37 +128,21 @@ impl ReplayLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::classify::Classification;
+    use crate::event::{ExecEvent, SourceKind};
 
+    /// The row an exec of `args` in `cwd` gets, with these columns.
     fn row(indicator: &str, ccache: &str, args: &[&str], cwd: &str) -> Row {
+        let event = ExecEvent {
+            argv: args.iter().map(|a| a.as_bytes().to_vec()).collect(),
+            cwd: Some(cwd.as_bytes().to_vec()),
+            source: SourceKind::Eslogger,
+            ..ExecEvent::default()
+        };
         Row {
-            time: 0,
-            eid: "e".into(),
-            pid: 1,
-            parent: 0,
-            path: String::new(),
-            name: String::new(),
-            cmdline: args.join(" "),
-            args: serde_json::to_string(args).unwrap(),
-            cwd: cwd.into(),
-            uid: None,
-            euid: None,
-            gid: None,
-            egid: None,
-            auid: None,
-            username: String::new(),
-            parent_path: String::new(),
-            parent_cmdline: String::new(),
-            tool: String::new(),
-            action: String::new(),
-            ccache: ccache.into(),
             indicator: indicator.into(),
-            technique: String::new(),
-            signing_id: String::new(),
-            team_id: String::new(),
-            platform_binary: None,
-            sha256: String::new(),
-            source: crate::event::SourceKind::Eslogger,
-            truncated: 0,
+            ccache: ccache.into(),
+            ..Row::from_event(&event, &Classification::default(), String::new())
         }
     }
 

@@ -37,10 +37,8 @@ const AARCH64: ExecArch = ExecArch {
     execveat: 281,
 };
 const RISCV64: ExecArch = ExecArch {
-    name: "b64",
     audit_arch: 0xc000_00f3,
-    execve: 221,
-    execveat: 281,
+    ..AARCH64
 };
 // arm EABI.
 const ARM: ExecArch = ExecArch {
