@@ -1255,10 +1255,31 @@ mod tests {
         v
     }
 
-    #[test]
-    fn rows_round_trip_with_their_eids_values_and_arrival() {
+    /// A temporary directory and the state directory inside it (not made).
+    fn state_dir() -> (tempfile::TempDir, PathBuf) {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("state");
+        (tmp, dir)
+    }
+
+    /// Journals rows `0..n`, arrived at `now`, in `dir` and closes the
+    /// journal; returns its file.
+    fn journal_of(dir: &Path, n: i64, now: i64) -> PathBuf {
+        let (j, s, _) = restart(dir, 100);
+        put(&j, &s, (0..n).map(|i| (now, row(i))));
+        drop(j);
+        dir.join(JOURNAL_FILE)
+    }
+
+    /// The eids a new instance restores from `dir`.
+    fn restored_eids(dir: &Path, max_rows: usize) -> Vec<String> {
+        let (_j, s, _) = restart(dir, max_rows);
+        eids(&s)
+    }
+
+    #[test]
+    fn rows_round_trip_with_their_eids_values_and_arrival() {
+        let (_tmp, dir) = state_dir();
         let now = unix_now();
         let (j, s, a) = restart(&dir, 100);
         assert_eq!(restored(&a).0, 0);
@@ -1293,13 +1314,9 @@ mod tests {
 
     #[test]
     fn a_torn_tail_is_skipped_counted_and_cut_off() {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().join("state");
+        let (_tmp, dir) = state_dir();
         let now = unix_now();
-        let (j, s, _) = restart(&dir, 100);
-        put(&j, &s, (0..5).map(|i| (now, row(i))));
-        drop(j);
-        let path = dir.join(JOURNAL_FILE);
+        let path = journal_of(&dir, 5, now);
         let full = fs::read(&path).unwrap();
         // Every cut inside the last record.
         let last = encode_record(now, &row(4)).unwrap().len();
@@ -1328,13 +1345,9 @@ mod tests {
 
     #[test]
     fn a_bit_flip_skips_one_record_and_moves_the_journal_aside() {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().join("state");
+        let (_tmp, dir) = state_dir();
         let now = unix_now();
-        let (j, s, _) = restart(&dir, 100);
-        put(&j, &s, (0..5).map(|i| (now, row(i))));
-        drop(j);
-        let path = dir.join(JOURNAL_FILE);
+        let path = journal_of(&dir, 5, now);
         let mut bytes = fs::read(&path).unwrap();
         let rec = encode_record(now, &row(0)).unwrap().len();
         // Inside the payload of the third record.
@@ -1369,8 +1382,7 @@ mod tests {
 
     #[test]
     fn an_unreadable_journal_is_moved_aside_and_the_start_goes_on() {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().join("state");
+        let (_tmp, dir) = state_dir();
         fs::create_dir(&dir).unwrap();
         let path = dir.join(JOURNAL_FILE);
         let mut bad_version = header();
@@ -1410,8 +1422,7 @@ mod tests {
 
     #[test]
     fn compaction_keeps_exactly_the_stores_rows() {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().join("state");
+        let (_tmp, dir) = state_dir();
         let now = unix_now();
         let j = Journal::with_limits(
             &dir,
@@ -1439,14 +1450,12 @@ mod tests {
         // Appends after a compaction land in the new file.
         put(&j, &s, [(now, row(50))]);
         drop(j);
-        let (_j, s2, _) = restart(&dir, 5);
-        assert_eq!(eids(&s2), eids(&s));
+        assert_eq!(restored_eids(&dir, 5), eids(&s));
     }
 
     #[test]
     fn compaction_keeps_rows_appended_while_it_writes() {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().join("state");
+        let (_tmp, dir) = state_dir();
         let now = unix_now();
         let j = Arc::new(Journal::new(&dir));
         let s = Arc::new(store(100_000));
@@ -1468,8 +1477,7 @@ mod tests {
 
     #[test]
     fn evicted_and_expired_rows_do_not_come_back() {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().join("state");
+        let (_tmp, dir) = state_dir();
         let now = unix_now();
         let (j, s, _) = restart(&dir, 3);
         put(&j, &s, (0..10).map(|i| (now, row(i))));
@@ -1483,7 +1491,7 @@ mod tests {
         drop(_j);
 
         // Retention counts from arrival, across the restart.
-        let dir = tmp.path().join("state2");
+        let (_tmp2, dir) = state_dir();
         let (j, s, _) = restart(&dir, 100);
         put(&j, &s, [(now - 7200, row(1)), (now - 10, row(2))]);
         drop(j);
@@ -1494,8 +1502,7 @@ mod tests {
 
     #[test]
     fn a_second_instance_runs_in_memory_then_takes_the_journal_over() {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().join("state");
+        let (_tmp, dir) = state_dir();
         let now = unix_now();
         let (first, s1, _) = restart(&dir, 100);
         put(&first, &s1, (0..3).map(|i| (now, row(i))));
@@ -1529,8 +1536,7 @@ mod tests {
         );
         put(&second, &s2, [(now, row(11))]);
         drop(second);
-        let (_j, s3, _) = restart(&dir, 100);
-        let mut got = eids(&s3);
+        let mut got = restored_eids(&dir, 100);
         got.sort();
         let mut want: Vec<String> = [0, 1, 2, 10, 11].iter().map(|i| row(*i).eid).collect();
         want.sort();
@@ -1554,8 +1560,7 @@ mod tests {
 
     #[test]
     fn a_failed_write_is_reported_and_healed_by_a_rewrite() {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().join("state");
+        let (_tmp, dir) = state_dir();
         let now = unix_now();
         let (j, s, _) = restart(&dir, 100);
         put(&j, &s, [(now, row(1))]);
@@ -1573,8 +1578,7 @@ mod tests {
         j.tick(&s);
         assert_eq!(j.health().0, State::Active);
         drop(j);
-        let (_j, s2, _) = restart(&dir, 100);
-        assert_eq!(eids(&s2), [row(1).eid, row(2).eid]);
+        assert_eq!(restored_eids(&dir, 100), [row(1).eid, row(2).eid]);
     }
 
     #[test]
