@@ -274,10 +274,20 @@ impl Engine {
 }
 
 #[cfg(test)]
+impl Engine {
+    /// The default store and no user names: what unit tests start from.
+    pub(crate) fn for_tests() -> Engine {
+        Engine::new(
+            StoreConfig::default(),
+            Box::new(crate::users::FixedUsers::default()),
+        )
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::status::State;
-    use crate::users::FixedUsers;
 
     fn kcc(source: SourceKind, time: i64) -> ExecEvent {
         ExecEvent {
@@ -311,8 +321,7 @@ mod tests {
         let kcc = dir.path().join("kcc");
         std::fs::write(&kcc, b"the host's kcc").unwrap();
         std::fs::copy(&kcc, dir.path().join("fontd")).unwrap();
-        let engine = Engine::new(StoreConfig::default(), Box::new(FixedUsers::default()))
-            .with_kcc_references(&[kcc.as_path()]);
+        let engine = Engine::for_tests().with_kcc_references(&[kcc.as_path()]);
         (dir, engine)
     }
 
@@ -338,7 +347,7 @@ mod tests {
 
     #[test]
     fn a_signing_id_names_a_renamed_kcc_whatever_it_runs() {
-        let engine = Engine::new(StoreConfig::default(), Box::new(FixedUsers::default()));
+        let engine = Engine::for_tests();
         let c = engine.counters(SourceKind::Eslogger);
         let mut e = exec("/private/tmp/helper", &["helper", "list"]);
         e.code.signing_id = "com.apple.kcc".into();
@@ -352,7 +361,7 @@ mod tests {
 
     #[test]
     fn a_forged_keytab_then_its_use_is_flagged() {
-        let engine = Engine::new(StoreConfig::default(), Box::new(FixedUsers::default()));
+        let engine = Engine::for_tests();
         let c = engine.counters(SourceKind::LinuxAudit);
         let add = exec(
             "/usr/bin/ktutil",
@@ -392,7 +401,7 @@ mod tests {
 
     #[test]
     fn the_process_ids_decide_a_foreign_cache() {
-        let engine = Engine::new(StoreConfig::default(), Box::new(FixedUsers::default()));
+        let engine = Engine::for_tests();
         let c = engine.counters(SourceKind::LinuxAudit);
         let mut e = exec("/bin/cp", &["cp", "/tmp/krb5cc_1000", "/tmp/x"]);
         e.uid = Some(1001);
@@ -443,7 +452,7 @@ mod tests {
 
     #[test]
     fn krb5ccname_pointing_at_a_stolen_copy_is_a_replay() {
-        let engine = Engine::new(StoreConfig::default(), Box::new(FixedUsers::default()));
+        let engine = Engine::for_tests();
         let c = engine.counters(SourceKind::Eslogger);
         // Not suspicious by itself: a private directory, the user's own.
         let plain = with_env("/usr/bin/ssh", &["ssh", "host"], "FILE:/Users/eve/stash");
@@ -484,7 +493,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let state = dir.path().join("state");
         {
-            let engine = Engine::new(StoreConfig::default(), Box::new(FixedUsers::default()));
+            let engine = Engine::for_tests();
             let journal = Arc::new(Journal::new(&state));
             journal.attach(engine.store());
             engine.set_journal(Arc::clone(&journal));
@@ -496,7 +505,7 @@ mod tests {
             assert!(engine.ingest(&kcc, &c).is_some());
             journal.sync().unwrap();
         }
-        let engine = Engine::new(StoreConfig::default(), Box::new(FixedUsers::default()));
+        let engine = Engine::for_tests();
         let journal = Arc::new(Journal::new(&state));
         journal.attach(engine.store());
         engine.set_journal(journal);
@@ -510,7 +519,7 @@ mod tests {
 
     #[test]
     fn the_snapshot_does_not_repeat_an_exec_an_event_source_reported() {
-        let engine = Engine::new(StoreConfig::default(), Box::new(FixedUsers::default()));
+        let engine = Engine::for_tests();
         let audit = engine
             .status()
             .set(SourceKind::LinuxAudit, State::Active, "t");
@@ -533,7 +542,7 @@ mod tests {
 
     #[test]
     fn an_exec_source_does_not_repeat_what_the_snapshot_reported() {
-        let engine = Engine::new(StoreConfig::default(), Box::new(FixedUsers::default()));
+        let engine = Engine::for_tests();
         let es = engine
             .status()
             .set(SourceKind::OsqueryEs, State::Active, "t");

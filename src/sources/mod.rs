@@ -541,10 +541,7 @@ mod tests {
 
     #[test]
     fn a_replay_that_cannot_open_is_a_failure_at_once() {
-        let engine = Arc::new(Engine::new(
-            crate::store::StoreConfig::default(),
-            Box::new(crate::users::FixedUsers::default()),
-        ));
+        let engine = Arc::new(Engine::for_tests());
         let stop = Arc::new(AtomicBool::new(false));
         let plans = parse_list("bsm:/nonexistent/trail").unwrap();
         let options = Options {
@@ -580,10 +577,7 @@ mod tests {
 
     #[test]
     fn a_cut_replay_is_interrupted_and_other_errors_fail_it() {
-        let engine = Arc::new(Engine::new(
-            crate::store::StoreConfig::default(),
-            Box::new(crate::users::FixedUsers::default()),
-        ));
+        let engine = Arc::new(Engine::for_tests());
         let stop = Arc::new(AtomicBool::new(false));
         let outcome = |e: SourceError| {
             let slot = spawn(&engine, Box::new(Ends(Some(e))), &stop).unwrap();

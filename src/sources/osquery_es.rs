@@ -714,8 +714,6 @@ impl Source for OsqueryEs {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::StoreConfig;
-    use crate::users::FixedUsers;
 
     fn hex(bytes: &[u8]) -> String {
         hex::encode_upper(bytes)
@@ -889,7 +887,7 @@ mod tests {
 
     #[test]
     fn delivers_once_with_parents_in_exec_order() {
-        let engine = Engine::new(StoreConfig::default(), Box::new(FixedUsers::default()));
+        let engine = Engine::for_tests();
         let counters = engine.counters(SourceKind::OsqueryEs);
         let mut s = source(true);
         let shell = row(
