@@ -541,17 +541,18 @@ pub mod system {
             }
 
             fn read_pids(&mut self) -> Result<(), crate::sources::SourceError> {
+                let os_error = || {
+                    crate::sources::SourceError::Failed(format!(
+                        "proc_listallpids: {}",
+                        std::io::Error::last_os_error()
+                    ))
+                };
                 // SAFETY: a null buffer asks only for the count.
                 let count = unsafe { libc::proc_listallpids(std::ptr::null_mut(), 0) };
                 let mut room = usize::try_from(count)
                     .ok()
                     .filter(|&n| n > 0)
-                    .ok_or_else(|| {
-                        crate::sources::SourceError::Failed(format!(
-                            "proc_listallpids: {}",
-                            std::io::Error::last_os_error()
-                        ))
-                    })?;
+                    .ok_or_else(os_error)?;
                 // Processes start meanwhile: leave room, and grow if it fills.
                 for _ in 0..4 {
                     room += room / 4 + 64;
@@ -563,12 +564,7 @@ pub mod system {
                     let got = unsafe {
                         libc::proc_listallpids(self.pids.as_mut_ptr().cast::<c_void>(), bytes)
                     };
-                    let got = usize::try_from(got).map_err(|_| {
-                        crate::sources::SourceError::Failed(format!(
-                            "proc_listallpids: {}",
-                            std::io::Error::last_os_error()
-                        ))
-                    })?;
+                    let got = usize::try_from(got).map_err(|_| os_error())?;
                     if got < room {
                         self.pids.truncate(got);
                         return Ok(());
@@ -593,14 +589,14 @@ pub mod system {
             let mut name_field = [0u8; 2 * libc::MAXCOMLEN];
             let comm_field;
             let start;
-            match bsd_info(pid) {
+            match pid_info::<libc::proc_bsdinfo>(pid) {
                 Some(info) => {
                     name_field = c_bytes(&info.pbi_name);
                     comm_field = c_bytes(&info.pbi_comm);
                     start = i64::try_from(info.pbi_start_tvsec).unwrap_or(0);
                 }
                 None => {
-                    comm_field = c_bytes(&short_info(pid)?.pbsi_comm);
+                    comm_field = c_bytes(&pid_info::<libc::proc_bsdshortinfo>(pid)?.pbsi_comm);
                     start = 0;
                 }
             }
@@ -620,32 +616,31 @@ pub mod system {
             field.map(|c| c as u8)
         }
 
-        fn bsd_info(pid: libc::pid_t) -> Option<libc::proc_bsdinfo> {
-            // SAFETY: proc_bsdinfo is plain data; all zeroes is a valid value.
-            let mut info: libc::proc_bsdinfo = unsafe { std::mem::zeroed() };
-            let size = c_int::try_from(size_of::<libc::proc_bsdinfo>()).ok()?;
-            // SAFETY: the buffer is one proc_bsdinfo of `size` bytes.
-            let got = unsafe {
-                libc::proc_pidinfo(
-                    pid,
-                    libc::PROC_PIDTBSDINFO,
-                    0,
-                    std::ptr::addr_of_mut!(info).cast::<c_void>(),
-                    size,
-                )
-            };
-            (got == size).then_some(info)
+        /// A `proc_pidinfo` answer and the flavor that fills it.
+        ///
+        /// # Safety
+        /// Implemented only for plain C data, for which all zeroes is valid.
+        unsafe trait PidInfo: Sized {
+            const FLAVOR: c_int;
+        }
+        // SAFETY: libc's proc_bsdinfo is plain C data.
+        unsafe impl PidInfo for libc::proc_bsdinfo {
+            const FLAVOR: c_int = libc::PROC_PIDTBSDINFO;
+        }
+        // SAFETY: libc's proc_bsdshortinfo is plain C data.
+        unsafe impl PidInfo for libc::proc_bsdshortinfo {
+            const FLAVOR: c_int = libc::PROC_PIDT_SHORTBSDINFO;
         }
 
-        fn short_info(pid: libc::pid_t) -> Option<libc::proc_bsdshortinfo> {
-            // SAFETY: proc_bsdshortinfo is plain data; all zeroes is valid.
-            let mut info: libc::proc_bsdshortinfo = unsafe { std::mem::zeroed() };
-            let size = c_int::try_from(size_of::<libc::proc_bsdshortinfo>()).ok()?;
-            // SAFETY: the buffer is one proc_bsdshortinfo of `size` bytes.
+        fn pid_info<T: PidInfo>(pid: libc::pid_t) -> Option<T> {
+            // SAFETY: a PidInfo is plain data; all zeroes is a valid value.
+            let mut info: T = unsafe { std::mem::zeroed() };
+            let size = c_int::try_from(size_of::<T>()).ok()?;
+            // SAFETY: the buffer is one T of `size` bytes.
             let got = unsafe {
                 libc::proc_pidinfo(
                     pid,
-                    libc::PROC_PIDT_SHORTBSDINFO,
+                    T::FLAVOR,
                     0,
                     std::ptr::addr_of_mut!(info).cast::<c_void>(),
                     size,
