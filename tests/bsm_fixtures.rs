@@ -21,7 +21,7 @@ use proptest::prelude::*;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-use support::bsm::Writer;
+use support::bsm::{garbage, real_trail, Writer};
 
 /// OpenBSM's reference records, vendored (BSD licence beside them).
 fn fixture_dir() -> PathBuf {
@@ -1131,27 +1131,6 @@ fn standalone_trail_with_garbage_replays_the_records() {
 }
 
 // --- resynchronisation and the garbage cap ----------------------------------
-
-/// Seeded xorshift bytes: garbage that is the same on every run.
-fn garbage(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    let mut v = Vec::with_capacity(len + 8);
-    while v.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        v.extend_from_slice(&x.to_le_bytes());
-    }
-    v.truncate(len);
-    v
-}
-
-fn real_trail(name: &str) -> Vec<u8> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data/bsm")
-        .join(name);
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
 
 /// Every record of `stream`, pushed in `chunk`-byte reads.
 fn records_of(stream: &[u8], chunk: usize) -> (Vec<Vec<u8>>, RecordReader) {
