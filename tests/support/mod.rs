@@ -210,11 +210,19 @@ impl FakeOsqueryd {
 
     /// Waits until an extension called `name` is registered.
     pub fn wait_for(&self, name: &str, timeout: Duration) -> Option<Registration> {
+        self.wait_until(timeout, |st| {
+            st.live.values().find(|r| r.info.name == name).cloned()
+        })
+    }
+
+    /// Waits, until `timeout`, for `check` on the state to give Some: checked
+    /// now and at every change.
+    fn wait_until<T>(&self, timeout: Duration, check: impl Fn(&State) -> Option<T>) -> Option<T> {
         let deadline = Instant::now() + timeout;
         let mut st = self.shared.state();
         loop {
-            if let Some(r) = st.live.values().find(|r| r.info.name == name) {
-                return Some(r.clone());
+            if let Some(found) = check(&st) {
+                return Some(found);
             }
             let left = deadline.checked_duration_since(Instant::now())?;
             st = self
@@ -228,22 +236,8 @@ impl FakeOsqueryd {
 
     /// Waits until `uuid` deregistered itself.
     pub fn wait_deregistered(&self, uuid: i64, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        let mut st = self.shared.state();
-        loop {
-            if st.deregistered.contains(&uuid) {
-                return true;
-            }
-            let Some(left) = deadline.checked_duration_since(Instant::now()) else {
-                return false;
-            };
-            st = self
-                .shared
-                .changed
-                .wait_timeout(st, left)
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
-        }
+        self.wait_until(timeout, |st| st.deregistered.contains(&uuid).then_some(()))
+            .is_some()
     }
 
     /// Uuids that were deregistered through deregisterExtension().
@@ -268,22 +262,10 @@ impl FakeOsqueryd {
 
     /// Waits until `method` has been called at least `count` times.
     pub fn wait_call_count(&self, method: &str, count: usize, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        let mut st = self.shared.state();
-        loop {
-            if st.calls.iter().filter(|m| *m == method).count() >= count {
-                return true;
-            }
-            let Some(left) = deadline.checked_duration_since(Instant::now()) else {
-                return false;
-            };
-            st = self
-                .shared
-                .changed
-                .wait_timeout(st, left)
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
-        }
+        self.wait_until(timeout, |st| {
+            (st.calls.iter().filter(|m| *m == method).count() >= count).then_some(())
+        })
+        .is_some()
     }
 
     /// Sets what options() reports for `name`.
