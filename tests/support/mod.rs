@@ -283,6 +283,24 @@ impl FakeOsqueryd {
         self.shared.state().query_rows.insert(sql.into(), rows);
     }
 
+    /// What a healthy osqueryd 5.12 on macOS answers to the osquery_es
+    /// source's checks, at clock `now`.
+    pub fn answer_es_checks_healthy(&self, now: i64) {
+        use kerberos_cache_access::sources::osquery_es::{
+            probe_sql, FLAGS_SQL, PUBLISHER_SQL, VERSION_SQL,
+        };
+        self.set_query_rows(VERSION_SQL, vec![pairs(&[("version", "5.12.1")])]);
+        self.set_query_rows(&probe_sql(now), Vec::new());
+        self.set_query_rows(
+            FLAGS_SQL,
+            vec![
+                pairs(&[("name", "disable_endpointsecurity"), ("value", "false")]),
+                pairs(&[("name", "disable_events"), ("value", "false")]),
+            ],
+        );
+        self.set_query_rows(PUBLISHER_SQL, vec![pairs(&[("active", "1")])]);
+    }
+
     /// Makes getQueryColumns(sql) succeed with `rows`.
     pub fn set_query_columns(&self, sql: &str, rows: PluginRows) {
         self.shared.state().column_rows.insert(sql.into(), rows);
@@ -648,6 +666,14 @@ fn new_uuid(live: &BTreeMap<i64, Registration>) -> i64 {
             return uuid;
         }
     }
+}
+
+/// One row of query results from (column, value) pairs.
+pub fn pairs(items: &[(&str, &str)]) -> BTreeMap<String, String> {
+    items
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 /// A short temporary directory for sockets: Unix socket paths are limited to
