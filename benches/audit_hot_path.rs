@@ -9,6 +9,10 @@
 //! part of the timed loop, a few ns.
 
 #[cfg(target_os = "linux")]
+#[path = "../tests/support/audit_events.rs"]
+mod audit_events;
+
+#[cfg(target_os = "linux")]
 mod linux {
     use criterion::{criterion_group, Criterion, Throughput};
     use kerberos_cache_access::classify::classify;
@@ -17,85 +21,12 @@ mod linux {
     use kerberos_cache_access::sources::exec_cache::ExecCache;
     use kerberos_cache_access::sources::linux_audit::assemble::{Assembler, AssemblerConfig};
     use kerberos_cache_access::sources::linux_audit::deliver;
-    use kerberos_cache_access::sources::linux_audit::record::{
-        split_payload, AUDIT_CWD, AUDIT_EOE, AUDIT_EXECVE, AUDIT_PATH, AUDIT_PROCTITLE,
-        AUDIT_SYSCALL,
-    };
+    use kerberos_cache_access::sources::linux_audit::record::split_payload;
     use kerberos_cache_access::store::StoreConfig;
     use kerberos_cache_access::users::FixedUsers;
     use std::time::Instant;
 
-    const PREFIX: &str = "audit(1700000000.123:";
-    const SERIAL_DIGITS: usize = 10;
-
-    /// One event's netlink payloads, with a rewritable serial.
-    #[derive(Clone)]
-    struct Event {
-        records: Vec<(u16, Vec<u8>)>,
-    }
-
-    impl Event {
-        fn new(records: &[(u16, String)]) -> Event {
-            let records = records
-                .iter()
-                .map(|(rtype, body)| {
-                    let text = format!("{PREFIX}{}): {body}", "0".repeat(SERIAL_DIGITS));
-                    (*rtype, text.into_bytes())
-                })
-                .collect();
-            Event { records }
-        }
-
-        fn set_serial(&mut self, serial: u64) {
-            let mut digits = [b'0'; SERIAL_DIGITS];
-            let mut n = serial;
-            for d in digits.iter_mut().rev() {
-                *d = b'0' + (n % 10) as u8;
-                n /= 10;
-            }
-            let at = PREFIX.len()..PREFIX.len() + SERIAL_DIGITS;
-            for (_, payload) in &mut self.records {
-                if let Some(slot) = payload.get_mut(at.clone()) {
-                    slot.copy_from_slice(&digits);
-                }
-            }
-        }
-    }
-
-    /// An x86_64 execve of `exe` with `argv`, in the kernel's record order.
-    fn exec(exe: &str, argv: &[&str], cwd: &str) -> Event {
-        let comm = exe.rsplit('/').next().unwrap_or(exe);
-        let mut execve = format!("argc={}", argv.len());
-        for (i, a) in argv.iter().enumerate() {
-            execve.push_str(&format!(" a{i}=\"{a}\""));
-        }
-        let title = hex::encode_upper(argv.join("\0"));
-        let path = |item: u32, name: &str| {
-            format!(
-                "item={item} name=\"{name}\" inode=524301 dev=fd:01 mode=0100755 ouid=0 \
-                 ogid=0 rdev=00:00 nametype=NORMAL cap_fp=0 cap_fi=0 cap_fe=0 cap_fver=0 \
-                 cap_frootid=0"
-            )
-        };
-        Event::new(&[
-            (
-                AUDIT_SYSCALL,
-                format!(
-                    "arch=c000003e syscall=59 success=yes exit=0 a0=5616f1a2b3c0 \
-                     a1=5616f1a2b410 a2=5616f1a2b440 a3=7ffd5e6f7a80 items=2 ppid=3141 \
-                     pid=3142 auid=1000 uid=1000 gid=1000 euid=1000 suid=1000 fsuid=1000 \
-                     egid=1000 sgid=1000 fsgid=1000 tty=pts0 ses=2 comm=\"{comm}\" \
-                     exe=\"{exe}\" subj=unconfined key=\"execs\""
-                ),
-            ),
-            (AUDIT_EXECVE, execve),
-            (AUDIT_CWD, format!("cwd=\"{cwd}\"")),
-            (AUDIT_PATH, path(0, exe)),
-            (AUDIT_PATH, path(1, "/lib64/ld-linux-x86-64.so.2")),
-            (AUDIT_PROCTITLE, format!("proctitle={title}")),
-            (AUDIT_EOE, String::new()),
-        ])
-    }
+    use super::audit_events::{exec, Event};
 
     /// Events in flight in the ring below, and how far ahead of its use an
     /// event gets its serial: reading bytes just written would stall on

@@ -560,9 +560,7 @@ fn thread_cpu() -> Duration {
 fn osquery_es(count: u64, runs: u32) -> Result<Row, String> {
     use kerberos_cache_access::engine::Engine;
     use kerberos_cache_access::event::SourceKind;
-    use kerberos_cache_access::sources::osquery_es::{
-        exec_sql, open_with, probe_sql, Settings, FLAGS_SQL, PUBLISHER_SQL, VERSION_SQL,
-    };
+    use kerberos_cache_access::sources::osquery_es::{exec_sql, open_with, Settings};
     use kerberos_cache_access::sources::Source;
     use kerberos_cache_access::store::StoreConfig;
     use kerberos_cache_access::users::FixedUsers;
@@ -618,27 +616,12 @@ fn osquery_es(count: u64, runs: u32) -> Result<Row, String> {
         .flat_map(|r| r.iter())
         .map(|(k, v)| (k.len() + v.len()) as u64)
         .sum();
-    let pairs = |items: &[(&str, &str)]| -> BTreeMap<String, String> {
-        items
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    };
     let mut best: Option<Usage> = None;
     for _ in 0..runs.max(1) {
         let dir = support::socket_dir();
         let socket = dir.path().join("osquery.em");
         let fake = support::FakeOsqueryd::start(&socket);
-        fake.set_query_rows(VERSION_SQL, vec![pairs(&[("version", "5.12.1")])]);
-        fake.set_query_rows(&probe_sql(OSQ_NOW), Vec::new());
-        fake.set_query_rows(
-            FLAGS_SQL,
-            vec![
-                pairs(&[("name", "disable_endpointsecurity"), ("value", "false")]),
-                pairs(&[("name", "disable_events"), ("value", "false")]),
-            ],
-        );
-        fake.set_query_rows(PUBLISHER_SQL, vec![pairs(&[("active", "1")])]);
+        fake.answer_es_checks_healthy(OSQ_NOW);
         fake.set_query_rows(&exec_sql(OSQ_NOW - backlog - 1), rows.clone());
         // Later polls: nothing new.
         fake.set_query_rows(&exec_sql(row_time - 1), Vec::new());

@@ -8,7 +8,7 @@
 use kerberos_cache_access::classify::classify;
 use kerberos_cache_access::sources::linux_audit::assemble::{Assembler, AssemblerConfig};
 use kerberos_cache_access::sources::linux_audit::record::{
-    split_payload, AUDIT_CWD, AUDIT_EOE, AUDIT_EXECVE, AUDIT_PATH, AUDIT_PROCTITLE, AUDIT_SYSCALL,
+    split_payload, AUDIT_CWD, AUDIT_EOE, AUDIT_PATH, AUDIT_PROCTITLE, AUDIT_SYSCALL,
 };
 use std::time::Instant;
 
@@ -16,66 +16,13 @@ use std::time::Instant;
 mod counting_alloc;
 use counting_alloc::allocations_during;
 
-/// Prefix of every payload; the serial follows in a fixed 10-digit slot that
-/// is rewritten per event, so the loop below builds no text.
-const PREFIX: &str = "audit(1700000000.123:";
-const SERIAL_DIGITS: usize = 10;
-
-/// The netlink payloads of one event, as the kernel sends them.
-struct Event {
-    records: Vec<(u16, Vec<u8>)>,
-}
-
-impl Event {
-    fn new(records: &[(u16, &str)]) -> Event {
-        let records = records
-            .iter()
-            .map(|(rtype, body)| {
-                let text = format!("{PREFIX}{}): {body}", "0".repeat(SERIAL_DIGITS));
-                (*rtype, text.into_bytes())
-            })
-            .collect();
-        Event { records }
-    }
-
-    fn set_serial(&mut self, serial: u64) {
-        for (_, payload) in &mut self.records {
-            let slot = &mut payload[PREFIX.len()..PREFIX.len() + SERIAL_DIGITS];
-            let mut n = serial;
-            for digit in slot.iter_mut().rev() {
-                *digit = b'0' + (n % 10) as u8;
-                n /= 10;
-            }
-        }
-    }
-}
+#[path = "support/audit_events.rs"]
+mod audit_events;
+use audit_events::{exec, Event};
 
 /// `/usr/bin/ls -l /tmp`: SYSCALL, EXECVE, CWD, PATH×2, PROCTITLE, EOE.
 fn ls_exec() -> Event {
-    Event::new(&[
-        (
-            AUDIT_SYSCALL,
-            "arch=c000003e syscall=59 success=yes exit=0 a0=5616f1a2b3c0 a1=5616f1a2b410 \
-             a2=5616f1a2b440 a3=7ffd5e6f7a80 items=2 ppid=3141 pid=3142 auid=1000 uid=1000 \
-             gid=1000 euid=1000 suid=1000 fsuid=1000 egid=1000 sgid=1000 fsgid=1000 \
-             tty=pts0 ses=2 comm=\"ls\" exe=\"/usr/bin/ls\" subj=unconfined key=\"execs\"",
-        ),
-        (AUDIT_EXECVE, "argc=3 a0=\"ls\" a1=\"-l\" a2=\"/tmp\""),
-        (AUDIT_CWD, "cwd=\"/home/bob\""),
-        (
-            AUDIT_PATH,
-            "item=0 name=\"/usr/bin/ls\" inode=524301 dev=fd:01 mode=0100755 ouid=0 ogid=0 \
-             rdev=00:00 nametype=NORMAL cap_fp=0 cap_fi=0 cap_fe=0 cap_fver=0 cap_frootid=0",
-        ),
-        (
-            AUDIT_PATH,
-            "item=1 name=\"/lib64/ld-linux-x86-64.so.2\" inode=524400 dev=fd:01 \
-             mode=0100755 ouid=0 ogid=0 rdev=00:00 nametype=NORMAL cap_fp=0 cap_fi=0 \
-             cap_fe=0 cap_fver=0 cap_frootid=0",
-        ),
-        (AUDIT_PROCTITLE, "proctitle=6C73002D6C002F746D70"),
-        (AUDIT_EOE, ""),
-    ])
+    exec("/usr/bin/ls", &["ls", "-l", "/tmp"], "/home/bob")
 }
 
 /// An openat(2) another rule on the host reports: dropped after its SYSCALL.

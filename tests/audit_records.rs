@@ -6,6 +6,11 @@
 
 mod support;
 
+// Shared with the assembler's unit tests.
+#[path = "support/audit_got.rs"]
+mod audit_got;
+use kerberos_cache_access::sources::linux_audit::assemble::AuditExec;
+
 // Inside `linux_audit` so that `cargo test … linux_audit` selects these too.
 mod linux_audit {
     use kerberos_cache_access::classify::classify;
@@ -34,70 +39,7 @@ mod linux_audit {
         Some(std::fs::read(path).unwrap())
     }
 
-    /// An emitted exec, copied out of the assembler's pooled buffers.
-    #[derive(Debug, Clone, PartialEq)]
-    struct Got {
-        serial: u64,
-        sec: i64,
-        msec: u32,
-        arch: u32,
-        syscall: i64,
-        pid: i64,
-        ppid: i64,
-        uid: Option<i64>,
-        euid: Option<i64>,
-        gid: Option<i64>,
-        egid: Option<i64>,
-        auid: Option<i64>,
-        exe: Option<Vec<u8>>,
-        argc: Option<u32>,
-        argv: Vec<Vec<u8>>,
-        cwd: Option<Vec<u8>>,
-        incomplete: bool,
-    }
-
-    impl Got {
-        fn of(e: &AuditExec) -> Got {
-            Got {
-                serial: e.header.serial,
-                sec: e.header.sec,
-                msec: e.header.msec,
-                arch: e.arch,
-                syscall: e.syscall,
-                pid: e.pid,
-                ppid: e.ppid,
-                uid: e.uid,
-                euid: e.euid,
-                gid: e.gid,
-                egid: e.egid,
-                auid: e.auid,
-                exe: e.exe().map(<[u8]>::to_vec),
-                argc: e.argc(),
-                argv: e.argv().to_vec(),
-                cwd: e.cwd().map(<[u8]>::to_vec),
-                incomplete: e.incomplete,
-            }
-        }
-
-        fn exe_text(&self) -> Option<String> {
-            self.exe
-                .as_deref()
-                .map(|b| String::from_utf8_lossy(b).into_owned())
-        }
-
-        fn cwd_text(&self) -> Option<String> {
-            self.cwd
-                .as_deref()
-                .map(|b| String::from_utf8_lossy(b).into_owned())
-        }
-
-        fn argv_text(&self) -> Vec<String> {
-            self.argv
-                .iter()
-                .map(|a| String::from_utf8_lossy(a).into_owned())
-                .collect()
-        }
-    }
+    use super::audit_got::Got;
 
     struct Replay {
         execs: Vec<Got>,

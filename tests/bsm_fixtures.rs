@@ -21,7 +21,7 @@ use proptest::prelude::*;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-use support::bsm::Writer;
+use support::bsm::{garbage, real_trail, Writer};
 
 /// OpenBSM's reference records, vendored (BSD licence beside them).
 fn fixture_dir() -> PathBuf {
@@ -575,6 +575,19 @@ fn kcc_execve(status: u8, value: u32) -> Vec<u8> {
     w.finish()
 }
 
+/// Ends an exec record after its argument tokens: a successful exec of the
+/// signed /usr/bin/kcc by pid 4242, called from zsh.
+fn finish_signed_kcc_exec(w: &mut Writer) -> Vec<u8> {
+    w.path("/usr/bin/kcc")
+        .path("/usr/bin/kcc")
+        .attr32(0o100_755, 0, 0)
+        .cdhash_data(&NEW_CDHASH)
+        .subject32(USER, 4242, 1)
+        .return32(0, 0)
+        .identity(1, "com.apple.zsh", "", &ZSH_CDHASH)
+        .finish()
+}
+
 fn exec_of<'a>(rec: &Record<'a>) -> BsmExec<'a> {
     match interpret(rec) {
         Some(BsmEvent::Exec(e)) => e,
@@ -832,15 +845,8 @@ fn unknown_token_makes_a_partial_record() {
 fn exec_args_count_larger_than_strings_present() {
     // macOS 12+: the count keeps argc, the strings stop at the 16 KiB cap.
     let mut w = Writer::header32(AUE_EXECVE, 1_764_000_004, 0);
-    w.exec_args(100, &["kcc", "copy_cred_cache", "/tmp/x.ccache"])
-        .path("/usr/bin/kcc")
-        .path("/usr/bin/kcc")
-        .attr32(0o100_755, 0, 0)
-        .cdhash_data(&NEW_CDHASH)
-        .subject32(USER, 4242, 1)
-        .return32(0, 0)
-        .identity(1, "com.apple.zsh", "", &ZSH_CDHASH);
-    let bytes = w.finish();
+    let bytes =
+        finish_signed_kcc_exec(w.exec_args(100, &["kcc", "copy_cred_cache", "/tmp/x.ccache"]));
     let (rec, _) = parse_record(&bytes).unwrap();
     assert_eq!(rec.partial, None);
     let Token::ExecArgs(args) = &rec.tokens[0] else {
@@ -887,16 +893,7 @@ fn exec_args_at_the_16k_cap() {
         .collect();
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut w = Writer::header32(AUE_EXECVE, 1_764_000_005, 0);
-    w.exec_args(400, &refs)
-        .exec_env(&["PATH=/usr/bin:/bin"])
-        .path("/usr/bin/kcc")
-        .path("/usr/bin/kcc")
-        .attr32(0o100_755, 0, 0)
-        .cdhash_data(&NEW_CDHASH)
-        .subject32(USER, 4242, 1)
-        .return32(0, 0)
-        .identity(1, "com.apple.zsh", "", &ZSH_CDHASH);
-    let bytes = w.finish();
+    let bytes = finish_signed_kcc_exec(w.exec_args(400, &refs).exec_env(&["PATH=/usr/bin:/bin"]));
     assert!(bytes.len() > 16 * 1024);
     let (rec, _) = parse_record(&bytes).unwrap();
     assert_eq!(rec.partial, None);
@@ -1068,17 +1065,7 @@ fn standalone_trail_replay_reports_kcc() {
     bytes.extend(kcc_execve(2, 0xffff_ffff));
     bytes.extend(kcc_execve(0, 0));
     std::fs::write(&trail, &bytes).unwrap();
-    // A finite source: the process must end by itself.
-    let run = support::standalone::run(
-        &[
-            "--snapshot-interval",
-            "0",
-            "--source",
-            &format!("bsm:{}", trail.display()),
-        ],
-        &dir.path().join("state"),
-        support::bounds::RUN_LIMIT,
-    );
+    let run = replay_trail(&trail, dir.path());
     assert!(run.status.success(), "{:?}: {}", run.status, run.stderr);
     let rows = run.rows();
     assert_eq!(rows.len(), 2, "{rows:?}");
@@ -1094,6 +1081,26 @@ fn standalone_trail_replay_reports_kcc() {
     assert_eq!(rows[1]["ccache"], "FILE:/tmp/x.ccache");
 }
 
+/// `--standalone` replaying the BSM trail `trail`, own state dir in `dir`;
+/// a finite source, so it must end by itself.
+fn replay_trail(trail: &Path, dir: &Path) -> support::standalone::Finished {
+    let source = format!("bsm:{}", trail.display());
+    let args = ["--snapshot-interval", "0", "--source", &source];
+    support::standalone::run(&args, &dir.join("state"), support::bounds::RUN_LIMIT)
+}
+
+/// The pids of the rows printed, one JSON row per stdout line.
+fn pids(stdout: &str) -> Vec<i64> {
+    stdout
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["pid"]
+                .as_i64()
+                .unwrap()
+        })
+        .collect()
+}
+
 /// Garbage around and between records: the records are replayed, the
 /// garbage counted (in the status reason on stderr), and the exit is 0.
 #[test]
@@ -1106,52 +1113,13 @@ fn standalone_trail_with_garbage_replays_the_records() {
     bytes.extend(spawn_record(0));
     bytes.extend(b"trailing junk");
     std::fs::write(&trail, &bytes).unwrap();
-    let stderr_path = dir.path().join("stderr");
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_kerberos_cache_access"))
-        .args(["--standalone", "--snapshot-interval", "0", "--source"])
-        .arg(format!("bsm:{}", trail.display()))
-        .arg("--state-dir")
-        .arg(dir.path().join("state"))
-        .stderr(std::fs::File::create(&stderr_path).unwrap())
-        .output()
-        .unwrap();
-    let stderr = std::fs::read_to_string(&stderr_path).unwrap();
-    assert_eq!(output.status.code(), Some(0), "{stderr}");
-    let pids: Vec<i64> = String::from_utf8(output.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).unwrap()["pid"]
-                .as_i64()
-                .unwrap()
-        })
-        .collect();
-    assert_eq!(pids, [4242, 5151], "{stderr}");
-    assert!(stderr.contains("byte(s) skipped"), "{stderr}");
+    let run = replay_trail(&trail, dir.path());
+    assert_eq!(run.status.code(), Some(0), "{}", run.stderr);
+    assert_eq!(pids(&run.stdout), [4242, 5151], "{}", run.stderr);
+    assert!(run.stderr.contains("byte(s) skipped"), "{}", run.stderr);
 }
 
 // --- resynchronisation and the garbage cap ----------------------------------
-
-/// Seeded xorshift bytes: garbage that is the same on every run.
-fn garbage(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    let mut v = Vec::with_capacity(len + 8);
-    while v.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        v.extend_from_slice(&x.to_le_bytes());
-    }
-    v.truncate(len);
-    v
-}
-
-fn real_trail(name: &str) -> Vec<u8> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data/bsm")
-        .join(name);
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
 
 /// Every record of `stream`, pushed in `chunk`-byte reads.
 fn records_of(stream: &[u8], chunk: usize) -> (Vec<Vec<u8>>, RecordReader) {
@@ -1366,15 +1334,7 @@ fn standalone_garbage_after_records_prints_their_rows_then_fails() {
     std::fs::write(&trail, &bytes).unwrap();
     let (code, out, err) = standalone_until_exit(&format!("bsm:{}", trail.display()), dir.path());
     assert_eq!(code, Some(3), "{err}");
-    let pids: Vec<i64> = out
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).unwrap()["pid"]
-                .as_i64()
-                .unwrap()
-        })
-        .collect();
-    assert_eq!(pids, [4242, 5151], "{err}");
+    assert_eq!(pids(&out), [4242, 5151], "{err}");
     let want = format!(
         "no BSM record in 64 MiB of {} after record 2: stopped reading",
         trail.display()

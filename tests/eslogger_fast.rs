@@ -19,25 +19,8 @@ use std::sync::atomic::AtomicBool;
 mod eslogger_lines;
 use eslogger_lines::{exec_as, exit_message, fork_message, kerberos_message, line};
 
-const CORPUS: &str = include_str!("data/classifier_corpus.tsv");
-
-/// `\xNN` escapes to bytes, as tests/classifier_corpus.rs reads them.
-fn unescape(text: &str) -> Vec<u8> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i..].starts_with(b"\\x") && i + 4 <= bytes.len() {
-            let hex = std::str::from_utf8(&bytes[i + 2..i + 4]).unwrap();
-            out.push(u8::from_str_radix(hex, 16).unwrap());
-            i += 4;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    out
-}
+#[path = "support/classifier_corpus.rs"]
+mod corpus;
 
 /// JSON text can only carry UTF-8: how eslogger renders other argv bytes is
 /// not known, so both paths get the same replacement characters.
@@ -50,52 +33,24 @@ fn text(bytes: &[u8]) -> String {
 fn corpus_lines() -> Vec<Vec<u8>> {
     let mut lines = Vec::new();
     let mut seq = 100;
-    for (n, row) in CORPUS.lines().enumerate() {
-        if row.trim().is_empty() || row.starts_with('#') {
-            continue;
-        }
-        let f: Vec<&str> = row.split('\t').collect();
-        let argv: Vec<String> = if f[2].is_empty() {
-            Vec::new()
-        } else {
-            f[2].split(' ')
-                .map(|a| {
-                    if a == "\"\"" {
-                        String::new()
-                    } else {
-                        text(&unescape(a))
-                    }
-                })
-                .collect()
-        };
-        let (mut signing_id, mut uid, mut euid, mut env) = (String::new(), None, None, None);
-        if f[3] != "-" {
-            for part in f[3].split(',') {
-                match part.split_once('=') {
-                    Some(("sid", v)) => signing_id = v.to_string(),
-                    Some(("uid", v)) => uid = Some(v.parse::<i64>().unwrap()),
-                    Some(("euid", v)) => euid = Some(v.parse::<i64>().unwrap()),
-                    Some(("env", v)) => env = Some(text(&unescape(v))),
-                    _ => {}
-                }
-            }
-        }
-        let pid = 20_000 + n as i64;
+    for case in corpus::corpus() {
+        let argv: Vec<String> = case.argv.iter().map(|a| text(a)).collect();
+        let pid = 20_000 + case.line as i64 - 1;
         seq += 1;
         lines.push(line(&fork_message(seq, pid)));
         seq += 1;
         let args: Vec<&str> = argv.iter().map(String::as_str).collect();
-        let mut msg = exec_as(&text(&unescape(f[1])), &args, &signing_id, pid, seq);
+        let mut msg = exec_as(&text(&case.path), &args, &case.signing_id, pid, seq);
         let target = &mut msg["event"]["exec"]["target"];
-        if let Some(uid) = uid {
+        if let Some(uid) = case.uid {
             target["audit_token"]["ruid"] = json!(uid);
-            target["audit_token"]["euid"] = json!(euid.unwrap_or(uid));
+            target["audit_token"]["euid"] = json!(case.euid.unwrap_or(uid));
         }
-        if let Some(value) = env {
+        if let Some(value) = &case.krb5ccname {
             msg["event"]["exec"]["env"]
                 .as_array_mut()
                 .unwrap()
-                .push(json!(format!("KRB5CCNAME={value}")));
+                .push(json!(format!("KRB5CCNAME={}", text(value))));
         }
         lines.push(line(&msg));
         seq += 1;

@@ -73,6 +73,16 @@ fn settled(fake: &FakeOsqueryd, ext: &mut Extension) -> i64 {
     uuid
 }
 
+/// A fake osqueryd on `dir`/osquery.em with the extension (snapshot source)
+/// settled into it; the uuid is the extension's.
+fn start_settled(dir: &Path, verbose: bool) -> (FakeOsqueryd, Extension, i64) {
+    let sock = dir.join("osquery.em");
+    let fake = FakeOsqueryd::start(&sock);
+    let mut ext = spawn_extension(&sock, &launch(verbose, &["--source", "snapshot"]));
+    let uuid = settled(&fake, &mut ext);
+    (fake, ext, uuid)
+}
+
 /// The route info osqueryd expects for `columns`, in declaration order.
 fn expected_routes(columns: &[Column]) -> PluginRows {
     columns
@@ -284,10 +294,7 @@ fn snapshot_reports_kcc_started_before_the_extension() {
 #[test]
 fn exits_within_two_intervals_when_osqueryd_goes_away() {
     let dir = socket_dir();
-    let sock = dir.path().join("osquery.em");
-    let fake = FakeOsqueryd::start(&sock);
-    let mut ext = spawn_extension(&sock, &launch(true, &["--source", "snapshot"]));
-    let uuid = settled(&fake, &mut ext);
+    let (fake, mut ext, uuid) = start_settled(dir.path(), true);
     assert_eq!(fake.ext_ping(uuid).unwrap().code, 0);
 
     let gone = Instant::now();
@@ -311,10 +318,7 @@ fn exits_when_osqueryd_drops_the_registration() {
     // osqueryd drops an extension after one failed health check while the
     // process lives on; it must notice it is no longer listed and exit.
     let dir = socket_dir();
-    let sock = dir.path().join("osquery.em");
-    let fake = FakeOsqueryd::start(&sock);
-    let mut ext = spawn_extension(&sock, &launch(true, &["--source", "snapshot"]));
-    let uuid = settled(&fake, &mut ext);
+    let (fake, mut ext, uuid) = start_settled(dir.path(), true);
     assert_eq!(fake.ext_ping(uuid).unwrap().code, 0);
 
     assert!(fake.forget(uuid));
@@ -367,10 +371,7 @@ fn duplicate_registration_exits_nonzero() {
 
 fn check_signal_deregisters(signal: &str) {
     let dir = socket_dir();
-    let sock = dir.path().join("osquery.em");
-    let fake = FakeOsqueryd::start(&sock);
-    let mut ext = spawn_extension(&sock, &launch(true, &["--source", "snapshot"]));
-    let uuid = settled(&fake, &mut ext);
+    let (fake, mut ext, uuid) = start_settled(dir.path(), true);
     assert_eq!(fake.ext_ping(uuid).unwrap().code, 0);
 
     ext.signal(signal);
@@ -411,10 +412,7 @@ fn sigterm_ends_the_process_within_five_seconds_against_a_hung_osqueryd() {
     // The promise, and our own bound on shutdown work.
     assert!(SHUTDOWN_BOUND < Duration::from_secs(5));
     let dir = socket_dir();
-    let sock = dir.path().join("osquery.em");
-    let fake = FakeOsqueryd::start(&sock);
-    let mut ext = spawn_extension(&sock, &launch(true, &["--source", "snapshot"]));
-    settled(&fake, &mut ext);
+    let (fake, mut ext, _) = start_settled(dir.path(), true);
     // osqueryd keeps its socket but answers nothing any more.
     fake.hang();
     let signalled = Instant::now();
@@ -435,10 +433,7 @@ fn sigterm_ends_the_process_within_five_seconds_against_a_hung_osqueryd() {
 fn shutdown_call_stops_the_extension() {
     // What osqueryd sends every extension when its manager stops.
     let dir = socket_dir();
-    let sock = dir.path().join("osquery.em");
-    let fake = FakeOsqueryd::start(&sock);
-    let mut ext = spawn_extension(&sock, &launch(true, &["--source", "snapshot"]));
-    let uuid = settled(&fake, &mut ext);
+    let (fake, mut ext, uuid) = start_settled(dir.path(), true);
     fake.ext_shutdown(uuid).unwrap();
     let status = ext
         .wait_exit(Duration::from_secs(2 * INTERVAL) + bounds::osquery_exit())
@@ -562,10 +557,7 @@ fn rss_kib(pid: u32) -> Option<u64> {
 #[test]
 fn hostile_messages_leave_the_extension_serving() {
     let dir = socket_dir();
-    let sock = dir.path().join("osquery.em");
-    let fake = FakeOsqueryd::start(&sock);
-    let mut ext = spawn_extension(&sock, &launch(false, &["--source", "snapshot"]));
-    let uuid = settled(&fake, &mut ext);
+    let (fake, mut ext, uuid) = start_settled(dir.path(), false);
     let path = fake.ext_socket(uuid);
     let alive = |ext: &mut Extension, what: &str| {
         assert!(
@@ -643,10 +635,7 @@ fn hold_idle(path: &Path, n: usize) -> Vec<std::os::unix::net::UnixStream> {
 #[test]
 fn idle_connections_do_not_starve_calls() {
     let dir = socket_dir();
-    let sock = dir.path().join("osquery.em");
-    let fake = FakeOsqueryd::start(&sock);
-    let mut ext = spawn_extension(&sock, &launch(false, &["--source", "snapshot"]));
-    let uuid = settled(&fake, &mut ext);
+    let (fake, mut ext, uuid) = start_settled(dir.path(), false);
     let path = fake.ext_socket(uuid);
     let ctx = context(EXEC_COLUMNS, &[]);
 
@@ -693,10 +682,7 @@ fn idle_connections_do_not_starve_calls() {
 fn shutdown_call_and_a_vanished_osqueryd_are_told_apart() {
     // Both exit 0 (like the C++ SDK); the log says which.
     let dir = socket_dir();
-    let sock = dir.path().join("osquery.em");
-    let fake = FakeOsqueryd::start(&sock);
-    let mut ext = spawn_extension(&sock, &launch(false, &["--source", "snapshot"]));
-    let uuid = settled(&fake, &mut ext);
+    let (fake, mut ext, uuid) = start_settled(dir.path(), false);
     let asked = Instant::now();
     fake.ext_shutdown(uuid).unwrap();
     let status = ext
@@ -716,10 +702,7 @@ fn shutdown_call_and_a_vanished_osqueryd_are_told_apart() {
     drop(fake);
 
     let dir = socket_dir();
-    let sock = dir.path().join("osquery.em");
-    let fake = FakeOsqueryd::start(&sock);
-    let mut ext = spawn_extension(&sock, &launch(false, &["--source", "snapshot"]));
-    settled(&fake, &mut ext);
+    let (fake, mut ext, _) = start_settled(dir.path(), false);
     fake.go_away();
     let status = ext
         .wait_exit(Duration::from_secs(2 * INTERVAL) + bounds::osquery_exit())
@@ -738,9 +721,7 @@ fn osqueryd_restart_means_exit_then_a_fresh_registration() {
     // watcher respawns it and the new process registers.
     let dir = socket_dir();
     let sock = dir.path().join("osquery.em");
-    let fake = FakeOsqueryd::start(&sock);
-    let mut ext = spawn_extension(&sock, &launch(false, &["--source", "snapshot"]));
-    let old = settled(&fake, &mut ext);
+    let (fake, mut ext, old) = start_settled(dir.path(), false);
     fake.go_away();
     drop(fake);
     // osqueryd removes stale <socket>.* files when its manager starts.

@@ -34,7 +34,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-use support::{socket_dir, FakeOsqueryd};
+use support::{pairs, socket_dir, FakeOsqueryd};
 use thrift::protocol::{TBinaryInputProtocol, TBinaryOutputProtocol};
 use thrift::server::TProcessor;
 use thrift::transport::{TBufferedReadTransport, TBufferedWriteTransport};
@@ -118,27 +118,6 @@ fn shell_row(time: i64, eid: u64) -> BTreeMap<String, String> {
     es_row(time, eid, 300, 1, "/bin/zsh", &["-zsh"])
 }
 
-fn pairs(items: &[(&str, &str)]) -> BTreeMap<String, String> {
-    items
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
-
-/// What a healthy osqueryd 5.12 on macOS answers to the checks.
-fn can_healthy(fake: &FakeOsqueryd) {
-    fake.set_query_rows(VERSION_SQL, vec![pairs(&[("version", "5.12.1")])]);
-    fake.set_query_rows(&probe_sql(T0), Vec::new());
-    fake.set_query_rows(
-        FLAGS_SQL,
-        vec![
-            pairs(&[("name", "disable_endpointsecurity"), ("value", "false")]),
-            pairs(&[("name", "disable_events"), ("value", "false")]),
-        ],
-    );
-    fake.set_query_rows(PUBLISHER_SQL, vec![pairs(&[("active", "1")])]);
-}
-
 fn engine() -> Arc<Engine> {
     support::engines::with_alice()
 }
@@ -216,7 +195,7 @@ fn a_kcc_exec_is_delivered_once_across_polls() {
     let dir = socket_dir();
     let socket = dir.path().join("osquery.em");
     let fake = FakeOsqueryd::start(&socket);
-    can_healthy(&fake);
+    fake.answer_es_checks_healthy(T0);
     let t = T0 - 10;
     // The first poll reads the backlog: the shell and its kcc child.
     fake.set_query_rows(
@@ -271,7 +250,7 @@ fn a_vanished_osqueryd_fails_the_source_until_a_new_one_answers() {
     let dir = socket_dir();
     let socket = dir.path().join("osquery.em");
     let first = FakeOsqueryd::start(&socket);
-    can_healthy(&first);
+    first.answer_es_checks_healthy(T0);
     let t = T0 - 10;
     first.set_query_rows(&exec_sql(T0 - BACKLOG - 1), vec![kcc_row(t, 8, 301)]);
     first.set_query_rows(&exec_sql(t - 1), vec![kcc_row(t, 8, 301)]);
@@ -290,7 +269,7 @@ fn a_vanished_osqueryd_fails_the_source_until_a_new_one_answers() {
     // osqueryd is back (same socket, fresh process): reading resumes where
     // it stopped, and a new exec arrives.
     let second = FakeOsqueryd::start(&socket);
-    can_healthy(&second);
+    second.answer_es_checks_healthy(T0);
     second.set_query_rows(
         &exec_sql(t - 1),
         vec![kcc_row(t, 8, 301), kcc_row(t + 5, 9, 305)],
@@ -314,7 +293,7 @@ fn disabled_events_are_explained() {
     let dir = socket_dir();
     let socket = dir.path().join("osquery.em");
     let fake = FakeOsqueryd::start(&socket);
-    can_healthy(&fake);
+    fake.answer_es_checks_healthy(T0);
     fake.set_query_rows(
         FLAGS_SQL,
         vec![
@@ -335,7 +314,7 @@ fn old_osquery_is_refused() {
     let dir = socket_dir();
     let socket = dir.path().join("osquery.em");
     let fake = FakeOsqueryd::start(&socket);
-    can_healthy(&fake);
+    fake.answer_es_checks_healthy(T0);
     fake.set_query_rows(VERSION_SQL, vec![pairs(&[("version", "5.8.2")])]);
     let err = open_with(&socket, settings())
         .expect_err("too old")
@@ -348,7 +327,7 @@ fn a_stopped_endpoint_security_publisher_is_reported() {
     let dir = socket_dir();
     let socket = dir.path().join("osquery.em");
     let fake = FakeOsqueryd::start(&socket);
-    can_healthy(&fake);
+    fake.answer_es_checks_healthy(T0);
     fake.set_query_rows(PUBLISHER_SQL, vec![pairs(&[("active", "0")])]);
     fake.set_query_rows(&exec_sql(T0 - BACKLOG - 1), Vec::new());
     let engine = engine();

@@ -217,6 +217,22 @@ impl Host {
     fn calls(&self) -> Vec<GenerateCall> {
         self.exec.take_calls()
     }
+
+    /// `calls`, each checked to carry the pack's window to generate as a
+    /// `time >= now - WINDOW` constraint.
+    fn calls_in_window(&self) -> Vec<GenerateCall> {
+        let calls = self.calls();
+        assert!(!calls.is_empty(), "generate was not called");
+        for call in &calls {
+            assert_eq!(
+                constraints_on(&call.context, "time"),
+                [(32, (NOW - WINDOW).to_string())],
+                "{}",
+                call.context
+            );
+        }
+        calls
+    }
 }
 
 /// One exec as a source reports it, by user 501 (alice).
@@ -241,6 +257,44 @@ fn exec_event(
         parent_path: Some(parent_path.as_bytes().to_vec()),
         parent_argv: Some(vec![parent_argv0.as_bytes().to_vec()]),
         ..ExecEvent::default()
+    }
+}
+
+/// `query` gives the same `count` rows twice at one clock; the next run, 300 s
+/// later with one new exec (by `new_pid`), gives the same rows unchanged plus
+/// the new one's, so a differential log adds only the new exec.
+fn assert_next_run_adds_only_the_new_row(
+    host: &Host,
+    query: fn(&Host) -> Rows,
+    count: usize,
+    new_pid: i64,
+) {
+    let first = query(host);
+    assert_eq!(first.len(), count);
+    assert_eq!(query(host), first, "same rows, same clock");
+
+    host.set_now(NOW + 300);
+    let new = host.exec(
+        NOW + 250,
+        new_pid,
+        "/usr/bin/kcc",
+        &["kcc", "copy_cred_cache"],
+    );
+    let second = query(host);
+    assert_eq!(second.columns, first.columns);
+    let added: Vec<&Vec<Value>> = second
+        .rows
+        .iter()
+        .filter(|r| !first.rows.contains(r))
+        .collect();
+    assert_eq!(added.len(), 1, "{added:?}");
+    let eid_col = second.columns.iter().position(|c| c == "eid").unwrap();
+    assert_eq!(added[0][eid_col], text(&new));
+    for row in &first.rows {
+        assert!(
+            second.rows.contains(row),
+            "row changed or vanished: {row:?}"
+        );
     }
 }
 
@@ -372,31 +426,8 @@ fn unchanged_rows_come_back_byte_identical() {
         &["kcc", "copy_cred_cache", "/tmp/x"],
     );
     host.exec(NOW - 90, 302, "/usr/bin/kcc", &["kcc", "list"]);
-    let first = host.detection();
-    assert_eq!(first.len(), 2);
-    assert_eq!(host.detection(), first, "same rows, same clock");
-
-    // The next run, 300 s later, with one new exec: every row still in the
-    // window must be identical, so a differential log adds only the new one.
-    host.set_now(NOW + 300);
-    let new = host.exec(NOW + 250, 303, "/usr/bin/kcc", &["kcc", "copy_cred_cache"]);
-    let second = host.detection();
-    assert_eq!(second.columns, first.columns);
-    let added: Vec<&Vec<Value>> = second
-        .rows
-        .iter()
-        .filter(|r| !first.rows.contains(r))
-        .collect();
-    assert_eq!(added.len(), 1, "{added:?}");
-    let eid_col = second.columns.iter().position(|c| c == "eid").unwrap();
-    assert_eq!(added[0][eid_col], text(&new));
-    // Both old rows are still inside [NOW+300-540, …] and unchanged.
-    for row in &first.rows {
-        assert!(
-            second.rows.contains(row),
-            "row changed or vanished: {row:?}"
-        );
-    }
+    // Both rows are still inside the next run's window [NOW+300-540, …].
+    assert_next_run_adds_only_the_new_row(&host, Host::detection, 2, 303);
 }
 
 #[test]
@@ -433,15 +464,7 @@ fn time_window_reaches_generate_as_a_constraint() {
 
     let got = host.detection();
     assert_eq!(got.texts("eid"), [recent]);
-    let calls = host.calls();
-    assert!(!calls.is_empty(), "generate was not called");
-    for call in &calls {
-        assert_eq!(
-            constraints_on(&call.context, "time"),
-            [(32, (NOW - WINDOW).to_string())],
-            "{}",
-            call.context
-        );
+    for call in &host.calls_in_window() {
         // `name` is not INDEX/ADDITIONAL: SQLite filters it, osqueryd does
         // not forward it.
         assert!(constraints_on(&call.context, "name").is_empty());
@@ -1346,15 +1369,7 @@ fn hardened_window_reaches_generate_as_a_constraint() {
     assert_eq!(got.texts("eid"), [edge, recent]);
     assert!(!got.texts("eid").contains(&old));
     assert!(!got.texts("eid").contains(&old_synthetic));
-    let calls = host.calls();
-    assert!(!calls.is_empty(), "generate was not called");
-    for call in &calls {
-        assert_eq!(
-            constraints_on(&call.context, "time"),
-            [(32, (NOW - WINDOW).to_string())],
-            "{}",
-            call.context
-        );
+    for call in &host.calls_in_window() {
         // `indicator` is not INDEX/ADDITIONAL: SQLite filters it.
         assert!(constraints_on(&call.context, "indicator").is_empty());
         assert_eq!(call.rows, 2, "the store applied the window");
@@ -1404,30 +1419,7 @@ fn hardened_rows_are_deterministic_across_runs() {
     });
     host.insert_row(NOW - 120, 82, |r| r.indicator = "bifrost_dump".into());
     host.exec(NOW - 90, 83, "/usr/bin/kcc", &["klist"]);
-    let first = host.hardened();
-    assert_eq!(first.len(), 3);
-    assert_eq!(host.hardened(), first, "same rows, same clock");
-
-    // The next run, 300 s later, with one new exec: every row still in the
-    // window is identical, so a differential log adds only the new one.
-    host.set_now(NOW + 300);
-    let new = host.exec(NOW + 250, 84, "/usr/bin/kcc", &["kcc", "copy_cred_cache"]);
-    let second = host.hardened();
-    assert_eq!(second.columns, first.columns);
-    let added: Vec<&Vec<Value>> = second
-        .rows
-        .iter()
-        .filter(|r| !first.rows.contains(r))
-        .collect();
-    assert_eq!(added.len(), 1, "{added:?}");
-    let eid_col = second.columns.iter().position(|c| c == "eid").unwrap();
-    assert_eq!(added[0][eid_col], text(&new));
-    for row in &first.rows {
-        assert!(
-            second.rows.contains(row),
-            "row changed or vanished: {row:?}"
-        );
-    }
+    assert_next_run_adds_only_the_new_row(&host, Host::hardened, 3, 84);
 }
 
 #[test]

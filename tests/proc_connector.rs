@@ -3,7 +3,9 @@
 //! counted. Needs root (CI runs as root); skipped with a message otherwise.
 #![cfg(target_os = "linux")]
 
+use kerberos_cache_access::engine::Engine;
 use kerberos_cache_access::event::SourceKind;
+use kerberos_cache_access::row::Row;
 use kerberos_cache_access::sources::proc_connector::{ProcConnector, SUBSCRIBE_TIMEOUT};
 use kerberos_cache_access::sources::Source;
 use kerberos_cache_access::store::RowFilter;
@@ -18,6 +20,20 @@ const CHILD_ENV: &str = "KCA_PROC_CONNECTOR_CHILD";
 mod support;
 use support::fixtures::{root_or_skip, skip};
 use support::procs::{copy_exe, wait_for};
+
+fn of_pid(pid: i64) -> RowFilter {
+    RowFilter {
+        pids: Some(vec![pid]),
+        ..RowFilter::default()
+    }
+}
+
+/// The rows of `pid`, once the store has any (up to 5 s).
+fn wait_rows_of(engine: &Engine, pid: i64) -> Option<Vec<Arc<Row>>> {
+    wait_for(Duration::from_secs(5), || {
+        Some(engine.store().select(&of_pid(pid))).filter(|r| !r.is_empty())
+    })
+}
 
 #[test]
 fn kcc_copy_cred_cache_becomes_a_row_and_execs_are_counted() {
@@ -44,13 +60,7 @@ fn kcc_copy_cred_cache_becomes_a_row_and_execs_are_counted() {
         .unwrap();
     let pid = i64::from(child.id());
 
-    let filter = RowFilter {
-        pids: Some(vec![pid]),
-        ..RowFilter::default()
-    };
-    let rows = wait_for(Duration::from_secs(5), || {
-        Some(engine.store().select(&filter)).filter(|r| !r.is_empty())
-    });
+    let rows = wait_rows_of(&engine, pid);
     let _ = child.kill();
     let _ = child.wait();
     let rows = rows.expect("a row for the kcc process within 5 s");
@@ -77,19 +87,13 @@ fn kcc_copy_cred_cache_becomes_a_row_and_execs_are_counted() {
         .spawn()
         .unwrap();
     let pid = i64::from(child.id());
-    let filter = RowFilter {
-        pids: Some(vec![pid]),
-        ..RowFilter::default()
-    };
-    let found = wait_for(Duration::from_secs(5), || {
-        Some(engine.store().select(&filter)).filter(|r| !r.is_empty())
-    });
+    let found = wait_rows_of(&engine, pid);
     // Time for a second row to show up, if one were coming.
     std::thread::sleep(Duration::from_millis(300));
     let _ = child.kill();
     let _ = child.wait();
     assert!(found.is_some(), "a row for sh -c 'exec kcc …'");
-    let rows = engine.store().select(&filter);
+    let rows = engine.store().select(&of_pid(pid));
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert_eq!(rows[0].path, kcc.to_str().unwrap());
 

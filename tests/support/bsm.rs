@@ -1,5 +1,9 @@
 //! BSM records built token by token, big-endian, in xnu's layouts (see
-//! shared/research on BSM): for the BSM reader tests and the replay bench.
+//! shared/research on BSM), real trails and seeded garbage: for the BSM
+//! reader tests (also the unit tests in src/sources/bsm, which include this
+//! file by `#[path]`) and the replay bench.
+
+use std::path::Path;
 
 /// Builds records token by token, in the layouts of the research notes.
 #[derive(Default)]
@@ -114,4 +118,26 @@ impl Writer {
         self.buf[1..5].copy_from_slice(&len.to_be_bytes());
         std::mem::take(&mut self.buf)
     }
+}
+
+/// Seeded xorshift bytes: garbage that is the same on every run.
+pub fn garbage(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    let mut v = Vec::with_capacity(len + 8);
+    while v.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        v.extend_from_slice(&x.to_le_bytes());
+    }
+    v.truncate(len);
+    v
+}
+
+/// A real trail vendored in tests/data/bsm.
+pub fn real_trail(name: &str) -> Vec<u8> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/bsm")
+        .join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }

@@ -210,11 +210,19 @@ impl FakeOsqueryd {
 
     /// Waits until an extension called `name` is registered.
     pub fn wait_for(&self, name: &str, timeout: Duration) -> Option<Registration> {
+        self.wait_until(timeout, |st| {
+            st.live.values().find(|r| r.info.name == name).cloned()
+        })
+    }
+
+    /// Waits, until `timeout`, for `check` on the state to give Some: checked
+    /// now and at every change.
+    fn wait_until<T>(&self, timeout: Duration, check: impl Fn(&State) -> Option<T>) -> Option<T> {
         let deadline = Instant::now() + timeout;
         let mut st = self.shared.state();
         loop {
-            if let Some(r) = st.live.values().find(|r| r.info.name == name) {
-                return Some(r.clone());
+            if let Some(found) = check(&st) {
+                return Some(found);
             }
             let left = deadline.checked_duration_since(Instant::now())?;
             st = self
@@ -228,22 +236,8 @@ impl FakeOsqueryd {
 
     /// Waits until `uuid` deregistered itself.
     pub fn wait_deregistered(&self, uuid: i64, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        let mut st = self.shared.state();
-        loop {
-            if st.deregistered.contains(&uuid) {
-                return true;
-            }
-            let Some(left) = deadline.checked_duration_since(Instant::now()) else {
-                return false;
-            };
-            st = self
-                .shared
-                .changed
-                .wait_timeout(st, left)
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
-        }
+        self.wait_until(timeout, |st| st.deregistered.contains(&uuid).then_some(()))
+            .is_some()
     }
 
     /// Uuids that were deregistered through deregisterExtension().
@@ -268,22 +262,10 @@ impl FakeOsqueryd {
 
     /// Waits until `method` has been called at least `count` times.
     pub fn wait_call_count(&self, method: &str, count: usize, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        let mut st = self.shared.state();
-        loop {
-            if st.calls.iter().filter(|m| *m == method).count() >= count {
-                return true;
-            }
-            let Some(left) = deadline.checked_duration_since(Instant::now()) else {
-                return false;
-            };
-            st = self
-                .shared
-                .changed
-                .wait_timeout(st, left)
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
-        }
+        self.wait_until(timeout, |st| {
+            (st.calls.iter().filter(|m| *m == method).count() >= count).then_some(())
+        })
+        .is_some()
     }
 
     /// Sets what options() reports for `name`.
@@ -299,6 +281,24 @@ impl FakeOsqueryd {
     /// Makes query(sql) succeed with `rows`.
     pub fn set_query_rows(&self, sql: &str, rows: PluginRows) {
         self.shared.state().query_rows.insert(sql.into(), rows);
+    }
+
+    /// What a healthy osqueryd 5.12 on macOS answers to the osquery_es
+    /// source's checks, at clock `now`.
+    pub fn answer_es_checks_healthy(&self, now: i64) {
+        use kerberos_cache_access::sources::osquery_es::{
+            probe_sql, FLAGS_SQL, PUBLISHER_SQL, VERSION_SQL,
+        };
+        self.set_query_rows(VERSION_SQL, vec![pairs(&[("version", "5.12.1")])]);
+        self.set_query_rows(&probe_sql(now), Vec::new());
+        self.set_query_rows(
+            FLAGS_SQL,
+            vec![
+                pairs(&[("name", "disable_endpointsecurity"), ("value", "false")]),
+                pairs(&[("name", "disable_events"), ("value", "false")]),
+            ],
+        );
+        self.set_query_rows(PUBLISHER_SQL, vec![pairs(&[("active", "1")])]);
     }
 
     /// Makes getQueryColumns(sql) succeed with `rows`.
@@ -666,6 +666,14 @@ fn new_uuid(live: &BTreeMap<i64, Registration>) -> i64 {
             return uuid;
         }
     }
+}
+
+/// One row of query results from (column, value) pairs.
+pub fn pairs(items: &[(&str, &str)]) -> BTreeMap<String, String> {
+    items
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 /// A short temporary directory for sockets: Unix socket paths are limited to

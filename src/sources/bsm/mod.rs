@@ -374,32 +374,18 @@ impl Source for Bsm {
     }
 }
 
+// Shared with the integration tests and benches, where its items must be `pub`.
+#[cfg(test)]
+#[allow(unreachable_pub, dead_code)]
+#[path = "../../../tests/support/bsm.rs"]
+mod test_bsm;
+
 #[cfg(test)]
 mod tests {
+    use super::test_bsm::{garbage, real_trail};
     use super::*;
     use crate::store::StoreConfig;
     use crate::users::FixedUsers;
-
-    /// Seeded xorshift bytes: garbage that is the same on every run.
-    fn garbage(len: usize, seed: u64) -> Vec<u8> {
-        let mut x = seed | 1;
-        let mut v = Vec::with_capacity(len + 8);
-        while v.len() < len {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            v.extend_from_slice(&x.to_le_bytes());
-        }
-        v.truncate(len);
-        v
-    }
-
-    fn real_trail(name: &str) -> Vec<u8> {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/data/bsm")
-            .join(name);
-        std::fs::read(path).unwrap()
-    }
 
     /// Replays `bytes` with a garbage cap of `cap`: the outcome and the
     /// records read.

@@ -859,62 +859,19 @@ fn recycle(pool: &mut Vec<Box<AuditExec>>, mut exec: Box<AuditExec>) {
     pool.push(exec);
 }
 
+// Shared with tests/audit_records.rs, where its items must be `pub`.
+#[cfg(test)]
+#[allow(unreachable_pub)]
+#[path = "../../../tests/support/audit_got.rs"]
+mod audit_got;
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::classify::{classify, CREDENTIAL_CACHE_COPY};
     use crate::sources::linux_audit::record::{split_payload, AUDIT_BPRM_FCAPS};
 
-    /// An emitted exec, copied out of the pooled buffers.
-    #[derive(Debug, Clone, PartialEq)]
-    struct Got {
-        serial: u64,
-        arch: u32,
-        syscall: i64,
-        success: Option<bool>,
-        pid: i64,
-        ppid: i64,
-        uid: Option<i64>,
-        euid: Option<i64>,
-        gid: Option<i64>,
-        egid: Option<i64>,
-        auid: Option<i64>,
-        exe: Option<Vec<u8>>,
-        argc: Option<u32>,
-        argv: Vec<Vec<u8>>,
-        cwd: Option<Vec<u8>>,
-        incomplete: bool,
-    }
-
-    impl Got {
-        fn of(e: &AuditExec) -> Got {
-            Got {
-                serial: e.header.serial,
-                arch: e.arch,
-                syscall: e.syscall,
-                success: e.success,
-                pid: e.pid,
-                ppid: e.ppid,
-                uid: e.uid,
-                euid: e.euid,
-                gid: e.gid,
-                egid: e.egid,
-                auid: e.auid,
-                exe: e.exe().map(<[u8]>::to_vec),
-                argc: e.argc(),
-                argv: e.argv().to_vec(),
-                cwd: e.cwd().map(<[u8]>::to_vec),
-                incomplete: e.incomplete,
-            }
-        }
-
-        fn argv_text(&self) -> Vec<String> {
-            self.argv
-                .iter()
-                .map(|a| String::from_utf8_lossy(a).into_owned())
-                .collect()
-        }
-    }
+    use super::audit_got::Got;
 
     struct Run {
         asm: Assembler,
