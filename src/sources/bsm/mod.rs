@@ -384,8 +384,6 @@ mod test_bsm;
 mod tests {
     use super::test_bsm::{garbage, real_trail};
     use super::*;
-    use crate::store::StoreConfig;
-    use crate::users::FixedUsers;
 
     /// Replays `bytes` with a garbage cap of `cap`: the outcome and the
     /// records read.
@@ -393,7 +391,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("trail");
         std::fs::write(&path, bytes).unwrap();
-        let engine = Engine::new(StoreConfig::default(), Box::new(FixedUsers::default()));
+        let engine = Engine::for_tests();
         let mut bsm = Bsm::trail(&path).unwrap().with_garbage_cap(cap);
         let result = bsm.run(&engine, &AtomicBool::new(false));
         (result, bsm.reader.stats().records)

@@ -402,11 +402,8 @@ impl Read for FailsAfter<'_> {
 
 #[test]
 fn a_read_error_mid_file_keeps_what_was_read_and_fails() {
-    use crate::store::{RowFilter, StoreConfig};
-    let engine = Engine::new(
-        StoreConfig::default(),
-        Box::new(crate::users::FixedUsers::default()),
-    );
+    use crate::store::RowFilter;
+    let engine = Engine::for_tests();
     let mut data = line_of(&exec_message(10, object_token(3101, 9001)));
     data.extend_from_slice(b"\nnot json\n");
     let path = Path::new("/var/audit/capture.jsonl");
