@@ -4,18 +4,18 @@
 //! the extension in `--standalone`, and a harmless binary named kcc.
 #![allow(dead_code)] // each test binary uses a different part
 
+use super::standalone::{self, Finished, Running};
 use kerberos_cache_access::sources::linux_audit::control::{self, AuditRule};
 use kerberos_cache_access::sources::linux_audit::netlink::ControlSocket;
 use netlink_packet_audit::StatusMessage;
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_kerberos_cache_access");
 /// Every test process that changes audit state takes this flock
 /// (tests/linux_audit_session.rs too).
 pub const LOCK_PATH: &str = "/tmp/kerberos_cache_access-audit-tests.lock";
@@ -172,32 +172,24 @@ pub fn repair(before: &AuditSnapshot) {
 /// The extension in `--standalone --source linux_audit`, with its rows
 /// (stdout) and its log (stderr) collected.
 pub struct Extension {
-    pub child: Child,
+    pub child: Running,
     rows: Receiver<Value>,
     lines: Receiver<String>,
     stderr: Arc<Mutex<String>>,
-    waited: bool,
 }
 
 impl Extension {
     /// Starts it with `state_dir` and waits until the audit source says
     /// what it does. None (skipped) when audit cannot run here.
     pub fn start(state_dir: &Path) -> Option<Extension> {
-        let mut child = Command::new(BIN)
-            .args([
-                "--standalone",
-                "--source",
-                "linux_audit",
-                "--snapshot-interval",
-                "0",
-            ])
-            .arg("--state-dir")
-            .arg(state_dir)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut child = Running::spawn(
+            standalone::source("linux_audit", state_dir)
+                .env("RUST_LOG", "info")
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped()),
+        )
+        // A failed test: SIGTERM, so that it restores what it changed.
+        .term_on_drop(super::bounds::standalone_exit());
         let (row_tx, rows) = mpsc::channel();
         let stdout = child.stdout.take().unwrap();
         std::thread::spawn(move || {
@@ -222,7 +214,6 @@ impl Extension {
             rows,
             lines,
             stderr,
-            waited: false,
         };
         match ext.wait_log_any(
             &["source linux_audit:", "source linux_audit unavailable"],
@@ -295,21 +286,13 @@ impl Extension {
     /// SIGTERM; asserts a clean exit within the shutdown bound and returns
     /// the log.
     pub fn stop(mut self) -> String {
-        signal(self.pid(), "TERM");
-        let deadline = Instant::now() + super::bounds::standalone_exit();
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                self.waited = true;
-                assert!(status.success(), "exit {status:?}; log:\n{}", self.log());
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "extension did not stop on SIGTERM; log:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let (status, _) = self
+            .child
+            .signal_exit_within(libc::SIGTERM, super::bounds::standalone_exit());
+        let Some(status) = status else {
+            panic!("extension did not stop on SIGTERM; log:\n{}", self.log());
+        };
+        assert!(status.success(), "exit {status:?}; log:\n{}", self.log());
         // Let the reader thread take the last lines.
         std::thread::sleep(Duration::from_millis(50));
         self.log()
@@ -319,34 +302,8 @@ impl Extension {
     pub fn kill9(mut self) -> String {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        self.waited = true;
         self.log()
     }
-}
-
-impl Drop for Extension {
-    fn drop(&mut self) {
-        if !self.waited {
-            // A failed test: SIGTERM, so it restores what it changed.
-            signal(self.pid(), "TERM");
-            let deadline = Instant::now() + super::bounds::standalone_exit();
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = self.child.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-pub fn signal(pid: u32, sig: &str) {
-    let _ = Command::new("kill")
-        .arg(format!("-{sig}"))
-        .arg(pid.to_string())
-        .status();
 }
 
 pub fn args_of(row: &Value) -> Vec<String> {
@@ -395,13 +352,13 @@ pub fn marker(what: &str) -> String {
     )
 }
 
-/// Runs the extension binary to completion with `args`.
-pub fn run_bin(args: &[&str], state_dir: &Path) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .arg("--state-dir")
-        .arg(state_dir)
-        .env("RUST_LOG", "info")
-        .output()
-        .unwrap()
+/// Runs the extension binary (not `--standalone`) with `args` to its exit,
+/// within the bound of runs that end by themselves.
+pub fn run_bin(args: &[&str], state_dir: &Path) -> Finished {
+    standalone::run_to_exit(
+        standalone::bin(state_dir)
+            .args(args)
+            .env("RUST_LOG", "info"),
+        super::bounds::RUN_LIMIT,
+    )
 }
