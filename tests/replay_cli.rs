@@ -111,6 +111,16 @@ fn replay(source: &str) -> (Option<i32>, String, String) {
     (status.code(), out, run.stderr())
 }
 
+/// A replay of `kind:path` that must fail: the replay-failed exit code, no
+/// rows, and `want` in the last line of stderr.
+fn assert_refused(kind: &str, path: &Path, want: &str) {
+    let source = format!("{kind}:{}", path.display());
+    let (code, out, err) = replay(&source);
+    assert_eq!(code, Some(EXIT_REPLAY_FAILED), "{source}: {err}");
+    assert_eq!(out, "", "{source}");
+    assert!(last_line(&err).contains(want), "{source}: {err}");
+}
+
 /// The last line of stderr, which carries the reason of a failure.
 fn last_line(stderr: &str) -> &str {
     stderr.lines().last().unwrap_or_default()
@@ -192,11 +202,8 @@ fn a_missing_file_fails_with_the_reason() {
     let dir = tempfile::tempdir().unwrap();
     for (kind, what) in [("eslogger", "eslogger file"), ("bsm", "BSM trail")] {
         let path = dir.path().join(format!("missing.{kind}"));
-        let (code, out, err) = replay(&format!("{kind}:{}", path.display()));
-        assert_eq!(code, Some(EXIT_REPLAY_FAILED), "{kind}: {err}");
-        assert_eq!(out, "", "{kind}");
         let want = format!("cannot open {what} {}: No such file", path.display());
-        assert!(last_line(&err).contains(&want), "{kind}: {err}");
+        assert_refused(kind, &path, &want);
     }
 }
 
@@ -207,11 +214,8 @@ fn an_empty_input_fails_as_empty() {
     File::create(&empty).unwrap();
     for input in [Path::new("/dev/null"), &empty] {
         for (kind, what) in [("eslogger", "eslogger file"), ("bsm", "BSM trail")] {
-            let (code, out, err) = replay(&format!("{kind}:{}", input.display()));
-            assert_eq!(code, Some(EXIT_REPLAY_FAILED), "{kind}: {err}");
-            assert_eq!(out, "");
             let want = format!("{what} {} is empty", input.display());
-            assert!(last_line(&err).contains(&want), "{kind}: {err}");
+            assert_refused(kind, input, &want);
         }
     }
 }
@@ -238,16 +242,8 @@ fn text_is_neither_a_trail_nor_a_capture() {
         cases.push(("eslogger", "/etc/passwd".into(), "no eslogger JSON in"));
     }
     for (kind, path, want) in cases {
-        let (code, out, err) = replay(&format!("{kind}:{}", path.display()));
-        assert_eq!(
-            code,
-            Some(EXIT_REPLAY_FAILED),
-            "{kind} {}: {err}",
-            path.display()
-        );
-        assert_eq!(out, "");
         let want = format!("{want} {}", path.display());
-        assert!(last_line(&err).contains(&want), "{kind}: {err}");
+        assert_refused(kind, &path, &want);
     }
 }
 
@@ -328,15 +324,21 @@ fn a_real_bsm_trail_exits_0() {
 
 // --- FIFOs and devices -----------------------------------------------------------
 
+/// A replay of `kind` from a new FIFO in `dir`, which has no writer yet.
+fn fifo_replay(dir: &Path, kind: &str, stdout: Stdio) -> (PathBuf, Run) {
+    let fifo = dir.join(format!("{kind}.fifo"));
+    mkfifo(&fifo);
+    let run = Run::start(&format!("{kind}:{}", fifo.display()), stdout, false);
+    (fifo, run)
+}
+
 /// No writer ever comes: opening does not block, and a signal ends the
 /// wait. The replay did not reach an end, so the exit says it failed.
 #[test]
 fn a_signal_ends_the_wait_for_a_fifo_writer() {
     let dir = tempfile::tempdir().unwrap();
     for (kind, sig) in [("eslogger", libc::SIGTERM), ("bsm", libc::SIGINT)] {
-        let fifo = dir.path().join(format!("{kind}.fifo"));
-        mkfifo(&fifo);
-        let mut run = Run::start(&format!("{kind}:{}", fifo.display()), Stdio::null(), false);
+        let (_fifo, mut run) = fifo_replay(dir.path(), kind, Stdio::null());
         // Its status line is logged on the source's thread, after start.
         run.wait_stderr(&format!("source {kind}:"), RUN_LIMIT);
         std::thread::sleep(Duration::from_millis(300));
@@ -351,13 +353,7 @@ fn a_signal_ends_the_wait_for_a_fifo_writer() {
 #[test]
 fn a_fifo_writer_that_comes_later_is_read_to_its_end() {
     let dir = tempfile::tempdir().unwrap();
-    let fifo = dir.path().join("capture.fifo");
-    mkfifo(&fifo);
-    let mut run = Run::start(
-        &format!("eslogger:{}", fifo.display()),
-        Stdio::piped(),
-        false,
-    );
+    let (fifo, mut run) = fifo_replay(dir.path(), "eslogger", Stdio::piped());
     std::thread::sleep(Duration::from_millis(500));
     let mut w = fifo_writer(&fifo, &mut run);
     writeln!(w, "{}\n{}", kcc_line(4201, 1), kcc_line(4202, 2)).unwrap();
@@ -377,13 +373,7 @@ fn a_fifo_writer_that_comes_later_is_read_to_its_end() {
 #[test]
 fn a_signal_ends_the_read_of_a_silent_fifo() {
     let dir = tempfile::tempdir().unwrap();
-    let fifo = dir.path().join("capture.fifo");
-    mkfifo(&fifo);
-    let mut run = Run::start(
-        &format!("eslogger:{}", fifo.display()),
-        Stdio::piped(),
-        false,
-    );
+    let (fifo, mut run) = fifo_replay(dir.path(), "eslogger", Stdio::piped());
     let mut w = fifo_writer(&fifo, &mut run);
     writeln!(w, "{}", kcc_line(4301, 1)).unwrap();
     // Read the row as it is printed (the printer flushes per row).

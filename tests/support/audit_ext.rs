@@ -5,7 +5,7 @@
 #![allow(dead_code)] // each test binary uses a different part
 
 use super::standalone::{self, Finished, Running};
-use kerberos_cache_access::sources::linux_audit::control::{self, AuditRule};
+use kerberos_cache_access::sources::linux_audit::control::{self, AuditRule, StartError};
 use kerberos_cache_access::sources::linux_audit::netlink::ControlSocket;
 use netlink_packet_audit::StatusMessage;
 use serde_json::Value;
@@ -65,8 +65,12 @@ pub struct AuditSnapshot {
 
 impl AuditSnapshot {
     pub fn now() -> AuditSnapshot {
-        let st = control::read_state().expect("reading the audit state");
-        AuditSnapshot {
+        AuditSnapshot::read().expect("reading the audit state")
+    }
+
+    pub fn read() -> Result<AuditSnapshot, StartError> {
+        let st = control::read_state()?;
+        Ok(AuditSnapshot {
             enabled: st.status.enabled,
             failure: st.status.failure,
             pid: st.status.pid,
@@ -74,7 +78,7 @@ impl AuditSnapshot {
             backlog_limit: st.status.backlog_limit,
             backlog_wait_time: st.status.backlog_wait_time,
             rules: st.rules,
-        }
+        })
     }
 
     /// The rules tagged `key`.
@@ -99,16 +103,22 @@ pub struct AuditGuard {
 }
 
 impl AuditGuard {
-    /// None (test skipped, with a `SKIPPED:` line) when not root.
+    /// None (test skipped, with a `SKIPPED:` line) when not root or audit
+    /// is not available here; panics when reading the audit state fails
+    /// otherwise.
     pub fn take(test: &str) -> Option<AuditGuard> {
         if !is_root() {
             let _ = test;
             super::fixtures::skip("needs root");
             return None;
         }
-        if let Err(e) = control::read_state() {
-            super::fixtures::skip(format_args!("audit netlink unavailable: {e}"));
-            return None;
+        match control::read_state() {
+            Ok(_) => {}
+            Err(StartError::Unavailable(why)) => {
+                super::fixtures::skip(format_args!("audit netlink unavailable: {why}"));
+                return None;
+            }
+            Err(e @ StartError::Failed(_)) => panic!("reading the audit state: {e}"),
         }
         let lock = audit_lock();
         Some(AuditGuard {
@@ -134,23 +144,30 @@ impl AuditGuard {
 
 impl Drop for AuditGuard {
     fn drop(&mut self) {
-        if !self.checked && AuditSnapshot::now() != self.before {
+        // Unwinding from a failed assertion: put the kernel back anyway
+        // (never a second panic here).
+        if !self.checked && AuditSnapshot::read().is_ok_and(|now| now != self.before) {
             eprintln!("repairing the audit state after a failed test");
             repair(&self.before);
         }
     }
 }
 
-/// Best effort: rules and flags back as they were.
+/// Best effort: rules and flags back as they were, and the audit pid given
+/// back if this process holds it (a test's own audit session).
 pub fn repair(before: &AuditSnapshot) {
     let Ok(mut ctl) = ControlSocket::open() else {
         return;
     };
-    let now = AuditSnapshot::now();
+    let Ok(now) = AuditSnapshot::read() else {
+        return;
+    };
     for rule in now.rules.iter().filter(|r| !before.rules.contains(r)) {
         let _ = ctl.del_rule(rule.raw());
     }
-    let now = AuditSnapshot::now();
+    let Ok(now) = AuditSnapshot::read() else {
+        return;
+    };
     if now.rules != before.rules {
         // Order matters for byte-for-byte equality: rebuild the list.
         for rule in &now.rules {
@@ -167,6 +184,11 @@ pub fn repair(before: &AuditSnapshot) {
     s.backlog_limit = before.backlog_limit;
     s.backlog_wait_time = before.backlog_wait_time;
     let _ = ctl.set_status(&s);
+    if now.pid == std::process::id() {
+        let mut s = StatusMessage::new();
+        s.mask = 0x04;
+        let _ = ctl.set_status(&s);
+    }
 }
 
 /// The extension in `--standalone --source linux_audit`, with its rows
