@@ -6,11 +6,17 @@
 //!
 //! Needs root. `cargo bench --bench bigargv`.
 
+#[allow(dead_code)] // the standalone bound only
+#[path = "../tests/support/bounds.rs"]
+mod bounds;
+#[path = "../tests/support/standalone.rs"]
+mod standalone;
+
+use standalone::Running;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_kerberos_cache_access");
 const EXECS: usize = 600;
 
 fn kib(pid: u32, key: &str) -> u64 {
@@ -33,20 +39,12 @@ fn main() {
     std::fs::create_dir_all(&dir).expect("temp dir");
     let kcc = dir.join("kcc");
     std::fs::copy("/bin/true", &kcc).expect("copy /bin/true");
-    let mut ext = Command::new(BIN)
-        .args([
-            "--standalone",
-            "--source",
-            "linux_audit",
-            "--snapshot-interval",
-            "0",
-        ])
-        .arg("--state-dir")
-        .arg(dir.join("state"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start the extension");
+    let mut ext = Running::spawn(
+        standalone::source("linux_audit", &dir.join("state"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    )
+    .term_on_drop(bounds::standalone_exit());
     let pid = ext.id();
     let stderr = ext.stderr.take().expect("piped");
     let mut lines = BufReader::new(stderr).lines();
@@ -55,8 +53,6 @@ fn main() {
             Some(Ok(l)) if l.contains("source linux_audit:") => break,
             Some(Ok(l)) if l.contains("linux_audit unavailable") => {
                 println!("bigargv: {l}; skipped");
-                let _ = ext.kill();
-                let _ = ext.wait();
                 return;
             }
             Some(_) => {}
@@ -88,10 +84,8 @@ fn main() {
     let took = start.elapsed();
     std::thread::sleep(Duration::from_secs(3));
     let peak = kib(pid, "VmHWM:");
-    let _ = Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status();
-    let _ = ext.wait();
+    // SIGTERM, and SIGKILL if it does not exit within the bound.
+    drop(ext);
     let rows = reader.join().unwrap_or(0);
     println!(
         "bigargv: {EXECS} execs of 1.4 MB argv in {:.1} s: rows {rows}, RSS idle {idle} KiB, peak {peak} KiB",

@@ -8,14 +8,20 @@
 //! `cargo bench --bench storm` (or `-- linux_audit 2000` for one source and
 //! rate; `max` probes the highest rate the generator sustains here).
 
+#[allow(dead_code)] // the standalone bound only
+#[path = "../tests/support/bounds.rs"]
+mod bounds;
+#[path = "../tests/support/standalone.rs"]
+mod standalone;
+
+use standalone::Running;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_kerberos_cache_access");
 /// One exec in this many is a `kcc copy_cred_cache`.
 const KCC_EVERY: u64 = 20;
 const SECONDS: u64 = 5;
@@ -48,22 +54,15 @@ fn cpu_ms(pid: u32) -> Option<f64> {
     Some(ticks * 10.0)
 }
 
-fn start_extension(source: &str) -> Child {
-    let mut child = Command::new(BIN)
-        .args([
-            "--standalone",
-            "--snapshot-interval",
-            "0",
-            "--source",
-            source,
-        ])
-        // Its own state directory, never the host's.
-        .arg("--state-dir")
-        .arg(std::env::temp_dir().join(format!("kca-storm-state-{}", std::process::id())))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {BIN}: {e}"));
+fn start_extension(source: &str) -> Running {
+    // Its own state directory, never the host's.
+    let state = std::env::temp_dir().join(format!("kca-storm-state-{}", std::process::id()));
+    let mut child = Running::spawn(
+        standalone::source(source, &state)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    )
+    .term_on_drop(bounds::standalone_exit());
     // Wait until the source reports itself active (or gives up).
     let stderr = child.stderr.take().expect("piped stderr");
     let (tx, rx) = std::sync::mpsc::channel();
@@ -147,10 +146,8 @@ fn storm(source: &str, rate: u64, kcc: &Path, marker: &str) -> Outcome {
     std::thread::sleep(Duration::from_secs(2));
     let cpu_after = cpu_ms(pid).unwrap_or(cpu_before);
     let peak_rss_kib = proc_field(pid, "status", "VmHWM:").unwrap_or(0);
-    let _ = Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status();
-    let _ = ext.wait();
+    // SIGTERM, and SIGKILL if it does not exit within the bound.
+    drop(ext);
     let caught = reader.join().unwrap_or(0);
     let execs = execs.load(Ordering::Relaxed);
     Outcome {

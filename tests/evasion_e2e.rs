@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 mod support;
 use support::audit_ext;
 
-use audit_ext::{AuditGuard, Extension, BIN};
+use audit_ext::{AuditGuard, Extension};
 
 /// The rows of these pids (one each), waiting up to `timeout` for all.
 fn rows_of(ext: &Extension, pids: &[i64], timeout: Duration) -> HashMap<i64, Value> {
@@ -481,18 +481,15 @@ fn krb5ccname_replays_are_reported_from_eslogger() {
         ),
     ];
     std::fs::write(&capture, lines.join("\n") + "\n").unwrap();
-    let out = Command::new(BIN)
-        .args(["--standalone", "--snapshot-interval", "0", "--source"])
-        .arg(format!("eslogger:{}", capture.display()))
-        .arg("--state-dir")
-        .arg(dir.path().join("state"))
-        .stderr(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{:?}", out.status);
-    let rows: HashMap<i64, Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+    let source = format!("eslogger:{}", capture.display());
+    let out = support::standalone::run_to_exit(
+        &mut support::standalone::source(&source, &dir.path().join("state")),
+        support::bounds::RUN_LIMIT,
+    );
+    assert!(out.status.success(), "{:?}: {}", out.status, out.stderr);
+    let rows: HashMap<i64, Value> = out
+        .rows()
+        .into_iter()
         .map(|r| (r["pid"].as_i64().unwrap(), r))
         .collect();
     let want = [

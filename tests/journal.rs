@@ -22,6 +22,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use support::procs::wait_until;
+use support::standalone::{self, Running};
 use support::{request, socket_dir, spawn_extension, Extension, FakeOsqueryd, LaunchOptions};
 
 const NAME: &str = "kerberos_cache_access";
@@ -413,16 +414,12 @@ fn a_second_instance_keeps_rows_in_memory_then_takes_the_journal_over() {
 
     // A second instance on the same state directory: in memory, and says so.
     let err_path = state_tmp.path().join("second.err");
-    let mut second = Command::new(support::EXTENSION_BIN)
-        .args(["--standalone", "--verbose", "--source", "proc_connector"])
-        .arg("--state-dir")
-        .arg(&state)
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&err_path).unwrap())
-        .spawn()
-        .unwrap();
+    let mut second = Running::spawn(
+        standalone::command(&state)
+            .args(["--verbose", "--source", "proc_connector"])
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&err_path).unwrap()),
+    );
     let printed = collect_stdout(&mut second);
     assert!(
         wait_until(Duration::from_secs(5), || stderr_of(&err_path)

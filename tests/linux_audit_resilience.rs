@@ -6,7 +6,8 @@
 #![cfg(target_os = "linux")]
 
 mod support;
-use support::audit_ext;
+use support::procs::wait_until;
+use support::{audit_ext, standalone};
 
 use audit_ext::{marker, run_bin, AuditGuard, AuditSnapshot, Extension, Kcc};
 use kerberos_cache_access::sources::linux_audit::control::{
@@ -309,15 +310,11 @@ impl Auditd {
         if !Path::new(&format!("/proc/{pid}")).exists() {
             return false;
         }
-        audit_ext::signal(pid, "TERM");
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Path::new(&format!("/proc/{pid}")).exists() {
-            if Instant::now() > deadline {
-                audit_ext::signal(pid, "KILL");
-                std::thread::sleep(Duration::from_millis(100));
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        standalone::signal(pid, libc::SIGTERM);
+        let gone = || !Path::new(&format!("/proc/{pid}")).exists();
+        if !wait_until(Duration::from_secs(5), gone) {
+            standalone::signal(pid, libc::SIGKILL);
+            std::thread::sleep(Duration::from_millis(100));
         }
         true
     }
@@ -417,13 +414,13 @@ fn cleanup_audit_refuses_while_an_owner_runs_and_undoes_after_a_kill() {
     };
     let out = run_bin(&["--cleanup-audit"], &dir);
     assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = &out.stderr;
     assert!(err.contains("owns the audit session"), "{err}");
     assert_rules_in_place("after a refused cleanup");
 
     ext.kill9();
     let out = run_bin(&["--cleanup-audit"], &dir);
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = &out.stderr;
     assert!(out.status.success(), "{err}");
     assert!(err.contains("restored the audit configuration"), "{err}");
     assert!(!dir.join(RECORD_FILE).exists());
@@ -438,7 +435,7 @@ fn cleanup_audit_refuses_while_an_owner_runs_and_undoes_after_a_kill() {
     let with_theirs = AuditSnapshot::now();
     ctl.add_rule(&ours).unwrap();
     let out = run_bin(&["--cleanup-audit"], &dir);
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = &out.stderr;
     assert!(out.status.success(), "{err}");
     assert!(err.contains("deleted 1 execve rule"), "{err}");
     assert_eq!(AuditSnapshot::now(), with_theirs);
@@ -456,7 +453,7 @@ fn cleanup_audit_refuses_while_an_owner_runs_and_undoes_after_a_kill() {
     );
     std::fs::write(dir.join(RECORD_FILE), record).unwrap();
     let out = run_bin(&["--cleanup-audit"], &dir);
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = &out.stderr;
     assert!(out.status.success(), "{err}");
     assert!(err.contains("earlier boot"), "{err}");
     assert!(!dir.join(RECORD_FILE).exists());
@@ -475,13 +472,13 @@ fn a_reader_says_failed_while_blind_and_active_once_repaired() {
     let reader = Extension::start(&dir).expect("second instance");
     assert!(reader.log().contains("takes over when it exits"));
     // The owner cannot repair while stopped; the reader must not claim to see.
-    audit_ext::signal(owner.pid(), "STOP");
+    standalone::signal(owner.pid(), libc::SIGSTOP);
     let mut ctl = ControlSocket::open().unwrap();
     for rule in AuditSnapshot::now().keyed(DEFAULT_KEY) {
         ctl.del_rule(rule.raw()).unwrap();
     }
     let failed = reader.wait_log("source linux_audit failed: blind:", Duration::from_secs(5));
-    audit_ext::signal(owner.pid(), "CONT");
+    standalone::signal(owner.pid(), libc::SIGCONT);
     assert!(failed, "{}", reader.log());
     assert!(
         owner.wait_log("reinstalled", Duration::from_secs(5)),

@@ -4,22 +4,19 @@
 //! backlog, rules). They run one at a time — a process-wide mutex, plus an
 //! flock on `LOCK_PATH` against other test processes — and each checks that
 //! the configuration afterwards is exactly the one before; if not, it
-//! repairs what it can and fails.
+//! repairs what it can and fails (support::audit_ext::AuditGuard).
 #![cfg(target_os = "linux")]
 
 mod support;
-use support::audit_ext::{audit_lock, AuditLock, Kcc};
+use support::audit_ext::{AuditGuard, AuditSnapshot, Kcc};
 use support::fixtures::skip;
 
 use kerberos_cache_access::sources::linux_audit::control::{
-    exec_rule, read_state, AuditRule, AuditSession, AuditState, Mode, RecvError, SessionOptions,
-    StartError, MACHINE_ARCHES,
+    exec_rule, AuditSession, Mode, RecvError, SessionOptions, MACHINE_ARCHES,
 };
 use kerberos_cache_access::sources::linux_audit::netlink::{ControlSocket, RECV_BUF_LEN};
-use netlink_packet_audit::StatusMessage;
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Write};
-use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
@@ -35,121 +32,6 @@ const AUDIT_SYSCALL: u16 = 1300;
 const AUDIT_EXECVE: u16 = 1309;
 /// "arg with space", as the kernel hex-encodes an argument with a space.
 const ARG_WITH_SPACE_HEX: &str = "6172672077697468207370616365";
-
-/// The parts of the audit state a test must leave as it found them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Config {
-    enabled: u32,
-    failure: u32,
-    pid: u32,
-    rate_limit: u32,
-    backlog_limit: u32,
-    backlog_wait_time: u32,
-    rules: Vec<AuditRule>,
-}
-
-impl From<&AuditState> for Config {
-    fn from(s: &AuditState) -> Self {
-        Config {
-            enabled: s.status.enabled,
-            failure: s.status.failure,
-            pid: s.status.pid,
-            rate_limit: s.status.rate_limit,
-            backlog_limit: s.status.backlog_limit,
-            backlog_wait_time: s.status.backlog_wait_time,
-            rules: s.rules.clone(),
-        }
-    }
-}
-
-fn config_now() -> Config {
-    Config::from(&read_state().expect("reading the audit state"))
-}
-
-/// Serializes a test and checks, at `finish` (or on unwinding), that the
-/// audit configuration is unchanged.
-struct Fixture {
-    before: Config,
-    finished: bool,
-    _lock: AuditLock,
-}
-
-fn fixture() -> Option<Fixture> {
-    // Decide about skipping before touching the lock file (which an
-    // unprivileged user may not be able to open).
-    match read_state() {
-        Ok(_) => {}
-        Err(StartError::Unavailable(why)) => {
-            skip(format_args!("audit netlink unavailable: {why}"));
-            return None;
-        }
-        Err(e @ StartError::Failed(_)) => panic!("reading the audit state: {e}"),
-    }
-    // The lock every audit test takes (support::audit_ext).
-    let lock = audit_lock();
-    Some(Fixture {
-        before: config_now(),
-        finished: false,
-        _lock: lock,
-    })
-}
-
-impl Fixture {
-    /// Whether a live process already holds the audit pid (a real auditd).
-    fn daemon_running(&self) -> bool {
-        self.before.pid != 0 && Path::new(&format!("/proc/{}", self.before.pid)).exists()
-    }
-
-    fn finish(mut self) {
-        self.finished = true;
-        let after = config_now();
-        if after != self.before {
-            repair(&self.before);
-            panic!(
-                "audit state changed by the test\nbefore: {:#?}\nafter:  {after:#?}",
-                self.before
-            );
-        }
-    }
-}
-
-impl Drop for Fixture {
-    fn drop(&mut self) {
-        if !self.finished {
-            // Unwinding from a failed assertion: put the kernel back anyway.
-            if let Ok(state) = read_state() {
-                if Config::from(&state) != self.before {
-                    eprintln!("repairing the audit state after a failed test");
-                    repair(&self.before);
-                }
-            }
-        }
-    }
-}
-
-/// Best effort: removes rules that were not there, resets settings, and
-/// gives back the pid if this process holds it.
-fn repair(before: &Config) {
-    let Ok(mut ctl) = ControlSocket::open() else {
-        return;
-    };
-    let now = config_now();
-    for rule in now.rules.iter().filter(|r| !before.rules.contains(r)) {
-        let _ = ctl.del_rule(rule.raw());
-    }
-    let mut s = StatusMessage::new();
-    // enabled, backlog limit, backlog wait time.
-    s.mask = 0x01 | 0x10 | 0x20;
-    s.enabled = before.enabled;
-    s.backlog_limit = before.backlog_limit;
-    s.backlog_wait_time = before.backlog_wait_time;
-    let _ = ctl.set_status(&s);
-    if now.pid == std::process::id() {
-        let mut s = StatusMessage::new();
-        s.mask = 0x04;
-        let _ = ctl.set_status(&s);
-    }
-}
 
 /// The `<sec>.<msec>:<serial>` of a record.
 fn audit_id(text: &str) -> Option<&str> {
@@ -194,24 +76,16 @@ fn await_exec(session: &mut AuditSession, pid: u32) -> Result<String, String> {
     ))
 }
 
-fn our_rules(config: &Config) -> Vec<&AuditRule> {
-    config
-        .rules
-        .iter()
-        .filter(|r| r.key() == Some(OUR_KEY))
-        .collect()
-}
-
 #[test]
 fn start_records_exec_and_restore_puts_everything_back() {
-    let Some(fx) = fixture() else {
+    let Some(fx) = AuditGuard::take("start_records_exec_and_restore_puts_everything_back") else {
         return;
     };
     let mut session = AuditSession::start(&SessionOptions::default()).expect("start");
     let desc = session.describe();
     println!("{desc}");
-    let during = config_now();
-    if fx.daemon_running() {
+    let during = AuditSnapshot::now();
+    if fx.before.daemon_running() {
         assert_eq!(session.mode(), Mode::Multicast, "{desc}");
         assert_eq!(during.pid, fx.before.pid);
     } else {
@@ -226,7 +100,7 @@ fn start_records_exec_and_restore_puts_everything_back() {
         .iter()
         .filter(|a| !fx.before.rules.iter().any(|r| r.covers_exec(a)))
         .count();
-    let added = our_rules(&during).len() - our_rules(&fx.before).len();
+    let added = during.keyed(OUR_KEY).len() - fx.before.keyed(OUR_KEY).len();
     assert_eq!(added, uncovered, "{during:#?}");
 
     let kcc = Kcc::new();
@@ -242,11 +116,11 @@ fn start_records_exec_and_restore_puts_everything_back() {
 
 #[test]
 fn drop_without_restore_also_restores() {
-    let Some(fx) = fixture() else {
+    let Some(fx) = AuditGuard::take("drop_without_restore_also_restores") else {
         return;
     };
     let session = AuditSession::start(&SessionOptions::default()).expect("start");
-    let during = config_now();
+    let during = AuditSnapshot::now();
     assert_ne!(
         during, fx.before,
         "start changed nothing, so the test proves nothing"
@@ -257,7 +131,7 @@ fn drop_without_restore_also_restores() {
 
 #[test]
 fn existing_equivalent_rule_is_used_and_left_in_place() {
-    let Some(fx) = fixture() else {
+    let Some(fx) = AuditGuard::take("existing_equivalent_rule_is_used_and_left_in_place") else {
         return;
     };
     let native = &MACHINE_ARCHES[0];
@@ -265,14 +139,14 @@ fn existing_equivalent_rule_is_used_and_left_in_place() {
     let mut ctl = ControlSocket::open().expect("control socket");
     ctl.add_rule(&preexisting)
         .expect("adding the pre-existing rule");
-    let with_rule = config_now();
+    let with_rule = AuditSnapshot::now();
 
     let session = AuditSession::start(&SessionOptions::default()).expect("start");
     let desc = session.describe();
     println!("{desc}");
-    let during = config_now();
+    let during = AuditSnapshot::now();
     assert!(
-        our_rules(&during).iter().all(|r| !r.covers_exec(native)),
+        during.keyed(OUR_KEY).iter().all(|r| !r.covers_exec(native)),
         "added a {} rule although one existed: {during:#?}",
         native.name
     );
@@ -283,7 +157,7 @@ fn existing_equivalent_rule_is_used_and_left_in_place() {
     for compat in &MACHINE_ARCHES[1..] {
         if !fx.before.rules.iter().any(|r| r.covers_exec(compat)) {
             assert!(
-                our_rules(&during).iter().any(|r| r.covers_exec(compat)),
+                during.keyed(OUR_KEY).iter().any(|r| r.covers_exec(compat)),
                 "no {} rule added: {during:#?}",
                 compat.name
             );
@@ -291,7 +165,11 @@ fn existing_equivalent_rule_is_used_and_left_in_place() {
     }
     session.restore().expect("restore");
 
-    assert_eq!(config_now(), with_rule, "the pre-existing rule must stay");
+    assert_eq!(
+        AuditSnapshot::now(),
+        with_rule,
+        "the pre-existing rule must stay"
+    );
     ctl.del_rule(&preexisting)
         .expect("removing the pre-existing rule");
     fx.finish();
@@ -374,15 +252,10 @@ impl Helper {
 impl Drop for Helper {
     fn drop(&mut self) {
         self.stdin = None;
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        if support::wait_exit(&mut self.child, Duration::from_secs(10)).is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
         }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -424,15 +297,15 @@ fn audit_pid_holder_helper() {
 
 #[test]
 fn multicast_beside_another_audit_receiver() {
-    let Some(fx) = fixture() else {
+    let Some(fx) = AuditGuard::take("multicast_beside_another_audit_receiver") else {
         return;
     };
-    if fx.daemon_running() {
+    if fx.before.daemon_running() {
         skip("an audit daemon already runs; the first test covers multicast");
         return fx.finish();
     }
     let helper = Helper::spawn();
-    let with_helper = config_now();
+    let with_helper = AuditSnapshot::now();
     assert_eq!(with_helper.pid, helper.pid());
 
     let mut session = AuditSession::start(&SessionOptions::default()).expect("start");
@@ -447,13 +320,17 @@ fn multicast_beside_another_audit_receiver() {
         "{desc}"
     );
     // The helper's rules already cover every arch: nothing to add.
-    assert_eq!(config_now(), with_helper, "{desc}");
+    assert_eq!(AuditSnapshot::now(), with_helper, "{desc}");
 
     let kcc = Kcc::new();
     let pid = kcc.run_args(&["copy_cred_cache", "arg with space"]);
     await_exec(&mut session, pid).unwrap_or_else(|e| panic!("{e}\n{desc}"));
     session.restore().expect("restore");
-    assert_eq!(config_now(), with_helper, "restore took from the helper");
+    assert_eq!(
+        AuditSnapshot::now(),
+        with_helper,
+        "restore took from the helper"
+    );
 
     helper.finish();
     fx.finish();
@@ -461,10 +338,10 @@ fn multicast_beside_another_audit_receiver() {
 
 #[test]
 fn overrun_is_reported_and_reading_continues() {
-    let Some(fx) = fixture() else {
+    let Some(fx) = AuditGuard::take("overrun_is_reported_and_reading_continues") else {
         return;
     };
-    if fx.daemon_running() {
+    if fx.before.daemon_running() {
         skip("needs to run its own audit receiver, and an audit daemon already runs");
         return fx.finish();
     }

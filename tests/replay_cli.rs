@@ -15,9 +15,10 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
+use std::process::{ChildStdout, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
-use support::{request, socket_dir, spawn_extension, FakeOsqueryd, LaunchOptions};
+use support::standalone::{self, Running};
+use support::{request, socket_dir, spawn_extension, Extension, FakeOsqueryd, LaunchOptions};
 
 use support::bounds::RUN_LIMIT;
 
@@ -28,7 +29,7 @@ fn shutdown_deadline() -> Duration {
 
 /// A `--standalone` run with its own state directory and stderr file.
 struct Run {
-    child: Child,
+    child: Running,
     stderr_path: PathBuf,
     _dir: tempfile::TempDir,
 }
@@ -37,25 +38,14 @@ impl Run {
     fn start(source: &str, stdout: Stdio, verbose: bool) -> Run {
         let dir = tempfile::tempdir().unwrap();
         let stderr_path = dir.path().join("stderr.log");
-        let mut cmd = Command::new(support::EXTENSION_BIN);
-        cmd.args([
-            "--standalone",
-            "--snapshot-interval",
-            "0",
-            "--source",
-            source,
-        ])
-        .arg("--state-dir")
-        .arg(dir.path().join("state"))
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(stdout)
-        .stderr(File::create(&stderr_path).unwrap());
+        let mut cmd = standalone::source(source, &dir.path().join("state"));
+        cmd.stdout(stdout)
+            .stderr(File::create(&stderr_path).unwrap());
         if verbose {
             cmd.arg("--verbose");
         }
         Run {
-            child: cmd.spawn().unwrap(),
+            child: Running::spawn(&mut cmd),
             stderr_path,
             _dir: dir,
         }
@@ -83,25 +73,23 @@ impl Run {
         }
     }
 
-    fn signal(&self, sig: libc::c_int) {
-        let pid = libc::pid_t::try_from(self.child.id()).unwrap();
-        // SAFETY: kill(2) on our own child.
-        assert_eq!(unsafe { libc::kill(pid, sig) }, 0);
-    }
-
     /// Waits for the exit; panics (after killing it) if it takes longer.
-    fn exit_within(&mut self, limit: Duration) -> (ExitStatus, Duration) {
-        let t = Instant::now();
+    fn exit_within(&mut self, limit: Duration) -> ExitStatus {
         match support::wait_exit(&mut self.child, limit) {
-            Some(status) => (status, t.elapsed()),
+            Some(status) => status,
             None => panic!("still running after {limit:?}; stderr:\n{}", self.stderr()),
         }
     }
 
     /// Sends `sig` and requires the exit within the shutdown bound.
     fn stop_with(&mut self, sig: libc::c_int, what: &str) -> ExitStatus {
-        self.signal(sig);
-        let (status, took) = self.exit_within(shutdown_deadline());
+        let (status, took) = self.child.signal_exit_within(sig, shutdown_deadline());
+        let Some(status) = status else {
+            panic!(
+                "{what}: still running {took:?} after signal {sig}; stderr:\n{}",
+                self.stderr()
+            );
+        };
         eprintln!("{what}: exited {status} {took:?} after signal {sig}");
         status
     }
@@ -115,21 +103,22 @@ impl Run {
     }
 }
 
-impl Drop for Run {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
 /// Runs a replay that ends by itself: exit code, stdout, stderr.
 fn replay(source: &str) -> (Option<i32>, String, String) {
     let mut run = Run::start(source, Stdio::piped(), false);
-    let (status, _) = run.exit_within(RUN_LIMIT);
+    let status = run.exit_within(RUN_LIMIT);
     let out = run.stdout();
     (status.code(), out, run.stderr())
+}
+
+/// A replay of `kind:path` that must fail: the replay-failed exit code, no
+/// rows, and `want` in the last line of stderr.
+fn assert_refused(kind: &str, path: &Path, want: &str) {
+    let source = format!("{kind}:{}", path.display());
+    let (code, out, err) = replay(&source);
+    assert_eq!(code, Some(EXIT_REPLAY_FAILED), "{source}: {err}");
+    assert_eq!(out, "", "{source}");
+    assert!(last_line(&err).contains(want), "{source}: {err}");
 }
 
 /// The last line of stderr, which carries the reason of a failure.
@@ -213,11 +202,8 @@ fn a_missing_file_fails_with_the_reason() {
     let dir = tempfile::tempdir().unwrap();
     for (kind, what) in [("eslogger", "eslogger file"), ("bsm", "BSM trail")] {
         let path = dir.path().join(format!("missing.{kind}"));
-        let (code, out, err) = replay(&format!("{kind}:{}", path.display()));
-        assert_eq!(code, Some(EXIT_REPLAY_FAILED), "{kind}: {err}");
-        assert_eq!(out, "", "{kind}");
         let want = format!("cannot open {what} {}: No such file", path.display());
-        assert!(last_line(&err).contains(&want), "{kind}: {err}");
+        assert_refused(kind, &path, &want);
     }
 }
 
@@ -228,11 +214,8 @@ fn an_empty_input_fails_as_empty() {
     File::create(&empty).unwrap();
     for input in [Path::new("/dev/null"), &empty] {
         for (kind, what) in [("eslogger", "eslogger file"), ("bsm", "BSM trail")] {
-            let (code, out, err) = replay(&format!("{kind}:{}", input.display()));
-            assert_eq!(code, Some(EXIT_REPLAY_FAILED), "{kind}: {err}");
-            assert_eq!(out, "");
             let want = format!("{what} {} is empty", input.display());
-            assert!(last_line(&err).contains(&want), "{kind}: {err}");
+            assert_refused(kind, input, &want);
         }
     }
 }
@@ -259,16 +242,8 @@ fn text_is_neither_a_trail_nor_a_capture() {
         cases.push(("eslogger", "/etc/passwd".into(), "no eslogger JSON in"));
     }
     for (kind, path, want) in cases {
-        let (code, out, err) = replay(&format!("{kind}:{}", path.display()));
-        assert_eq!(
-            code,
-            Some(EXIT_REPLAY_FAILED),
-            "{kind} {}: {err}",
-            path.display()
-        );
-        assert_eq!(out, "");
         let want = format!("{want} {}", path.display());
-        assert!(last_line(&err).contains(&want), "{kind}: {err}");
+        assert_refused(kind, &path, &want);
     }
 }
 
@@ -321,7 +296,7 @@ fn a_capture_with_garbage_replays_the_good_lines_and_exits_0() {
         Stdio::piped(),
         false,
     );
-    let (status, _) = run.exit_within(RUN_LIMIT);
+    let status = run.exit_within(RUN_LIMIT);
     let err = run.stderr();
     assert_eq!(status.code(), Some(EXIT_OK), "{err}");
     let rows = rows(&run.stdout());
@@ -349,15 +324,21 @@ fn a_real_bsm_trail_exits_0() {
 
 // --- FIFOs and devices -----------------------------------------------------------
 
+/// A replay of `kind` from a new FIFO in `dir`, which has no writer yet.
+fn fifo_replay(dir: &Path, kind: &str, stdout: Stdio) -> (PathBuf, Run) {
+    let fifo = dir.join(format!("{kind}.fifo"));
+    mkfifo(&fifo);
+    let run = Run::start(&format!("{kind}:{}", fifo.display()), stdout, false);
+    (fifo, run)
+}
+
 /// No writer ever comes: opening does not block, and a signal ends the
 /// wait. The replay did not reach an end, so the exit says it failed.
 #[test]
 fn a_signal_ends_the_wait_for_a_fifo_writer() {
     let dir = tempfile::tempdir().unwrap();
     for (kind, sig) in [("eslogger", libc::SIGTERM), ("bsm", libc::SIGINT)] {
-        let fifo = dir.path().join(format!("{kind}.fifo"));
-        mkfifo(&fifo);
-        let mut run = Run::start(&format!("{kind}:{}", fifo.display()), Stdio::null(), false);
+        let (_fifo, mut run) = fifo_replay(dir.path(), kind, Stdio::null());
         // Its status line is logged on the source's thread, after start.
         run.wait_stderr(&format!("source {kind}:"), RUN_LIMIT);
         std::thread::sleep(Duration::from_millis(300));
@@ -372,18 +353,12 @@ fn a_signal_ends_the_wait_for_a_fifo_writer() {
 #[test]
 fn a_fifo_writer_that_comes_later_is_read_to_its_end() {
     let dir = tempfile::tempdir().unwrap();
-    let fifo = dir.path().join("capture.fifo");
-    mkfifo(&fifo);
-    let mut run = Run::start(
-        &format!("eslogger:{}", fifo.display()),
-        Stdio::piped(),
-        false,
-    );
+    let (fifo, mut run) = fifo_replay(dir.path(), "eslogger", Stdio::piped());
     std::thread::sleep(Duration::from_millis(500));
     let mut w = fifo_writer(&fifo, &mut run);
     writeln!(w, "{}\n{}", kcc_line(4201, 1), kcc_line(4202, 2)).unwrap();
     drop(w);
-    let (status, _) = run.exit_within(RUN_LIMIT);
+    let status = run.exit_within(RUN_LIMIT);
     let err = run.stderr();
     assert_eq!(status.code(), Some(EXIT_OK), "{err}");
     let pids: Vec<i64> = rows(&run.stdout())
@@ -398,13 +373,7 @@ fn a_fifo_writer_that_comes_later_is_read_to_its_end() {
 #[test]
 fn a_signal_ends_the_read_of_a_silent_fifo() {
     let dir = tempfile::tempdir().unwrap();
-    let fifo = dir.path().join("capture.fifo");
-    mkfifo(&fifo);
-    let mut run = Run::start(
-        &format!("eslogger:{}", fifo.display()),
-        Stdio::piped(),
-        false,
-    );
+    let (fifo, mut run) = fifo_replay(dir.path(), "eslogger", Stdio::piped());
     let mut w = fifo_writer(&fifo, &mut run);
     writeln!(w, "{}", kcc_line(4301, 1)).unwrap();
     // Read the row as it is printed (the printer flushes per row).
@@ -505,32 +474,14 @@ fn a_signal_ends_a_run_whose_stdout_is_not_read() {
 #[test]
 fn a_signal_ends_a_live_standalone_run_with_0() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(support::EXTENSION_BIN)
-        .args([
-            "--standalone",
-            "--source",
-            "snapshot",
-            "--snapshot-interval",
-            "1",
-        ])
-        .arg("--state-dir")
-        .arg(dir.path().join("state"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = Running::spawn(
+        standalone::command(&dir.path().join("state"))
+            .args(["--source", "snapshot", "--snapshot-interval", "1"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    );
     std::thread::sleep(Duration::from_millis(1500));
-    let pid = libc::pid_t::try_from(child.id()).unwrap();
-    // SAFETY: kill(2) on our own child.
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
-    let t = Instant::now();
-    let status = support::wait_exit(&mut child, shutdown_deadline());
-    let took = t.elapsed();
-    if status.is_none() {
-        let _ = child.kill();
-        let _ = child.wait();
-    }
+    let (status, took) = child.signal_exit_within(libc::SIGTERM, shutdown_deadline());
     eprintln!("live standalone: {status:?} {took:?} after SIGTERM");
     assert_eq!(status.and_then(|s| s.code()), Some(EXIT_OK));
 }
@@ -594,15 +545,8 @@ fn under_osqueryd_a_failed_replay_is_a_failed_source() {
     assert_eq!(row("eslogger")["state"], "active");
     assert!(matches!(ext.child.try_wait(), Ok(None)), "{}", ext.stderr());
 
-    ext.signal("TERM");
-    let t = Instant::now();
-    // osqueryd mode: its own shutdown bound, not standalone's.
-    let status = ext.wait_exit(support::bounds::osquery_exit());
-    eprintln!(
-        "extension with a FIFO replay: {status:?} {:?} after SIGTERM",
-        t.elapsed()
-    );
-    assert_eq!(status.and_then(|s| s.code()), Some(0), "{}", ext.stderr());
+    // A signal is a request, not a failure.
+    term_exits_0(&mut ext, "extension with a FIFO replay");
 }
 
 /// SIGTERM while waiting (up to --timeout) for osqueryd's socket.
@@ -620,14 +564,17 @@ fn a_signal_ends_the_wait_for_osqueryd() {
     );
     std::thread::sleep(Duration::from_millis(500));
     assert!(matches!(ext.child.try_wait(), Ok(None)), "{}", ext.stderr());
-    ext.signal("TERM");
-    let t = Instant::now();
-    let status = ext.wait_exit(support::bounds::osquery_exit());
-    eprintln!(
-        "waiting for osqueryd: {status:?} {:?} after SIGTERM",
-        t.elapsed()
-    );
     // A signal is a request, not a failure.
+    term_exits_0(&mut ext, "waiting for osqueryd");
+}
+
+/// SIGTERM ends an osqueryd-mode extension with 0 within its own shutdown
+/// bound (not standalone's).
+fn term_exits_0(ext: &mut Extension, what: &str) {
+    let (status, took) = ext
+        .child
+        .signal_exit_within(libc::SIGTERM, support::bounds::osquery_exit());
+    eprintln!("{what}: {status:?} {took:?} after SIGTERM");
     assert_eq!(status.and_then(|s| s.code()), Some(0), "{}", ext.stderr());
 }
 

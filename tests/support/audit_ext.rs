@@ -4,18 +4,18 @@
 //! the extension in `--standalone`, and a harmless binary named kcc.
 #![allow(dead_code)] // each test binary uses a different part
 
-use kerberos_cache_access::sources::linux_audit::control::{self, AuditRule};
+use super::standalone::{self, Finished, Running};
+use kerberos_cache_access::sources::linux_audit::control::{self, AuditRule, StartError};
 use kerberos_cache_access::sources::linux_audit::netlink::ControlSocket;
 use netlink_packet_audit::StatusMessage;
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_kerberos_cache_access");
 /// Every test process that changes audit state takes this flock
 /// (tests/linux_audit_session.rs too).
 pub const LOCK_PATH: &str = "/tmp/kerberos_cache_access-audit-tests.lock";
@@ -65,8 +65,12 @@ pub struct AuditSnapshot {
 
 impl AuditSnapshot {
     pub fn now() -> AuditSnapshot {
-        let st = control::read_state().expect("reading the audit state");
-        AuditSnapshot {
+        AuditSnapshot::read().expect("reading the audit state")
+    }
+
+    pub fn read() -> Result<AuditSnapshot, StartError> {
+        let st = control::read_state()?;
+        Ok(AuditSnapshot {
             enabled: st.status.enabled,
             failure: st.status.failure,
             pid: st.status.pid,
@@ -74,7 +78,7 @@ impl AuditSnapshot {
             backlog_limit: st.status.backlog_limit,
             backlog_wait_time: st.status.backlog_wait_time,
             rules: st.rules,
-        }
+        })
     }
 
     /// The rules tagged `key`.
@@ -99,16 +103,22 @@ pub struct AuditGuard {
 }
 
 impl AuditGuard {
-    /// None (test skipped, with a `SKIPPED:` line) when not root.
+    /// None (test skipped, with a `SKIPPED:` line) when not root or audit
+    /// is not available here; panics when reading the audit state fails
+    /// otherwise.
     pub fn take(test: &str) -> Option<AuditGuard> {
         if !is_root() {
             let _ = test;
             super::fixtures::skip("needs root");
             return None;
         }
-        if let Err(e) = control::read_state() {
-            super::fixtures::skip(format_args!("audit netlink unavailable: {e}"));
-            return None;
+        match control::read_state() {
+            Ok(_) => {}
+            Err(StartError::Unavailable(why)) => {
+                super::fixtures::skip(format_args!("audit netlink unavailable: {why}"));
+                return None;
+            }
+            Err(e @ StartError::Failed(_)) => panic!("reading the audit state: {e}"),
         }
         let lock = audit_lock();
         Some(AuditGuard {
@@ -134,23 +144,30 @@ impl AuditGuard {
 
 impl Drop for AuditGuard {
     fn drop(&mut self) {
-        if !self.checked && AuditSnapshot::now() != self.before {
+        // Unwinding from a failed assertion: put the kernel back anyway
+        // (never a second panic here).
+        if !self.checked && AuditSnapshot::read().is_ok_and(|now| now != self.before) {
             eprintln!("repairing the audit state after a failed test");
             repair(&self.before);
         }
     }
 }
 
-/// Best effort: rules and flags back as they were.
+/// Best effort: rules and flags back as they were, and the audit pid given
+/// back if this process holds it (a test's own audit session).
 pub fn repair(before: &AuditSnapshot) {
     let Ok(mut ctl) = ControlSocket::open() else {
         return;
     };
-    let now = AuditSnapshot::now();
+    let Ok(now) = AuditSnapshot::read() else {
+        return;
+    };
     for rule in now.rules.iter().filter(|r| !before.rules.contains(r)) {
         let _ = ctl.del_rule(rule.raw());
     }
-    let now = AuditSnapshot::now();
+    let Ok(now) = AuditSnapshot::read() else {
+        return;
+    };
     if now.rules != before.rules {
         // Order matters for byte-for-byte equality: rebuild the list.
         for rule in &now.rules {
@@ -167,37 +184,34 @@ pub fn repair(before: &AuditSnapshot) {
     s.backlog_limit = before.backlog_limit;
     s.backlog_wait_time = before.backlog_wait_time;
     let _ = ctl.set_status(&s);
+    if now.pid == std::process::id() {
+        let mut s = StatusMessage::new();
+        s.mask = 0x04;
+        let _ = ctl.set_status(&s);
+    }
 }
 
 /// The extension in `--standalone --source linux_audit`, with its rows
 /// (stdout) and its log (stderr) collected.
 pub struct Extension {
-    pub child: Child,
+    pub child: Running,
     rows: Receiver<Value>,
     lines: Receiver<String>,
     stderr: Arc<Mutex<String>>,
-    waited: bool,
 }
 
 impl Extension {
     /// Starts it with `state_dir` and waits until the audit source says
     /// what it does. None (skipped) when audit cannot run here.
     pub fn start(state_dir: &Path) -> Option<Extension> {
-        let mut child = Command::new(BIN)
-            .args([
-                "--standalone",
-                "--source",
-                "linux_audit",
-                "--snapshot-interval",
-                "0",
-            ])
-            .arg("--state-dir")
-            .arg(state_dir)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut child = Running::spawn(
+            standalone::source("linux_audit", state_dir)
+                .env("RUST_LOG", "info")
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped()),
+        )
+        // A failed test: SIGTERM, so that it restores what it changed.
+        .term_on_drop(super::bounds::standalone_exit());
         let (row_tx, rows) = mpsc::channel();
         let stdout = child.stdout.take().unwrap();
         std::thread::spawn(move || {
@@ -222,7 +236,6 @@ impl Extension {
             rows,
             lines,
             stderr,
-            waited: false,
         };
         match ext.wait_log_any(
             &["source linux_audit:", "source linux_audit unavailable"],
@@ -295,21 +308,13 @@ impl Extension {
     /// SIGTERM; asserts a clean exit within the shutdown bound and returns
     /// the log.
     pub fn stop(mut self) -> String {
-        signal(self.pid(), "TERM");
-        let deadline = Instant::now() + super::bounds::standalone_exit();
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                self.waited = true;
-                assert!(status.success(), "exit {status:?}; log:\n{}", self.log());
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "extension did not stop on SIGTERM; log:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let (status, _) = self
+            .child
+            .signal_exit_within(libc::SIGTERM, super::bounds::standalone_exit());
+        let Some(status) = status else {
+            panic!("extension did not stop on SIGTERM; log:\n{}", self.log());
+        };
+        assert!(status.success(), "exit {status:?}; log:\n{}", self.log());
         // Let the reader thread take the last lines.
         std::thread::sleep(Duration::from_millis(50));
         self.log()
@@ -319,34 +324,8 @@ impl Extension {
     pub fn kill9(mut self) -> String {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        self.waited = true;
         self.log()
     }
-}
-
-impl Drop for Extension {
-    fn drop(&mut self) {
-        if !self.waited {
-            // A failed test: SIGTERM, so it restores what it changed.
-            signal(self.pid(), "TERM");
-            let deadline = Instant::now() + super::bounds::standalone_exit();
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = self.child.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-pub fn signal(pid: u32, sig: &str) {
-    let _ = Command::new("kill")
-        .arg(format!("-{sig}"))
-        .arg(pid.to_string())
-        .status();
 }
 
 pub fn args_of(row: &Value) -> Vec<String> {
@@ -395,13 +374,13 @@ pub fn marker(what: &str) -> String {
     )
 }
 
-/// Runs the extension binary to completion with `args`.
-pub fn run_bin(args: &[&str], state_dir: &Path) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .arg("--state-dir")
-        .arg(state_dir)
-        .env("RUST_LOG", "info")
-        .output()
-        .unwrap()
+/// Runs the extension binary (not `--standalone`) with `args` to its exit,
+/// within the bound of runs that end by themselves.
+pub fn run_bin(args: &[&str], state_dir: &Path) -> Finished {
+    standalone::run_to_exit(
+        standalone::bin(state_dir)
+            .args(args)
+            .env("RUST_LOG", "info"),
+        super::bounds::RUN_LIMIT,
+    )
 }

@@ -36,7 +36,7 @@ use std::io::ErrorKind;
 use std::net::Shutdown;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -47,7 +47,7 @@ use thrift::transport::{TBufferedReadTransport, TBufferedWriteTransport};
 use thrift::TransportErrorKind;
 
 /// The extension binary under test.
-pub const EXTENSION_BIN: &str = env!("CARGO_BIN_EXE_kerberos_cache_access");
+pub const EXTENSION_BIN: &str = standalone::BIN;
 
 /// Timeout of the double's own calls into an extension (osqueryd uses 300 s;
 /// tests want to fail fast).
@@ -708,7 +708,7 @@ impl Default for LaunchOptions {
 
 /// A spawned extension process; killed on drop if still running.
 pub struct Extension {
-    pub child: Child,
+    pub child: standalone::Running,
     stderr_path: PathBuf,
     _dir: tempfile::TempDir,
 }
@@ -737,15 +737,6 @@ impl Extension {
             .map(|s| s.success())
             .unwrap_or(false);
         assert!(ok, "kill -{signal} {} failed", self.pid());
-    }
-}
-
-impl Drop for Extension {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
     }
 }
 
@@ -781,29 +772,14 @@ pub fn spawn_extension(socket: &Path, opts: &LaunchOptions) -> Extension {
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(stderr);
-    let child = cmd
-        .spawn()
-        .unwrap_or_else(|e| panic!("spawn {EXTENSION_BIN}: {e}"));
     Extension {
-        child,
+        child: standalone::Running::spawn(&mut cmd),
         stderr_path,
         _dir: dir,
     }
 }
 
-/// Polls until `child` exits; None if it is still running after `timeout`.
-pub fn wait_exit(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Ok(Some(status)) = child.try_wait() {
-            return Some(status);
-        }
-        if Instant::now() >= deadline {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
+pub use standalone::wait_exit;
 
 /// A plugin request from key/value pairs.
 pub fn request(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
