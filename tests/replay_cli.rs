@@ -15,7 +15,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{ChildStdout, Command, ExitStatus, Stdio};
+use std::process::{ChildStdout, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 use support::standalone::{self, Running};
 use support::{request, socket_dir, spawn_extension, Extension, FakeOsqueryd, LaunchOptions};
@@ -604,7 +604,7 @@ fn a_signal_with_stdout_not_read_still_restores_the_audit_state() {
     }
     // About 1 KB a row: well past a 64 KiB pipe.
     for i in 0..300 {
-        Command::new(&kcc)
+        std::process::Command::new(&kcc)
             .args(["copy_cred_cache", &format!("/tmp/replay-cli-{i}.ccache")])
             .status()
             .unwrap();
