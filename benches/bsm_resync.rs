@@ -6,13 +6,15 @@
 //!
 //! `cargo bench --bench bsm_resync`.
 
+#[path = "../tests/support/standalone.rs"]
+mod standalone;
+
 use kerberos_cache_access::sources::bsm::events::interpret;
 use kerberos_cache_access::sources::bsm::parse::{parse_record, RecordReader};
 use std::hint::black_box;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_kerberos_cache_access");
 /// What one read of the source hands the reader (its READ_BUF).
 const CHUNK: usize = 128 * 1024;
 const GARBAGE: usize = 256 << 20;
@@ -137,17 +139,14 @@ fn urandom(limit: Duration) {
         return;
     }
     let dir = std::env::temp_dir().join(format!("kca-bsm-resync-{}", std::process::id()));
-    let mut child = match Command::new(BIN)
-        .args(["--standalone", "--snapshot-interval", "0"])
-        .args(["--source", "bsm:/dev/urandom", "--state-dir"])
-        .arg(&dir)
+    let mut child = match standalone::source("bsm:/dev/urandom", &dir)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
     {
         Ok(c) => c,
         Err(e) => {
-            println!("urandom: cannot start {BIN}: {e}");
+            println!("urandom: cannot start {}: {e}", standalone::BIN);
             return;
         }
     };

@@ -212,12 +212,7 @@ fn run_extension(
     expect_lines: Option<u64>,
 ) -> Result<Usage, String> {
     let state = dir.join("state");
-    let mut cmd = Command::new(BIN);
-    cmd.args(["--standalone", "--snapshot-interval", "0", "--source"])
-        .arg(format!("{kind}:{}", file.display()))
-        .arg("--state-dir")
-        .arg(&state)
-        .env_remove("RUST_LOG");
+    let cmd = support::standalone::source(&format!("{kind}:{}", file.display()), &state);
     let stderr = dir.join("stderr.log");
     let (usage, rows) = run_measured(cmd, &stderr)?;
     let _ = std::fs::remove_dir_all(&state);
