@@ -49,8 +49,8 @@ use std::path::Path;
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 use support::bsm::Writer;
+use support::standalone::BIN;
 
-const BIN: &str = env!("CARGO_BIN_EXE_kerberos_cache_access");
 const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data");
 const SOURCES: [&str; 7] = [
     "eslogger",

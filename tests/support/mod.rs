@@ -234,12 +234,6 @@ impl FakeOsqueryd {
         }
     }
 
-    /// Waits until `uuid` deregistered itself.
-    pub fn wait_deregistered(&self, uuid: i64, timeout: Duration) -> bool {
-        self.wait_until(timeout, |st| st.deregistered.contains(&uuid).then_some(()))
-            .is_some()
-    }
-
     /// Uuids that were deregistered through deregisterExtension().
     pub fn deregistered(&self) -> Vec<i64> {
         self.shared.state().deregistered.clone()
